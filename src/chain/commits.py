@@ -1,0 +1,105 @@
+"""Commits and the hashes a header commits to (§4): what makes a block final.
+
+Pure functions used by the state transition (the block's ``last_commit``), by consensus
+(building and checking certificates) and by block sync (checking a fetched block with
+the next block's commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chain.codec import dumps
+from chain.crypto import DOMAIN_VOTE, address_of, sign_bytes, verify_many
+from chain.errors import InvalidBlock
+from chain.merkle import merkle_root
+from chain.types import (
+    Commit,
+    CommitFlag,
+    DuplicateVoteEvidence,
+    SetMember,
+    TxResult,
+    Vote,
+    encode,
+    sha256,
+)
+
+
+def vote_sign_bytes(chain_id: str, vote: Vote) -> bytes:
+    """What a validator signs for ``vote`` (§2: domain ``bizra/vote/v1``)."""
+    return sign_bytes(DOMAIN_VOTE, chain_id, dumps(vote.unsigned_cbor()))
+
+
+def total_power(members: Sequence[SetMember]) -> int:
+    total = 0
+    for m in members:
+        total += m.power
+    return total
+
+
+def validators_hash(members: Sequence[SetMember]) -> bytes:
+    """Merkle root over ``[pubkey, voting_power]`` of the set, in set order."""
+    return merkle_root([encode(m) for m in members])
+
+
+def commit_hash(commit: Commit | None) -> bytes:
+    """``last_commit_hash``: merkle root over the hashes of the commit's entries."""
+    if commit is None:
+        return merkle_root([])
+    return merkle_root([sha256(encode(s)) for s in commit.signatures])
+
+
+def evidence_hash(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
+    return merkle_root([sha256(encode(e)) for e in evidence])
+
+
+def results_hash(results: Sequence[TxResult]) -> bytes:
+    """``last_results_hash``: merkle root over the hashes of ``[code, data]`` per tx."""
+    return merkle_root([sha256(encode(r)) for r in results])
+
+
+def verify_commit(chain_id: str, commit: Commit, members: Sequence[SetMember],
+                  height: int, block_id: bytes) -> None:
+    """Check that ``commit`` finalizes ``block_id`` at ``height`` for this validator set.
+
+    Every present entry's signature must be valid and the entries for the block must hold
+    more than 2/3 of the set's power. Raises InvalidBlock saying what is wrong.
+    """
+    if commit.height != height:
+        raise InvalidBlock(f"commit is for height {commit.height}, expected {height}")
+    if commit.block_id != block_id:
+        raise InvalidBlock(f"commit is for block {commit.block_id.hex()}, expected {block_id.hex()}")
+    if len(commit.signatures) != len(members):
+        raise InvalidBlock(f"commit has {len(commit.signatures)} entries for a set of "
+                           f"{len(members)} validators")
+    checks: list[tuple[bytes, bytes, bytes]] = []
+    voted = 0
+    for index, (entry, member) in enumerate(zip(commit.signatures, members, strict=True)):
+        if entry.flag == CommitFlag.ABSENT:
+            continue
+        vote = commit.vote_for(index, address_of(member.pubkey))
+        checks.append((member.pubkey, vote_sign_bytes(chain_id, vote), entry.signature))
+        if entry.flag == CommitFlag.COMMIT:
+            voted += member.power
+    for ok, (pubkey, _, _) in zip(verify_many(checks), checks, strict=True):
+        if not ok:
+            raise InvalidBlock(f"commit: invalid signature of validator {address_of(pubkey).hex()}")
+    if voted * 3 <= total_power(members) * 2:
+        raise InvalidBlock(f"commit: {voted} of {total_power(members)} voting power is not "
+                           "more than 2/3")
+
+
+def median_time(commit: Commit, members: Sequence[SetMember]) -> int:
+    """CometBFT's BFT time: the voting-power-weighted median of the present entries'
+    timestamps (absent entries excluded)."""
+    weighted = sorted(
+        (entry.timestamp_ns, member.power)
+        for entry, member in zip(commit.signatures, members, strict=True)
+        if entry.flag != CommitFlag.ABSENT
+    )
+    remaining = sum(power for _, power in weighted) // 2
+    for ts, power in weighted:
+        if remaining <= power:
+            return ts
+        remaining -= power
+    raise InvalidBlock("commit has no signatures to take a time from")

@@ -1,0 +1,205 @@
+"""Typed, write-back access to the ledger state during one block.
+
+:class:`Ledger` reads through a :class:`StateReader` (the committed state: memory or
+LevelDB) and keeps what the block reads and writes as decoded records, so a hot account
+is decoded once and encoded once per block however many txs touch it. :meth:`Ledger.diff`
+is the block's effect: the key/value changes to commit and to feed the state root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+import cbor2
+
+from chain import statekeys as keys
+from chain.codec import dumps, expect_array, expect_bytes, expect_list, expect_uint
+from chain.types import Account, Attestation, ChainMeta, SetMember, Validator
+
+
+class StateReader(Protocol):
+    """Read access to a committed state."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or None."""
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every key/value whose key starts with ``prefix``, in ascending key order."""
+
+
+_R = TypeVar("_R")
+_ABSENT = object()
+
+
+def _unbondings_from(obj: object) -> list[tuple[bytes, int]]:
+    return [(expect_bytes(op, "unbonding.operator", 20), expect_uint(amt, "unbonding.amount"))
+            for op, amt in (expect_array(e, 2, "unbonding") for e in expect_list(obj, "unbondings"))]
+
+
+def _ids_from(obj: object) -> list[bytes]:
+    return [expect_bytes(i, "expiry.id", 32) for i in expect_list(obj, "expiry")]
+
+
+def _set_from(obj: object) -> list[SetMember]:
+    return [SetMember.from_cbor(m) for m in expect_list(obj, "validator_set")]
+
+
+def _uint_from(obj: object) -> int:
+    return expect_uint(obj, "integer")
+
+
+def _pair_from(obj: object) -> tuple[int, int]:
+    a, b = expect_array(obj, 2, "supply")
+    return expect_uint(a, "supply.issued"), expect_uint(b, "supply.slashed")
+
+
+def _to_cbor(value: Any) -> Any:
+    if hasattr(value, "to_cbor"):
+        return value.to_cbor()
+    if isinstance(value, list):
+        return [_to_cbor(v) for v in value]
+    if isinstance(value, tuple):
+        return [_to_cbor(v) for v in value]
+    return value
+
+
+class Ledger:
+    """The state as seen by one block being applied; see the module docstring."""
+
+    __slots__ = ("_base", "_cache", "_dirty")
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._cache: dict[bytes, Any] = {}
+        self._dirty: set[bytes] = set()
+
+    # -- generic ----------------------------------------------------------------------
+    def _load(self, key: bytes, parse: Callable[[object], _R]) -> _R | None:
+        cached = self._cache.get(key, _ABSENT)
+        if cached is not _ABSENT:
+            return cached  # type: ignore[no-any-return]
+        raw = self._base.get(key)
+        value = None if raw is None else parse(cbor2.loads(raw))
+        self._cache[key] = value
+        return value
+
+    def _store(self, key: bytes, value: object) -> None:
+        self._cache[key] = value
+        self._dirty.add(key)
+
+    def iter_prefix(self, prefix: bytes, parse: Callable[[object], _R]) -> list[tuple[bytes, _R]]:
+        """Every live record under ``prefix`` as this block sees it, in key order."""
+        seen: dict[bytes, Any] = {}
+        for key, raw in self._base.iter_prefix(prefix):
+            seen[key] = self._cache[key] if key in self._cache else parse(cbor2.loads(raw))
+        for key in self._dirty:
+            if key.startswith(prefix):
+                seen[key] = self._cache[key]
+        return [(k, seen[k]) for k in sorted(seen) if seen[k] is not None]
+
+    def diff(self) -> dict[bytes, bytes | None]:
+        """The encoded changes this block made (None deletes)."""
+        out: dict[bytes, bytes | None] = {}
+        for key in self._dirty:
+            value = self._cache[key]
+            out[key] = None if value is None else dumps(_to_cbor(value))
+        return out
+
+    # -- records ----------------------------------------------------------------------
+    def meta(self) -> ChainMeta:
+        meta = self._load(keys.META, ChainMeta.from_cbor)
+        if meta is None:
+            raise KeyError("state has no chain metadata: it was not initialised from a genesis")
+        return meta
+
+    def set_meta(self, meta: ChainMeta) -> None:
+        self._store(keys.META, meta)
+
+    def account(self, address: bytes) -> Account:
+        return self._load(keys.account(address), Account.from_cbor) or _EMPTY_ACCOUNT
+
+    def set_account(self, address: bytes, account: Account) -> None:
+        self._store(keys.account(address), None if account == _EMPTY_ACCOUNT else account)
+
+    def validator(self, operator: bytes) -> Validator | None:
+        return self._load(keys.validator(operator), Validator.from_cbor)
+
+    def set_validator(self, validator: Validator) -> None:
+        self._store(keys.validator(validator.operator), validator)
+
+    def validators(self) -> list[Validator]:
+        return [v for _, v in self.iter_prefix(keys.validator_prefix(), Validator.from_cbor)]
+
+    def operator_of(self, consensus_address: bytes) -> bytes | None:
+        return self._load(keys.consensus_key(consensus_address),
+                          lambda o: expect_bytes(o, "operator", 20))
+
+    def set_operator_of(self, consensus_address: bytes, operator: bytes) -> None:
+        self._store(keys.consensus_key(consensus_address), operator)
+
+    def unbondings(self, epoch: int) -> list[tuple[bytes, int]]:
+        return list(self._load(keys.unbonding(epoch), _unbondings_from) or [])
+
+    def set_unbondings(self, epoch: int, entries: list[tuple[bytes, int]]) -> None:
+        self._store(keys.unbonding(epoch), [list(e) for e in entries] or None)
+
+    def attestation(self, attestation_id: bytes) -> Attestation | None:
+        return self._load(keys.attestation(attestation_id), Attestation.from_cbor)
+
+    def set_attestation(self, attestation_id: bytes, att: Attestation) -> None:
+        self._store(keys.attestation(attestation_id), att)
+
+    def endorsement(self, attestation_id: bytes, operator: bytes) -> int | None:
+        return self._load(keys.endorsement(attestation_id, operator), _uint_from)
+
+    def set_endorsement(self, attestation_id: bytes, operator: bytes, score: int) -> None:
+        self._store(keys.endorsement(attestation_id, operator), score)
+
+    def expiring(self, epoch: int) -> list[bytes]:
+        return list(self._load(keys.expiry(epoch), _ids_from) or [])
+
+    def set_expiring(self, epoch: int, ids: list[bytes]) -> None:
+        self._store(keys.expiry(epoch), ids or None)
+
+    def impact(self, address: bytes) -> int:
+        return self._load(keys.impact(address), _uint_from) or 0
+
+    def impacts(self) -> list[tuple[bytes, int]]:
+        skip = len(keys.impact_prefix())
+        return [(k[skip:], v) for k, v in self.iter_prefix(keys.impact_prefix(), _uint_from)]
+
+    def set_impact(self, address: bytes, value: int) -> None:
+        self._store(keys.impact(address), value or None)
+
+    def epoch_score(self, address: bytes) -> int:
+        return self._load(keys.epoch_score(address), _uint_from) or 0
+
+    def epoch_scores(self) -> list[tuple[bytes, int]]:
+        skip = len(keys.epoch_score_prefix())
+        return [(k[skip:], v) for k, v in self.iter_prefix(keys.epoch_score_prefix(), _uint_from)]
+
+    def set_epoch_score(self, address: bytes, value: int) -> None:
+        self._store(keys.epoch_score(address), value or None)
+
+    def validator_set(self, from_height: int) -> list[SetMember] | None:
+        return self._load(keys.validator_set(from_height), _set_from)
+
+    def set_validator_set(self, from_height: int, members: list[SetMember]) -> None:
+        self._store(keys.validator_set(from_height), members)
+
+    def supply(self) -> tuple[int, int]:
+        """``(issued, slashed)`` so far."""
+        return self._load(keys.SUPPLY, _pair_from) or (0, 0)
+
+    def set_supply(self, issued: int, slashed: int) -> None:
+        self._store(keys.SUPPLY, [issued, slashed])
+
+    def was_slashed(self, key: bytes) -> bool:
+        return self._load(key, _uint_from) is not None
+
+    def mark_slashed(self, key: bytes, height: int) -> None:
+        self._store(key, height)
+
+
+_EMPTY_ACCOUNT = Account(0, 0)

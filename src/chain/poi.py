@@ -1,0 +1,74 @@
+"""Proof of Impact arithmetic (§6): integer ppm, floor division, in the spec's order.
+
+Pure functions of integers, compiled with mypyc. Nothing here reads the state; the
+state transition feeds them what it has read.
+"""
+
+from __future__ import annotations
+
+from math import isqrt
+
+PPM = 1_000_000
+
+ATTESTATION_PENDING = 0
+ATTESTATION_FINALIZED = 1
+ATTESTATION_REJECTED = 2
+ATTESTATION_EXPIRED = 3
+
+STATUS_NAMES = ("pending", "finalized", "rejected", "expired")
+
+
+def attestation_score(
+    dims: tuple[int, int, int, int, int] | list[int],
+    penalty: int,
+    weights: tuple[int, int, int, int, int] | list[int],
+    max_penalty: int,
+) -> int:
+    """``raw = Σ w_i·dims_i // 1e6``; ``score = raw·(1e6 − min(penalty, max_penalty)) // 1e6``.
+
+    Callers check the ranges first (dims and penalty in [0, 1e6]).
+    """
+    acc = 0
+    for i in range(5):
+        acc += weights[i] * dims[i]
+    raw = acc // PPM
+    return raw * (PPM - min(penalty, max_penalty)) // PPM
+
+
+def endorsement_outcome(endorsing_power: int, weighted_scores: int, total_power: int,
+                        threshold: int) -> int:
+    """The status an attestation takes given its endorsements so far.
+
+    ``weighted_scores`` is Σ power·validation_score over the endorsers. Decided once the
+    endorsing power exceeds 2/3 of ``total_power``: finalized when the power-weighted
+    mean score (floor) is at least ``threshold``, rejected otherwise; pending before.
+    """
+    if endorsing_power == 0 or endorsing_power * 3 <= total_power * 2:
+        return ATTESTATION_PENDING
+    if weighted_scores // endorsing_power >= threshold:
+        return ATTESTATION_FINALIZED
+    return ATTESTATION_REJECTED
+
+
+def decayed_impact(impact: int, lambda_ppm: int) -> int:
+    """``I_prev · lambda // 1e6``."""
+    return impact * lambda_ppm // PPM
+
+
+def split_rewards(scores: list[int], issuance: int) -> list[int]:
+    """Each contributor's share of ``issuance``, proportional to its score, floored.
+
+    What the floors leave over is not paid (it is burned); an epoch with no finalized
+    score pays nothing.
+    """
+    total = 0
+    for s in scores:
+        total += s
+    if total == 0:
+        return [0 for _ in scores]
+    return [issuance * s // total for s in scores]
+
+
+def validator_weight(impact: int, reputation: int, stake_seed: int, base: int, cap: int) -> int:
+    """``W = min(cap, base + I + rep // 2 + 50,000 · isqrt(s))``, ``s`` in whole SEED."""
+    return min(cap, base + impact + reputation // 2 + 50_000 * isqrt(stake_seed))

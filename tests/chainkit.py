@@ -1,0 +1,121 @@
+"""A local chain for tests: genesis, signed txs, blocks and their commits, in memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from chain.codec import dumps
+from chain.commits import median_time, vote_sign_bytes
+from chain.crypto import PrivateKey, address_of
+from chain.genesis import GenesisAccount, make_devnet_genesis, operator_key_for
+from chain.params import Params
+from chain.state import chain_config, state_from_genesis
+from chain.blocks import make_block
+from chain.transition import BlockOutcome, apply_block, tx_sign_prefix
+from chain.types import (
+    Block,
+    Commit,
+    CommitFlag,
+    CommitSig,
+    Tx,
+    TxBody,
+    Vote,
+    VoteType,
+    encode,
+)
+from chain.validatorsets import validator_set_at
+from chain.ledger import Ledger
+
+GENESIS_TIME_NS = 1_790_000_000_000_000_000
+BLOCK_INTERVAL_NS = 6_000_000_000
+SEED = 1_000_000
+
+
+def key(n: int) -> PrivateKey:
+    """A deterministic key for test actor ``n``."""
+    return PrivateKey.from_seed(n.to_bytes(32, "big"))
+
+
+def sign_tx(chain_id: str, signer: PrivateKey, nonce: int, body: TxBody,
+            fee: int = 1_000) -> bytes:
+    unsigned = Tx(signer.public_key, nonce, fee, body, bytes(64))
+    sig = signer.sign(tx_sign_prefix(chain_id) + dumps(unsigned.unsigned_cbor()))
+    return encode(dataclasses.replace(unsigned, signature=sig))
+
+
+class LocalChain:
+    """A chain of ``validators`` validators, with ``users`` funded accounts, whose blocks
+    are signed by every validator of the set (no consensus: one process applies them)."""
+
+    def __init__(self, validators: int = 4, users: int = 8, *, params: Params | None = None,
+                 chain_id: str = "bizra-devnet-1", balance: int = 1_000_000 * SEED,
+                 bond: int = 2_000 * SEED) -> None:
+        self.validator_keys = [key(1000 + i) for i in range(validators)]
+        self.operator_keys = [operator_key_for(k) for k in self.validator_keys]
+        self.users = [key(1 + i) for i in range(users)]
+        genesis = make_devnet_genesis(chain_id, self.validator_keys, GENESIS_TIME_NS,
+                                      params=params or Params(epoch_length=10), bond=bond)
+        genesis = dataclasses.replace(genesis, accounts=genesis.accounts + tuple(
+            GenesisAccount(address_of(u.public_key), balance) for u in self.users))
+        self.genesis = genesis
+        self.config = chain_config(genesis)
+        self.state = state_from_genesis(genesis)
+        self.last_commit: Commit | None = None
+        self.nonces: dict[bytes, int] = {}
+        self._signers = {k.public_key: k for k in self.validator_keys}
+
+    def add_signer(self, consensus_key: PrivateKey) -> None:
+        """Let a validator that joins later sign commits too."""
+        self._signers[consensus_key.public_key] = consensus_key
+
+    @property
+    def height(self) -> int:
+        return Ledger(self.state).meta().height
+
+    def members(self, height: int) -> list:  # type: ignore[type-arg]
+        return validator_set_at(Ledger(self.state), height, self.config)
+
+    def tx(self, signer: PrivateKey, body: TxBody, *, fee: int = 1_000,
+           nonce: int | None = None) -> bytes:
+        """A signed tx; nonces are tracked per signer unless given."""
+        who = signer.public_key
+        n = self.nonces.get(who, 0) if nonce is None else nonce
+        self.nonces[who] = n + 1
+        return sign_tx(self.config.chain_id, signer, n, body, fee)
+
+    def next_block(self, txs: Sequence[bytes] = (), evidence: Sequence = ()) -> Block:  # type: ignore[type-arg]
+        height = self.height + 1
+        members = self.members(height)
+        if self.last_commit is None:
+            time_ns = self.genesis.genesis_time_ns
+        else:
+            time_ns = median_time(self.last_commit, self.members(height - 1))
+        return make_block(self.state, self.state.app_hash, self.config, txs=txs,
+                          proposer_address=address_of(members[0].pubkey), time_ns=time_ns,
+                          last_commit=self.last_commit, evidence=evidence)
+
+    def apply(self, block: Block) -> BlockOutcome:
+        """Apply and commit ``block``, then sign its commit with the whole set."""
+        outcome = apply_block(self.state, self.state.app_hash, block, self.config)
+        self.state.commit(outcome.changes)
+        self.last_commit = self.sign_commit(block)
+        return outcome
+
+    def sign_commit(self, block: Block, absent: Sequence[int] = ()) -> Commit:
+        h = block.header.height
+        block_id = block.block_id()
+        sigs = []
+        for i, m in enumerate(self.members(h)):
+            if i in absent:
+                sigs.append(CommitSig(CommitFlag.ABSENT, 0, b""))
+                continue
+            ts = block.header.time_ns + BLOCK_INTERVAL_NS + i
+            vote = Vote(VoteType.PRECOMMIT, h, 0, block_id, ts, address_of(m.pubkey), i, b"")
+            sig = self._signers[m.pubkey].sign(vote_sign_bytes(self.config.chain_id, vote))
+            sigs.append(CommitSig(CommitFlag.COMMIT, ts, sig))
+        return Commit(h, 0, block_id, tuple(sigs))
+
+    def run(self, txs: Sequence[bytes] = ()) -> BlockOutcome:
+        """Make and apply the next block."""
+        return self.apply(self.next_block(txs))
