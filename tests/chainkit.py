@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from chain.blocks import make_block
 from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
 from chain.crypto import PrivateKey, address_of
 from chain.genesis import GenesisAccount, make_devnet_genesis, operator_key_for
+from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config, state_from_genesis
-from chain.blocks import make_block
 from chain.transition import BlockOutcome, apply_block, tx_sign_prefix
 from chain.types import (
     Block,
@@ -25,7 +26,6 @@ from chain.types import (
     encode,
 )
 from chain.validatorsets import validator_set_at
-from chain.ledger import Ledger
 
 GENESIS_TIME_NS = 1_790_000_000_000_000_000
 BLOCK_INTERVAL_NS = 6_000_000_000

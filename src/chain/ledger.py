@@ -117,10 +117,19 @@ class Ledger:
         self._store(keys.META, meta)
 
     def account(self, address: bytes) -> Account:
-        return self._load(keys.account(address), Account.from_cbor) or _EMPTY_ACCOUNT
+        # The hot path of every tx: _load inlined.
+        key = _ACCOUNT_PREFIX + address
+        cached = self._cache.get(key, _ABSENT)
+        if cached is _ABSENT:
+            raw = self._base.get(key)
+            cached = None if raw is None else Account.from_cbor(cbor2.loads(raw))
+            self._cache[key] = cached
+        return cached or _EMPTY_ACCOUNT
 
     def set_account(self, address: bytes, account: Account) -> None:
-        self._store(keys.account(address), None if account == _EMPTY_ACCOUNT else account)
+        key = _ACCOUNT_PREFIX + address
+        self._cache[key] = account if account.balance or account.nonce else None
+        self._dirty.add(key)
 
     def validator(self, operator: bytes) -> Validator | None:
         return self._load(keys.validator(operator), Validator.from_cbor)
@@ -203,3 +212,4 @@ class Ledger:
 
 
 _EMPTY_ACCOUNT = Account(0, 0)
+_ACCOUNT_PREFIX = keys.account(b"")

@@ -8,8 +8,9 @@ after genesis.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from chain.errors import InvalidGenesis
 

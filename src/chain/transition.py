@@ -302,11 +302,12 @@ class _TxContext:
                 raise InvalidTx(f"balance {account.balance} cannot pay the fee {tx.fee}")
         except InvalidTx as exc:
             raise InvalidBlock(f"tx {index}: {exc}") from None
-        ledger.set_account(sender, Account(account.balance - tx.fee, account.nonce + 1))
+        account = Account(account.balance - tx.fee, account.nonce + 1)
+        ledger.set_account(sender, account)
         self.fees += tx.fee
         body = tx.body
         if isinstance(body, Transfer):
-            return self._transfer(sender, body)
+            return self._transfer(sender, account, body)
         if isinstance(body, ValidatorRegister):
             return self._register(sender, body)
         if isinstance(body, Bond):
@@ -317,9 +318,8 @@ class _TxContext:
             return self._attest(sender, body)
         return self._endorse(sender, body)
 
-    def _transfer(self, sender: bytes, body: Transfer) -> TxResult:
+    def _transfer(self, sender: bytes, acct: Account, body: Transfer) -> TxResult:
         ledger = self.ledger
-        acct = ledger.account(sender)
         if body.amount == 0:
             return _fail(Code.ZERO_AMOUNT, "transfer of zero")
         if acct.balance < body.amount:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NewType, Protocol, Self, TypeVar, Union
+from typing import Any, NewType, Protocol, Self, TypeVar
 
 from chain.codec import (
     dumps,
@@ -171,7 +171,7 @@ class PoiEndorse:
         )
 
 
-TxBody = Union[Transfer, ValidatorRegister, Bond, Unbond, PoiAttest, PoiEndorse]
+TxBody = Transfer | ValidatorRegister | Bond | Unbond | PoiAttest | PoiEndorse
 
 _BODY_TYPES: dict[int, Any] = {
     TxKind.TRANSFER: Transfer,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import cbor2
+from chainkit import SEED, LocalChain, key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,18 +20,16 @@ from chain.statekeys import ACCOUNT, UNBONDING, VALIDATOR
 from chain.types import (
     Account,
     Bond,
+    DuplicateVoteEvidence,
     PoiAttest,
     PoiEndorse,
     Transfer,
     Unbond,
-    DuplicateVoteEvidence,
     Validator,
     ValidatorRegister,
     Vote,
     VoteType,
 )
-from chainkit import SEED, LocalChain, key
-
 
 USERS = 4
 
@@ -91,6 +90,7 @@ def test_supply_is_conserved_up_to_issuance_and_slashes(sequence, per_block) -> 
         if op == "transfer":
             pending.append(chain.tx(user, Transfer(address_of(other.public_key), amount)))
         elif op == "register":
+            chain.add_signer(key(500 + a))
             pending.append(chain.tx(user, ValidatorRegister(key(500 + a).public_key, f"v{a}")))
         elif op == "bond":
             pending.append(chain.tx(user, Bond(amount)))

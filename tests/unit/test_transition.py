@@ -5,13 +5,19 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from chainkit import SEED, LocalChain, key, sign_tx
 
 from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
 from chain.errors import InvalidBlock
 from chain.ledger import Ledger
 from chain.params import Params
-from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
+from chain.poi import (
+    ATTESTATION_EXPIRED,
+    ATTESTATION_FINALIZED,
+    ATTESTATION_PENDING,
+    ATTESTATION_REJECTED,
+)
 from chain.transition import Code, apply_block, attestation_id
 from chain.types import (
     Bond,
@@ -24,7 +30,6 @@ from chain.types import (
     Vote,
     VoteType,
 )
-from chainkit import SEED, LocalChain, key, sign_tx
 
 FEE = 1_000
 

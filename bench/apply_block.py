@@ -1,0 +1,279 @@
+"""Block execution speed against its floor: blocks of signed transfers.
+
+For each state size (10,000 and 1,000,000 accounts by default) it builds a block of
+10,000 transfers from 10,000 distinct senders, each paying another of the senders (so
+both blocks change the same number of keys and only the size of the state differs),
+and measures:
+
+- apply: ``apply_block`` (header and last-commit checks, decoding, signature checks on
+  every core, execution) plus the state-root update, i.e. what a node does per block;
+- floor: on the same txs, decode + signature check + hash, with signatures checked on
+  every core while the main thread decodes and hashes;
+- the state-root update alone, for both state sizes, and their ratio.
+
+Then the mypyc-compiled against the interpreted build of PoI scoring, the merkle root
+and the state tree (the interpreted one is loaded from the installed ``.py`` files).
+
+Run: ``python bench/apply_block.py`` (``--help`` for sizes). The last line is one JSON
+object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from chain.compiled import compiled_status
+
+import chain.merkle
+import chain.poi
+import chain.statetree
+from chain.blocks import make_block
+from chain.codec import dumps
+from chain.commits import median_time, vote_sign_bytes
+from chain.crypto import PrivateKey, address_of, verify_many_in_background
+from chain.genesis import make_devnet_genesis
+from chain.ledger import Ledger
+from chain.params import Params
+from chain.state import MemoryState, chain_config, state_from_genesis
+from chain.statekeys import account
+from chain.transition import apply_block, decode_tx, tx_sign_prefix
+from chain.types import (
+    Block,
+    Commit,
+    CommitFlag,
+    CommitSig,
+    Transfer,
+    Tx,
+    Vote,
+    VoteType,
+    encode,
+    sha256,
+    unsigned_tx_encoding,
+)
+from chain.validatorsets import validator_set_at
+
+SEED = 1_000_000
+GENESIS_TIME_NS = 1_790_000_000_000_000_000
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def signed_transfers(chain_id: str, senders: list[PrivateKey], nonces: list[int],
+                     rng: random.Random) -> list[bytes]:
+    """One transfer per sender, each paying another sender chosen by a random shuffle."""
+    prefix = tx_sign_prefix(chain_id)
+    addresses = [address_of(k.public_key) for k in senders]
+    order = list(range(len(senders)))
+    rng.shuffle(order)
+    txs = []
+    for i, k in enumerate(senders):
+        to = addresses[order[i]] if order[i] != i else addresses[(i + 1) % len(senders)]
+        tx = Tx(k.public_key, nonces[i], 1_000, Transfer(to, 1 + rng.randrange(1_000)), bytes(64))
+        sig = k.sign(prefix + dumps(tx.unsigned_cbor()))
+        txs.append(encode(Tx(tx.sender, tx.nonce, tx.fee, tx.body, sig)))
+    return txs
+
+
+class Bench:
+    """A chain of 4 validators whose state holds ``accounts`` funded accounts."""
+
+    def __init__(self, accounts: int, senders: list[PrivateKey], rng: random.Random) -> None:
+        self.validators = [PrivateKey.from_seed(sha256(b"bench-validator" + bytes([i])))
+                           for i in range(4)]
+        genesis = make_devnet_genesis("bizra-bench-1", self.validators, GENESIS_TIME_NS,
+                                      params=Params())
+        self.config = chain_config(genesis)
+        self.state: MemoryState = state_from_genesis(genesis)
+        funded = dumps([1_000_000 * SEED, 0])
+        changes: dict[bytes, bytes | None] = {account(address_of(k.public_key)): funded
+                                              for k in senders}
+        while len(changes) < accounts:
+            changes[account(rng.randbytes(20))] = funded
+        t0 = time.perf_counter()
+        self.state.commit(changes)
+        self.build_s = time.perf_counter() - t0
+        self.last_commit: Commit | None = None
+        # An empty first block, so the measured block carries and checks a last commit.
+        self.apply(self.next_block([]))
+
+    def next_block(self, txs: list[bytes]) -> Block:
+        ledger = Ledger(self.state)
+        height = ledger.meta().height + 1
+        members = validator_set_at(ledger, height, self.config)
+        time_ns = (GENESIS_TIME_NS if self.last_commit is None
+                   else median_time(self.last_commit, validator_set_at(ledger, height - 1, self.config)))
+        return make_block(self.state, self.state.app_hash, self.config, txs=txs,
+                          proposer_address=address_of(members[0].pubkey), time_ns=time_ns,
+                          last_commit=self.last_commit)
+
+    def apply(self, block: Block) -> tuple[float, float]:
+        """Apply and commit ``block``; returns (seconds for the whole, for the root)."""
+        t0 = time.perf_counter()
+        outcome = apply_block(self.state, self.state.app_hash, block, self.config)
+        t1 = time.perf_counter()
+        self.state.commit(outcome.changes)
+        t2 = time.perf_counter()
+        self.last_commit = self.sign_commit(block)
+        return t2 - t0, t2 - t1
+
+    def sign_commit(self, block: Block) -> Commit:
+        h = block.header.height
+        signers = {k.public_key: k for k in self.validators}
+        members = validator_set_at(Ledger(self.state), h, self.config)
+        sigs = []
+        for i, m in enumerate(members):
+            ts = block.header.time_ns + 6_000_000_000
+            vote = Vote(VoteType.PRECOMMIT, h, 0, block.block_id(), ts, address_of(m.pubkey), i, b"")
+            sig = signers[m.pubkey].sign(vote_sign_bytes(self.config.chain_id, vote))
+            sigs.append(CommitSig(CommitFlag.COMMIT, ts, sig))
+        return Commit(h, 0, block.block_id(), tuple(sigs))
+
+
+def floor_seconds(chain_id: str, txs: list[bytes], params: Params) -> float:
+    """Decode + signature check + hash of ``txs``: signatures on every core, decoding
+    and hashing on the main thread meanwhile (what any node must do per tx)."""
+    prefix = tx_sign_prefix(chain_id)
+    t0 = time.perf_counter()
+    pending = verify_many_in_background(
+        [(raw[4:36], prefix + unsigned_tx_encoding(raw), raw[-64:]) for raw in txs])
+    for raw in txs:
+        decode_tx(raw, params)
+        sha256(raw)
+    ok = pending.result()
+    elapsed = time.perf_counter() - t0
+    if not all(ok):
+        raise SystemExit("floor: a signature failed")
+    return elapsed
+
+
+def interpreted(module: ModuleType) -> ModuleType:
+    """The same module loaded from its ``.py`` source, not the compiled extension."""
+    path = Path(module.__file__ or "").with_suffix(".py")
+    if not path.exists():
+        path = Path(module.__file__ or "").parent / (module.__name__.rsplit(".", 1)[1] + ".py")
+    spec = importlib.util.spec_from_file_location(module.__name__ + "_interpreted", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def compiled_vs_interpreted(rng: random.Random) -> dict[str, Any]:
+    weights = Params().poi_weights
+    dims = [tuple(rng.randrange(1_000_001) for _ in range(5)) for _ in range(100_000)]
+    items = [rng.randbytes(32) for _ in range(10_000)]
+    changes: dict[bytes, bytes | None] = {rng.randbytes(21): rng.randbytes(40) for _ in range(20_000)}
+    out: dict[str, Any] = {}
+    for name, mod, run in (
+        ("poi_scoring_100k", chain.poi,
+         lambda m: [m.attestation_score(d, 10_000, weights, 150_000) for d in dims]),
+        ("merkle_root_10k", chain.merkle, lambda m: m.merkle_root(items)),
+        ("state_tree_20k", chain.statetree, lambda m: m.StateTree().update(changes)),
+    ):
+        py = interpreted(mod)
+        t_c = best_of(5, lambda run=run, mod=mod: run(mod))  # type: ignore[misc]
+        t_p = best_of(5, lambda run=run, py=py: run(py))  # type: ignore[misc]
+        out[name] = {"compiled_ms": round(t_c * 1e3, 3), "interpreted_ms": round(t_p * 1e3, 3),
+                     "speedup": round(t_p / t_c, 2) if t_c else None,
+                     "compiled_loaded": compiled_status().get(mod.__name__, False)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--txs", type=int, default=10_000, help="transfers per block")
+    parser.add_argument("--accounts", type=int, nargs="+", default=[10_000, 1_000_000],
+                        help="state sizes to measure (accounts)")
+    parser.add_argument("--repeat", type=int, default=3, help="blocks per state size (best and median)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    log(f"signing {args.txs} senders' keys ...")
+    senders = [PrivateKey.from_seed(sha256(b"bench-sender" + i.to_bytes(4, "big")))
+               for i in range(args.txs)]
+
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "platform": platform.platform()},
+                               "compiled": compiled_status(), "txs_per_block": args.txs}
+    per_size: dict[str, Any] = {}
+    for accounts in args.accounts:
+        log(f"building a state of {accounts:,} accounts ...")
+        bench = Bench(max(accounts, args.txs), senders, rng)
+        applies, roots, floors = [], [], []
+        for _ in range(args.repeat):
+            ledger = Ledger(bench.state)
+            nonces = [ledger.account(address_of(k.public_key)).nonce for k in senders]
+            txs = signed_transfers(bench.config.chain_id, senders, nonces, rng)
+            block = bench.next_block(txs)
+            gc.collect()
+            floors.append(floor_seconds(bench.config.chain_id, txs, bench.config.params))
+            gc.collect()
+            total, root = bench.apply(block)
+            applies.append(total)
+            roots.append(root)
+        best_apply, best_floor = min(applies), min(floors)
+        entry = {
+            "accounts": accounts,
+            "state_build_s": round(bench.build_s, 2),
+            "apply_s_best": round(best_apply, 4), "apply_s_median": round(statistics.median(applies), 4),
+            "floor_s_best": round(best_floor, 4),
+            "state_root_s_best": round(min(roots), 4),
+            "tx_per_s": round(args.txs / best_apply),
+            "floor_tx_per_s": round(args.txs / best_floor),
+            "ratio": round(best_floor / best_apply, 3),
+        }
+        per_size[str(accounts)] = entry
+        print(f"{accounts:>10,} accounts: {entry['tx_per_s']:>7,} tx/s verify+apply+root   "
+              f"floor {entry['floor_tx_per_s']:>7,} tx/s (decode+verify+hash, {os.cpu_count()} cores)   "
+              f"ratio {entry['ratio']:.2f}   state root {entry['state_root_s_best'] * 1e3:.1f} ms",
+              flush=True)
+        del bench
+        gc.collect()
+    results["sizes"] = per_size
+    sizes = [per_size[str(a)] for a in args.accounts]
+    headline = min(sizes, key=lambda e: e["tx_per_s"])
+    results["tx_per_s"] = headline["tx_per_s"]
+    results["floor_tx_per_s"] = headline["floor_tx_per_s"]
+    results["ratio"] = headline["ratio"]
+    if len(sizes) >= 2:
+        results["state_root_ratio_largest_vs_smallest"] = round(
+            sizes[-1]["state_root_s_best"] / sizes[0]["state_root_s_best"], 3)
+        print(f"state root of a {args.txs:,}-tx block: {sizes[-1]['state_root_s_best'] * 1e3:.1f} ms over "
+              f"{args.accounts[-1]:,} accounts vs {sizes[0]['state_root_s_best'] * 1e3:.1f} ms over "
+              f"{args.accounts[0]:,} accounts: x{results['state_root_ratio_largest_vs_smallest']}")
+    log("compiled vs interpreted ...")
+    results["mypyc"] = compiled_vs_interpreted(rng)
+    for name, figs in results["mypyc"].items():
+        print(f"{name:>18}: compiled {figs['compiled_ms']:.1f} ms   interpreted "
+              f"{figs['interpreted_ms']:.1f} ms   x{figs['speedup']}"
+              f"{'' if figs['compiled_loaded'] else '   (compiled build NOT loaded)'}")
+    print(json.dumps(results, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
