@@ -13,7 +13,7 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.merkle import merkle_root
 from chain.params import ChainConfig
-from chain.statetree import StateTree
+from chain.statetree import StateProof, StateTree
 from chain.transition import INITIAL_REPUTATION
 from chain.types import ZERO_HASH, Account, ChainMeta, Validator
 from chain.validatorsets import next_validator_set
@@ -47,6 +47,10 @@ class MemoryState:
     @property
     def app_hash(self) -> bytes:
         return self.tree.root()
+
+    def prove(self, key: bytes) -> StateProof:
+        """An inclusion or absence proof of ``key`` against :attr:`app_hash`."""
+        return self.tree.prove(key)
 
     def commit(self, changes: Mapping[bytes, bytes | None]) -> bytes:
         """Apply a block's changes; returns the new state root."""
