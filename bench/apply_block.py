@@ -35,14 +35,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from chain.compiled import compiled_status
-
 import chain.merkle
 import chain.poi
 import chain.statetree
 from chain.blocks import make_block
 from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
+from chain.compiled import compiled_status
 from chain.crypto import PrivateKey, address_of, verify_many_in_background
 from chain.genesis import make_devnet_genesis
 from chain.ledger import Ledger

@@ -47,7 +47,7 @@ def _levels(items: Sequence[bytes]) -> list[list[bytes]]:
     levels = [level]
     while len(level) > 1:
         upper = [sha256(_INNER_PREFIX + left + right).digest()
-                 for left, right in zip(level[0::2], level[1::2])]
+                 for left, right in zip(level[0::2], level[1::2], strict=False)]
         if len(level) & 1:
             upper.append(level[-1])
         levels.append(upper)
@@ -73,7 +73,7 @@ def merkle_root(items: Sequence[bytes]) -> bytes:
     level = [sha256(_LEAF_PREFIX + item).digest() for item in items]
     while len(level) > 1:
         upper = [sha256(_INNER_PREFIX + left + right).digest()
-                 for left, right in zip(level[0::2], level[1::2])]
+                 for left, right in zip(level[0::2], level[1::2], strict=False)]
         if len(level) & 1:
             upper.append(level[-1])
         level = upper

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import cbor2
-from chainkit import SEED, LocalChain, key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +29,7 @@ from chain.types import (
     Vote,
     VoteType,
 )
+from chainkit import SEED, LocalChain, key
 
 USERS = 4
 

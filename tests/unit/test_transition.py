@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from chainkit import SEED, LocalChain, key, sign_tx
 
 from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
@@ -30,6 +29,7 @@ from chain.types import (
     Vote,
     VoteType,
 )
+from chainkit import SEED, LocalChain, key, sign_tx
 
 FEE = 1_000
 
