@@ -3,8 +3,6 @@ definition, every proof verifies, and no single flipped bit gets through."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,25 +16,8 @@ from chain.merkle import (
     verify_merkle_proof,
 )
 
-
-def h(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def split_point(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def reference_root(items: list[bytes]) -> bytes:
-    if not items:
-        return h(b"")
-    if len(items) == 1:
-        return h(b"\x00" + items[0])
-    k = split_point(len(items))
-    return h(b"\x01" + reference_root(items[:k]) + reference_root(items[k:]))
+from reference import flip, split_point
+from reference import merkle_reference_root as reference_root
 
 
 def path_of(index: int, total: int) -> list[bool]:
@@ -50,12 +31,6 @@ def path_of(index: int, total: int) -> list[bool]:
         else:
             total = k
     return turns
-
-
-def flip(data: bytes, bit: int) -> bytes:
-    out = bytearray(data)
-    out[bit // 8] ^= 1 << (bit % 8)
-    return bytes(out)
 
 
 items_lists = st.lists(st.binary(max_size=12), max_size=80)

@@ -4,7 +4,6 @@ true statements."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import pytest
@@ -14,28 +13,8 @@ from hypothesis import strategies as st
 from chain.errors import InvalidProof
 from chain.statetree import StateProof, StateProofNode, StateTree, verify_state_proof
 
-
-def h(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def reference_root(state: dict[bytes, bytes]) -> bytes:
-    """The root as docs/state-root.md defines it, computed from scratch."""
-    if not state:
-        return h(b"")
-    return _reference_subtree({h(k).hex(): h(v) for k, v in state.items()}, 0)
-
-
-def _reference_subtree(leaves: dict[str, bytes], depth: int) -> bytes:
-    if len(leaves) == 1:
-        ((path, value_hash),) = leaves.items()
-        return h(b"\x00" + bytes.fromhex(path) + value_hash)
-    groups: dict[int, dict[str, bytes]] = {}
-    for path, value_hash in leaves.items():
-        groups.setdefault(int(path[depth], 16), {})[path] = value_hash
-    bitmap = sum(1 << n for n in groups)
-    return h(b"\x01" + bitmap.to_bytes(2, "big")
-             + b"".join(_reference_subtree(groups[n], depth + 1) for n in sorted(groups)))
+from reference import flip
+from reference import state_reference_root as reference_root
 
 
 def tree_of(state: dict[bytes, bytes]) -> StateTree:
@@ -43,11 +22,6 @@ def tree_of(state: dict[bytes, bytes]) -> StateTree:
     tree.update(dict(state))
     return tree
 
-
-def flip(data: bytes, bit: int) -> bytes:
-    out = bytearray(data)
-    out[bit // 8] ^= 1 << (bit % 8)
-    return bytes(out)
 
 
 # Small key and value spaces, so that histories overwrite and delete the same keys.

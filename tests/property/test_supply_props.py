@@ -29,6 +29,7 @@ from chain.types import (
     Vote,
     VoteType,
 )
+
 from chainkit import SEED, LocalChain, key
 
 USERS = 4

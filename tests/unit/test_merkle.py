@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from chain.errors import InvalidProof, NotFound
@@ -16,26 +14,8 @@ from chain.merkle import (
     verify_merkle_proof,
 )
 
-
-def h(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def split_point(n: int) -> int:
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
-def reference_root(items: list[bytes]) -> bytes:
-    """The recursive definition of RFC 6962, as CometBFT's ``HashFromByteSlices``."""
-    if not items:
-        return h(b"")
-    if len(items) == 1:
-        return h(b"\x00" + items[0])
-    k = split_point(len(items))
-    return h(b"\x01" + reference_root(items[:k]) + reference_root(items[k:]))
+from reference import h, split_point
+from reference import merkle_reference_root as reference_root
 
 
 def reference_aunts(items: list[bytes], index: int) -> list[bytes]:

@@ -11,6 +11,7 @@ from chain.state import MemoryState
 from chain.statekeys import account
 from chain.statetree import verify_state_proof
 from chain.types import Transfer
+
 from chainkit import LocalChain, key
 
 

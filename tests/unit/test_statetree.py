@@ -3,7 +3,6 @@ independent implementation of the definition, updates, proofs and their list for
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import Any
 
@@ -18,28 +17,8 @@ from chain.statetree import (
     verify_state_proof,
 )
 
-
-def h(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def reference_root(state: dict[bytes, bytes]) -> bytes:
-    """The root as docs/state-root.md defines it, computed from scratch."""
-    if not state:
-        return h(b"")
-    return _reference_subtree({h(k).hex(): h(v) for k, v in state.items()}, 0)
-
-
-def _reference_subtree(leaves: dict[str, bytes], depth: int) -> bytes:
-    if len(leaves) == 1:
-        ((path, value_hash),) = leaves.items()
-        return h(b"\x00" + bytes.fromhex(path) + value_hash)
-    groups: dict[int, dict[str, bytes]] = {}
-    for path, value_hash in leaves.items():
-        groups.setdefault(int(path[depth], 16), {})[path] = value_hash
-    bitmap = sum(1 << n for n in groups)
-    return h(b"\x01" + bitmap.to_bytes(2, "big")
-             + b"".join(_reference_subtree(groups[n], depth + 1) for n in sorted(groups)))
+from reference import h
+from reference import state_reference_root as reference_root
 
 
 def tree_of(state: dict[bytes, bytes]) -> StateTree:
