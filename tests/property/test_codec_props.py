@@ -74,7 +74,8 @@ def evidences(draw: st.DrawFn) -> DuplicateVoteEvidence:
     return DuplicateVoteEvidence(*sorted((a, b), key=lambda v: v.block_id))
 
 
-headers = st.builds(Header, small, st.text(min_size=1, max_size=20), u64, u64, fixed(32),
+chain_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=50)
+headers = st.builds(Header, small, chain_ids, u64, u64, fixed(32),
                     fixed(32), fixed(32), fixed(32), fixed(32), fixed(32), fixed(32), fixed(32),
                     fixed(20))
 blocks = st.builds(Block, headers, st.lists(st.binary(max_size=40), max_size=3).map(tuple),
