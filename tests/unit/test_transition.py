@@ -28,6 +28,7 @@ from chain.types import (
     ValidatorRegister,
     Vote,
     VoteType,
+    sha256,
 )
 
 from chainkit import SEED, LocalChain, key, sign_tx
@@ -287,3 +288,16 @@ def test_forged_evidence_is_rejected() -> None:
     future = double_sign(chain, 1, 5)
     with pytest.raises(InvalidBlock, match="not a past height"):
         apply_block(chain.state, chain.state.app_hash, chain.next_block(evidence=[future]), chain.config)
+
+
+def test_signatures_checked_at_admission_are_not_checked_again() -> None:
+    chain = LocalChain()
+    good = chain.tx(chain.users[0], Transfer(bytes(20), 1))
+    forged = good[:-1] + bytes([good[-1] ^ 1])
+    block = chain.next_block([forged])
+    with pytest.raises(InvalidBlock, match="invalid signature"):
+        apply_block(chain.state, chain.state.app_hash, block, chain.config)
+    # The mempool's cache vouches for the hash: execution trusts it and skips the check.
+    outcome = apply_block(chain.state, chain.state.app_hash, block, chain.config,
+                          verified={sha256(forged)})
+    assert [r.code for r in outcome.results] == [Code.OK]
