@@ -112,7 +112,7 @@ def test_extension_is_rejected(obj: Any, extra: bytes) -> None:
         decode(type(obj), encode(obj) + extra)
 
 
-WRONG = [None, -1, 2**64, "text", b"bytes", [], 1.5, True, {"a": 1}]
+WRONG: list[object] = [None, -1, 2**64, "text", b"bytes", [], 1.5, True, {"a": 1}]
 
 
 def _paths(value: Any, path: tuple[int, ...] = ()) -> list[tuple[int, ...]]:

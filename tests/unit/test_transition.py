@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_a_block_with_an_invalid_tx_is_rejected_and_changes_nothing(make_tx, mes
         ("last_block_id", b"\x01" * 32, "last_block_id"),
     ],
 )
-def test_a_header_that_does_not_match_the_state_is_rejected(field: str, value: object,
+def test_a_header_that_does_not_match_the_state_is_rejected(field: str, value: Any,
                                                             message: str) -> None:
     chain = LocalChain()
     chain.run()
