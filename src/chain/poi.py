@@ -17,6 +17,9 @@ ATTESTATION_EXPIRED = 3
 
 STATUS_NAMES = ("pending", "finalized", "rejected", "expired")
 
+INITIAL_REPUTATION = 500_000
+"""A validator's reputation (ppm) when it registers; it moves within [0, 1e6]."""
+
 
 def attestation_score(
     dims: tuple[int, int, int, int, int] | list[int],

@@ -13,8 +13,8 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.merkle import merkle_root
 from chain.params import ChainConfig
+from chain.poi import INITIAL_REPUTATION
 from chain.statetree import StateProof, StateTree
-from chain.transition import INITIAL_REPUTATION
 from chain.types import ZERO_HASH, Account, ChainMeta, Validator
 from chain.validatorsets import next_validator_set
 

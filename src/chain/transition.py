@@ -42,6 +42,7 @@ from chain.params import PPM, ChainConfig, Params
 from chain.poi import (
     ATTESTATION_FINALIZED,
     ATTESTATION_PENDING,
+    INITIAL_REPUTATION,
     attestation_score,
     endorsement_outcome,
 )
@@ -70,7 +71,6 @@ from chain.types import (
 from chain.validatorsets import validator_set_at
 
 BLOCK_VERSION = 1
-INITIAL_REPUTATION = 500_000
 SLASH_REPUTATION = 50_000
 
 
@@ -224,11 +224,12 @@ def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list
         expect(block.last_commit is None, "the first block has no last commit")
         expect(h.time_ns == meta.time_ns, "the first block's time is not the genesis time")
         return
-    expect(block.last_commit is not None, "missing last commit")
-    assert block.last_commit is not None  # narrowed by expect() above; for the type checker
+    last_commit = block.last_commit
+    if last_commit is None:
+        raise InvalidBlock(f"block {h.height}: missing last commit")
     previous = validator_set_at(ledger, h.height - 1, config)
-    verify_commit(config.chain_id, block.last_commit, previous, h.height - 1, meta.block_id)
-    expect(h.time_ns == median_time(block.last_commit, previous),
+    verify_commit(config.chain_id, last_commit, previous, h.height - 1, meta.block_id)
+    expect(h.time_ns == median_time(last_commit, previous),
            "time is not the weighted median of the last commit")
     expect(h.time_ns > meta.time_ns, "time does not increase")
 
