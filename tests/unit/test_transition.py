@@ -76,8 +76,10 @@ def test_a_tx_failing_its_rule_is_included_and_charged() -> None:
     [
         (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1), nonce=5), "nonce"),
         (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1), fee=999), "min_fee"),
-        (lambda c: sign_tx("other-chain", c.users[0], 0, Transfer(bytes(20), 1)), "signature"),
-        (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1))[:-1] + b"\x00", "signature"),
+        (lambda c: sign_tx("other-chain", c.users[0], 0, Transfer(bytes(20), 1)),
+         "tx 1 has an invalid signature"),
+        (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1))[:-1] + b"\x00",
+         "tx 1 has an invalid signature"),
         (lambda c: c.tx(key(999), Transfer(bytes(20), 1)), "cannot pay the fee"),
         (lambda c: b"\x83\x01\x02\x03", "tx"),
     ],
