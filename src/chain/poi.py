@@ -15,8 +15,6 @@ ATTESTATION_FINALIZED = 1
 ATTESTATION_REJECTED = 2
 ATTESTATION_EXPIRED = 3
 
-STATUS_NAMES = ("pending", "finalized", "rejected", "expired")
-
 INITIAL_REPUTATION = 500_000
 """A validator's reputation (ppm) when it registers; it moves within [0, 1e6]."""
 

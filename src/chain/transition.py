@@ -66,6 +66,7 @@ from chain.types import (
     ValidatorRegister,
     decode,
     sha256,
+    tx_hash,
     unsigned_tx_encoding,
 )
 from chain.validatorsets import validator_set_at
@@ -134,14 +135,15 @@ def verify_tx_signature(chain_id: str, encoded: bytes, tx: Tx) -> None:
         raise InvalidTx("invalid signature")
 
 
-def check_tx_against_state(ledger: Ledger, tx: Tx, expected_nonce: int | None = None) -> None:
-    """Nonce and fee-paying balance: what makes a signed tx includable now."""
-    account = ledger.account(address_of(tx.sender))
-    nonce = account.nonce if expected_nonce is None else expected_nonce
-    if tx.nonce != nonce:
-        raise InvalidTx(f"nonce {tx.nonce} does not match the account's next nonce {nonce}")
+def check_tx_against_state(ledger: Ledger, sender: bytes, tx: Tx) -> Account:
+    """Nonce and fee-paying balance: what makes a signed tx from address ``sender``
+    includable now. Returns the sender's account; raises InvalidTx."""
+    account = ledger.account(sender)
+    if tx.nonce != account.nonce:
+        raise InvalidTx(f"nonce {tx.nonce} does not match the account's next nonce {account.nonce}")
     if account.balance < tx.fee:
         raise InvalidTx(f"balance {account.balance} cannot pay the fee {tx.fee}")
+    return account
 
 
 # ---------------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     ledger = Ledger(state)
     header = block.header
     height = header.height
-    tx_hashes = [sha256(t) for t in block.txs]
+    tx_hashes = [tx_hash(t) for t in block.txs]
     _check_header(ledger, app_hash, block, tx_hashes, config)
     members = validator_set_at(ledger, height, config)
 
@@ -299,11 +301,7 @@ class _TxContext:
         try:
             tx = decode_tx(raw, self.config.params)
             sender = address_of(tx.sender)
-            account = ledger.account(sender)
-            if tx.nonce != account.nonce:
-                raise InvalidTx(f"nonce {tx.nonce}, expected {account.nonce}")
-            if account.balance < tx.fee:
-                raise InvalidTx(f"balance {account.balance} cannot pay the fee {tx.fee}")
+            account = check_tx_against_state(ledger, sender, tx)
         except InvalidTx as exc:
             raise InvalidBlock(f"tx {index}: {exc}") from None
         account = Account(account.balance - tx.fee, account.nonce + 1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NewType, Protocol, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from chain.codec import (
     dumps,
@@ -24,11 +24,6 @@ from chain.codec import (
     loads_canonical,
 )
 from chain.errors import DecodeError
-
-Height = NewType("Height", int)
-Round = NewType("Round", int)
-Hash = NewType("Hash", bytes)
-Address = NewType("Address", bytes)
 
 HASH_LEN = 32
 ADDRESS_LEN = 20

@@ -9,7 +9,7 @@ import pytest
 
 from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
-from chain.errors import InvalidBlock
+from chain.errors import InvalidBlock, InvalidTx
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.poi import (
@@ -18,7 +18,14 @@ from chain.poi import (
     ATTESTATION_PENDING,
     ATTESTATION_REJECTED,
 )
-from chain.transition import Code, apply_block, attestation_id
+from chain.transition import (
+    Code,
+    apply_block,
+    attestation_id,
+    check_tx_against_state,
+    decode_tx,
+    verify_tx_signature,
+)
 from chain.types import (
     Bond,
     DuplicateVoteEvidence,
@@ -304,3 +311,28 @@ def test_signatures_checked_at_admission_are_not_checked_again() -> None:
     outcome = apply_block(chain.state, chain.state.app_hash, block, chain.config,
                           verified={sha256(forged)})
     assert [r.code for r in outcome.results] == [Code.OK]
+
+
+def test_admission_checks_say_what_is_wrong_with_a_tx() -> None:
+    chain = LocalChain()
+    alice = chain.users[0]
+    params, chain_id = chain.config.params, chain.config.chain_id
+    ok = chain.tx(alice, Transfer(bytes(20), 1))
+    tx = decode_tx(ok, params)
+    verify_tx_signature(chain_id, ok, tx)
+    assert check_tx_against_state(Ledger(chain.state), addr(alice), tx).nonce == 0
+    with pytest.raises(InvalidTx, match="invalid signature"):
+        verify_tx_signature("bizra-devnet-2", ok, tx)
+    with pytest.raises(InvalidTx, match="max_tx_bytes"):
+        decode_tx(bytes(params.max_tx_bytes + 1), params)
+    with pytest.raises(InvalidTx, match="trailing"):
+        decode_tx(ok + b"\x00", params)
+    with pytest.raises(InvalidTx, match="below min_fee"):
+        decode_tx(chain.tx(alice, Transfer(bytes(20), 1), fee=10), params)
+    later = decode_tx(chain.tx(alice, Transfer(bytes(20), 1)), params)
+    with pytest.raises(InvalidTx, match="next nonce 0"):
+        check_tx_against_state(Ledger(chain.state), addr(alice), later)
+    broke = key(31337)
+    poor = decode_tx(chain.tx(broke, Transfer(bytes(20), 1)), params)
+    with pytest.raises(InvalidTx, match="cannot pay the fee"):
+        check_tx_against_state(Ledger(chain.state), addr(broke), poor)
