@@ -11,6 +11,9 @@ and measures:
   every core while the main thread decodes and hashes;
 - the state-root update alone, for both state sizes, and their ratio.
 
+In both apply and floor, signatures are checked by the node's worker processes
+(``--threads``: by threads in this process, for comparison).
+
 Then the mypyc-compiled against the interpreted build of PoI scoring, the merkle root
 and the state tree (the interpreted one is loaded from the installed ``.py`` files).
 
@@ -21,6 +24,7 @@ object with every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import json
@@ -42,7 +46,7 @@ from chain.blocks import make_block
 from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
 from chain.compiled import compiled_status
-from chain.crypto import PrivateKey, address_of, verify_many_in_background
+from chain.crypto import BatchVerifier, PrivateKey, address_of, verify_many_in_background
 from chain.genesis import make_devnet_genesis
 from chain.ledger import Ledger
 from chain.params import Params
@@ -63,6 +67,7 @@ from chain.types import (
     unsigned_tx_encoding,
 )
 from chain.validatorsets import validator_set_at
+from node.verifier import ProcessVerifier
 
 SEED = 1_000_000
 GENESIS_TIME_NS = 1_790_000_000_000_000_000
@@ -120,10 +125,12 @@ class Bench:
                           proposer_address=address_of(members[0].pubkey), time_ns=time_ns,
                           last_commit=self.last_commit)
 
-    def apply(self, block: Block) -> tuple[float, float]:
+    def apply(self, block: Block, verifier: BatchVerifier = verify_many_in_background
+              ) -> tuple[float, float]:
         """Apply and commit ``block``; returns (seconds for the whole, for the root)."""
         t0 = time.perf_counter()
-        outcome = apply_block(self.state, self.state.app_hash, block, self.config)
+        outcome = apply_block(self.state, self.state.app_hash, block, self.config,
+                              verifier=verifier)
         t1 = time.perf_counter()
         self.state.commit(outcome.changes)
         t2 = time.perf_counter()
@@ -143,12 +150,12 @@ class Bench:
         return Commit(h, 0, block.block_id(), tuple(sigs))
 
 
-def floor_seconds(chain_id: str, txs: list[bytes], params: Params) -> float:
+def floor_seconds(chain_id: str, txs: list[bytes], params: Params, verifier: BatchVerifier) -> float:
     """Decode + signature check + hash of ``txs``: signatures on every core, decoding
     and hashing on the main thread meanwhile (what any node must do per tx)."""
     prefix = tx_sign_prefix(chain_id)
     t0 = time.perf_counter()
-    pending = verify_many_in_background(
+    pending = verifier(
         [(raw[4:36], prefix + unsigned_tx_encoding(raw), raw[-64:]) for raw in txs])
     for raw in txs:
         decode_tx(raw, params)
@@ -211,7 +218,17 @@ def main() -> None:
                         help="state sizes to measure (accounts)")
     parser.add_argument("--repeat", type=int, default=3, help="blocks per state size (best and median)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", action="store_true",
+                        help="check signatures on threads instead of the node's worker processes")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        verifier: BatchVerifier = verify_many_in_background
+        if not args.threads:
+            verifier = stack.enter_context(ProcessVerifier())
+        run(args, verifier)
+
+
+def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
     rng = random.Random(args.seed)
     log(f"signing {args.txs} senders' keys ...")
     senders = [PrivateKey.from_seed(sha256(b"bench-sender" + i.to_bytes(4, "big")))
@@ -219,7 +236,8 @@ def main() -> None:
 
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()},
-                               "compiled": compiled_status(), "txs_per_block": args.txs}
+                               "compiled": compiled_status(), "txs_per_block": args.txs,
+                               "signature_checks": "threads" if args.threads else "worker processes"}
     per_size: dict[str, Any] = {}
     for accounts in args.accounts:
         log(f"building a state of {accounts:,} accounts ...")
@@ -231,9 +249,9 @@ def main() -> None:
             txs = signed_transfers(bench.config.chain_id, senders, nonces, rng)
             block = bench.next_block(txs)
             gc.collect()
-            floors.append(floor_seconds(bench.config.chain_id, txs, bench.config.params))
+            floors.append(floor_seconds(bench.config.chain_id, txs, bench.config.params, verifier))
             gc.collect()
-            total, root = bench.apply(block)
+            total, root = bench.apply(block, verifier)
             applies.append(total)
             roots.append(root)
         best_apply, best_floor = min(applies), min(floors)

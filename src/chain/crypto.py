@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +46,13 @@ SEED_LEN: int = crypto_sign_SEEDBYTES
 _ADDRESS_LEN = 20
 
 SignedItem = tuple[bytes, bytes, bytes]
+
+
+class BatchVerifier(Protocol):
+    """Starts checking a batch of ``(public_key, message, signature)``; the future's
+    result is one verdict per item, as :func:`verify_many_in_background` gives."""
+
+    def __call__(self, items: Sequence[SignedItem]) -> Future[list[bool]]: ...
 """``(public_key, message, signature)``: one check of a batch."""
 
 INLINE_BATCH = 16

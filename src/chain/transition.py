@@ -33,7 +33,13 @@ from chain.commits import (
     verify_commit,
     vote_sign_bytes,
 )
-from chain.crypto import DOMAIN_TX, address_of, verify, verify_many_in_background
+from chain.crypto import (
+    DOMAIN_TX,
+    BatchVerifier,
+    address_of,
+    verify,
+    verify_many_in_background,
+)
 from chain.epoch import end_epoch
 from chain.errors import DecodeError, InvalidBlock, InvalidEvidence, InvalidTx
 from chain.ledger import Ledger, StateReader
@@ -151,12 +157,14 @@ def check_tx_against_state(ledger: Ledger, sender: bytes, tx: Tx) -> Account:
 
 
 def apply_block(state: StateReader, app_hash: bytes, block: Block, config: ChainConfig,
-                verified: Container[bytes] = ()) -> BlockOutcome:
+                verified: Container[bytes] = (),
+                verifier: BatchVerifier = verify_many_in_background) -> BlockOutcome:
     """Apply ``block`` to ``state`` (whose root is ``app_hash``) and return its outcome.
 
     ``verified`` holds hashes of txs whose signatures were already checked (the
-    mempool's cache); the others are checked here on all cores. Raises InvalidBlock
-    (state untouched) if the block breaks any rule.
+    mempool's cache); the others are handed to ``verifier`` (by default threads on every
+    core) while the block executes. Raises InvalidBlock (state untouched) if the block
+    breaks any rule.
     """
     params = config.params
     ledger = Ledger(state)
@@ -170,7 +178,7 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     unverified = [i for i, h in enumerate(tx_hashes) if h not in verified]
     # Sliced from the raw bytes, so checking starts before decoding; a tx that does not
     # decode makes the block invalid anyway, and for one that does the slices are exact.
-    pending = verify_many_in_background([
+    pending = verifier([
         (raw[4:4 + PUBKEY_LEN], prefix + unsigned_tx_encoding(raw), raw[-64:])
         for raw in (block.txs[i] for i in unverified)
     ])
