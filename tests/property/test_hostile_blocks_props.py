@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from chain.errors import InvalidBlock
 from chain.transition import apply_block
 from chain.types import Transfer
+
 from chainkit import LocalChain
 
 CHAIN = LocalChain(users=2)
