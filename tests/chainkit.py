@@ -19,6 +19,7 @@ from chain.types import (
     Commit,
     CommitFlag,
     CommitSig,
+    SetMember,
     Tx,
     TxBody,
     Vote,
@@ -44,6 +45,24 @@ def sign_tx(chain_id: str, signer: PrivateKey, nonce: int, body: TxBody,
     return encode(dataclasses.replace(unsigned, signature=sig))
 
 
+def sign_commit(chain_id: str, signers: dict[bytes, PrivateKey], members: Sequence[SetMember],
+                block: Block, absent: Sequence[int] = ()) -> Commit:
+    """The commit of ``block`` by the set ``members`` (keys in ``signers`` by public key),
+    round 0, with the members at indices ``absent`` not signing."""
+    h = block.header.height
+    block_id = block.block_id()
+    sigs = []
+    for i, m in enumerate(members):
+        if i in absent:
+            sigs.append(CommitSig(CommitFlag.ABSENT, 0, b""))
+            continue
+        ts = block.header.time_ns + BLOCK_INTERVAL_NS + i
+        vote = Vote(VoteType.PRECOMMIT, h, 0, block_id, ts, address_of(m.pubkey), i, b"")
+        sig = signers[m.pubkey].sign(vote_sign_bytes(chain_id, vote))
+        sigs.append(CommitSig(CommitFlag.COMMIT, ts, sig))
+    return Commit(h, 0, block_id, tuple(sigs))
+
+
 class LocalChain:
     """A chain of ``validators`` validators, with ``users`` funded accounts, whose blocks
     are signed by every validator of the set (no consensus: one process applies them)."""
@@ -63,17 +82,17 @@ class LocalChain:
         self.state = state_from_genesis(genesis)
         self.last_commit: Commit | None = None
         self.nonces: dict[bytes, int] = {}
-        self._signers = {k.public_key: k for k in self.validator_keys}
+        self.signers = {k.public_key: k for k in self.validator_keys}
 
     def add_signer(self, consensus_key: PrivateKey) -> None:
         """Let a validator that joins later sign commits too."""
-        self._signers[consensus_key.public_key] = consensus_key
+        self.signers[consensus_key.public_key] = consensus_key
 
     @property
     def height(self) -> int:
         return Ledger(self.state).meta().height
 
-    def members(self, height: int) -> list:  # type: ignore[type-arg]
+    def members(self, height: int) -> list[SetMember]:
         return validator_set_at(Ledger(self.state), height, self.config)
 
     def tx(self, signer: PrivateKey, body: TxBody, *, fee: int = 1_000,
@@ -103,18 +122,8 @@ class LocalChain:
         return outcome
 
     def sign_commit(self, block: Block, absent: Sequence[int] = ()) -> Commit:
-        h = block.header.height
-        block_id = block.block_id()
-        sigs = []
-        for i, m in enumerate(self.members(h)):
-            if i in absent:
-                sigs.append(CommitSig(CommitFlag.ABSENT, 0, b""))
-                continue
-            ts = block.header.time_ns + BLOCK_INTERVAL_NS + i
-            vote = Vote(VoteType.PRECOMMIT, h, 0, block_id, ts, address_of(m.pubkey), i, b"")
-            sig = self._signers[m.pubkey].sign(vote_sign_bytes(self.config.chain_id, vote))
-            sigs.append(CommitSig(CommitFlag.COMMIT, ts, sig))
-        return Commit(h, 0, block_id, tuple(sigs))
+        return sign_commit(self.config.chain_id, self.signers, self.members(block.header.height),
+                           block, absent)
 
     def run(self, txs: Sequence[bytes] = ()) -> BlockOutcome:
         """Make and apply the next block."""

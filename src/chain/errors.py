@@ -46,3 +46,8 @@ class NotFound(BizraError):
 
 class InvalidAddress(BizraError):
     """Text that is neither a ``bizra1…`` bech32 address nor 40 hex digits."""
+
+
+class StorageError(BizraError):
+    """The node's store cannot be used as asked: held by another process, written by
+    another schema version or chain, corrupt, or pruned below the height asked for."""

@@ -28,7 +28,7 @@ hash, so a child's new hash costs one 32-byte write into the parent.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -48,6 +48,7 @@ _VALUE_HASH_AT = _PATH_AT + HASH_LEN
 _VALUE_AT = _VALUE_HASH_AT + HASH_LEN
 # A node's preimage: prefix (1), bitmap (2), child hashes (32 each).
 _CHILDREN_AT = 3
+_HEX = b"0123456789abcdef"
 _SCAN_MAX = 8  # runs in ranges up to this many paths are found by scanning, not bisection
 
 
@@ -450,6 +451,55 @@ class StateTree:
             return StateProof(tuple(nodes), None)
         return StateProof(tuple(nodes),
                           (leaf[_PATH_AT:_VALUE_HASH_AT], leaf[_VALUE_HASH_AT:_VALUE_AT]))
+
+    def trail(self, paths: Iterable[bytes], known: Container[bytes] | None = None
+              ) -> dict[bytes, bytes]:
+        """The trie positions the key ``paths`` pass through, with what is there: what a
+        store keeps to serve proofs at past heights.
+
+        A position is the nibbles of a prefix in lowercase hex (``b""``: the root); its
+        record is the hash preimage there, ``0x01 || bitmap || child hashes`` for an
+        internal node, ``0x00 || key_path || value_hash`` for a leaf, so SHA-256 of the
+        record is the hash its parent holds. A path's walk ends at a leaf or an empty slot.
+
+        With ``known`` (the positions of the same walk before an update), an internal node
+        at a position not in ``known`` is new, and the leaves right below it, which may
+        have moved there, are included too. Records of positions in the walk before but
+        not after an update are what the update removed.
+        """
+        out: dict[bytes, bytes] = {}
+        for path in paths:
+            hexpath = path.hex().encode()
+            node = self._root
+            depth = 0
+            while node is not None:
+                position = hexpath[:depth]
+                if isinstance(node, bytes):
+                    out[position] = node[:_VALUE_AT]
+                    break
+                preimage = node.preimage
+                if position not in out:
+                    out[position] = bytes(preimage)
+                    if known is not None and position not in known:
+                        self._add_leaves(node, position, out)
+                bitmap = _bitmap(preimage)
+                bit = 1 << nibble(path, depth)
+                if not bitmap & bit:
+                    break
+                node = node.children[(bitmap & (bit - 1)).bit_count()]
+                depth += 1
+        return out
+
+    @staticmethod
+    def _add_leaves(node: _Node, position: bytes, out: dict[bytes, bytes]) -> None:
+        bitmap = _bitmap(node.preimage)
+        k = 0
+        for n in range(16):
+            if bitmap >> n & 1:
+                child = node.children[k]
+                k += 1
+                if isinstance(child, bytes):
+                    out[position + _HEX[n:n + 1]] = child[:_VALUE_AT]
 
     def _leaf_on_path(self, path: bytes, nodes: list[StateProofNode] | None) -> bytes | None:
         """The leaf where ``path`` ends, or ``None`` at an empty slot; appends the proof

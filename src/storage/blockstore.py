@@ -1,0 +1,70 @@
+"""Committed blocks and their commits, by height and by block id."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from chain.errors import DecodeError, StorageError
+from chain.types import Block, Commit, decode, encode
+from storage import schema
+from storage.kv import KeyValueStore, WriteBatch
+
+_T = TypeVar("_T", Block, Commit)
+
+
+class BlockStore:
+    """Blocks from :attr:`base` to :attr:`height`, each with its commit: the one the
+    next block carries, or for the latest height the commit this node saw."""
+
+    __slots__ = ("_kv", "base", "height")
+
+    def __init__(self, kv: KeyValueStore, base: int, height: int) -> None:
+        self._kv = kv
+        self.base = base
+        self.height = height
+
+    def stage(self, batch: WriteBatch, block: Block, seen_commit: Commit) -> None:
+        """Put ``block`` (the next height) and ``seen_commit`` into ``batch``; the commit
+        of the previous height is the one ``block`` carries."""
+        height = block.header.height
+        batch.put(schema.block(height), encode(block))
+        batch.put(schema.block_id(block.block_id()), height.to_bytes(8, "big"))
+        batch.put(schema.seen_commit(height), encode(seen_commit))
+        if block.last_commit is not None:
+            batch.put(schema.commit(height - 1), encode(block.last_commit))
+            batch.delete(schema.seen_commit(height - 1))
+        self.height = height
+
+    def block(self, height: int) -> Block | None:
+        """The block at ``height``, or ``None`` if this node does not have it."""
+        raw = self._kv.get(schema.block(height))
+        return None if raw is None else _decode(Block, raw, f"block {height}")
+
+    def block_height(self, block_id: bytes) -> int | None:
+        """The height of the block ``block_id``, or ``None``."""
+        raw = self._kv.get(schema.block_id(block_id))
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        height = self.block_height(block_id)
+        return None if height is None else self.block(height)
+
+    def commit(self, height: int) -> Commit | None:
+        """The commit of ``height``: canonical (from block ``height + 1``) when there is
+        one, else the seen commit of the latest height; ``None`` beyond either."""
+        raw = self._kv.get(schema.commit(height))
+        if raw is None:
+            raw = self._kv.get(schema.seen_commit(height))
+        return None if raw is None else _decode(Commit, raw, f"commit {height}")
+
+    def seen_commit(self) -> Commit | None:
+        """The commit this node saw for the latest height (what the next block carries)."""
+        raw = self._kv.get(schema.seen_commit(self.height))
+        return None if raw is None else _decode(Commit, raw, f"seen commit {self.height}")
+
+
+def _decode(cls: type[_T], raw: bytes, what: str) -> _T:
+    try:
+        return decode(cls, raw)
+    except DecodeError as exc:
+        raise StorageError(f"{what} on disk does not decode ({exc}): the store is corrupt") from None

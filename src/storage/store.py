@@ -1,0 +1,163 @@
+"""The node's store: blocks, state and tx index in one key/value store, committed a
+block at a time in one atomic, synced batch.
+
+A height is on disk wholly or not at all: its block, its seen commit (and the previous
+height's canonical commit), its state changes and trie records, its tx index entries
+and the ``LATEST`` record that points at it are one batch. The state root kept in memory
+moves only as that batch is written; if the write fails the store refuses further use
+and the node must restart, which rebuilds the root from the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from chain.codec import dumps, expect_array, expect_bytes, expect_text, expect_uint, loads_canonical
+from chain.errors import DecodeError, StorageError
+from chain.genesis import Genesis
+from chain.state import genesis_changes
+from chain.transition import BlockOutcome
+from chain.types import Block, Commit
+from storage import schema
+from storage.blockstore import BlockStore
+from storage.kv import KeyValueStore
+from storage.leveldb import LevelDB
+from storage.statestore import StateStore
+from storage.txindex import TxIndex
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """Blocks, state and tx index of one chain; see the module docstring.
+
+    Open with :meth:`open` (a key/value store) or :meth:`open_leveldb` (a directory).
+    Writes (:meth:`commit_block`, :meth:`prune`) come from one thread; reads from any.
+    """
+
+    __slots__ = ("_failed", "_kv", "blocks", "chain_id", "state", "txs")
+
+    def __init__(self, kv: KeyValueStore, chain_id: str, height: int, base: int,
+                 state_base: int) -> None:
+        self._kv = kv
+        self._failed: str | None = None
+        self.chain_id = chain_id
+        self.blocks = BlockStore(kv, base, height)
+        self.state = StateStore(kv, height, state_base)
+        self.txs = TxIndex(kv)
+
+    @classmethod
+    def open(cls, kv: KeyValueStore, genesis: Genesis, genesis_hash: bytes) -> Store:
+        """The store in ``kv`` for the chain of ``genesis`` (whose file hashes to
+        ``genesis_hash``), set up from genesis when ``kv`` is empty.
+
+        Raises StorageError, having written nothing, when ``kv`` holds another schema
+        version, another chain, or keys that are not a store's.
+        """
+        info = kv.get(schema.STORE_INFO)
+        if info is None:
+            if next(kv.iterate(b"", b""), None) is not None:
+                raise StorageError("the directory holds a database that is not a BIZRA store "
+                                   "(it has no store-info record)")
+            cls._create(kv, genesis, genesis_hash)
+        else:
+            _check_info(info, genesis, genesis_hash)
+        height, app_hash = _read_latest(kv)
+        raw_base = kv.get(schema.STATE_BASE)
+        state_base = height if raw_base is None else int.from_bytes(raw_base, "big")
+        store = cls(kv, genesis.chain_id, height, genesis.initial_height, state_base)
+        store.state.load(app_hash)
+        return store
+
+    @classmethod
+    def open_leveldb(cls, path: Path, genesis: Genesis, genesis_hash: bytes) -> Store:
+        """:meth:`open` on the LevelDB in directory ``path`` (created when missing)."""
+        kv = LevelDB(path)
+        try:
+            return cls.open(kv, genesis, genesis_hash)
+        except BaseException:
+            kv.close()
+            raise
+
+    @staticmethod
+    def _create(kv: KeyValueStore, genesis: Genesis, genesis_hash: bytes) -> None:
+        height = genesis.initial_height - 1
+        state = StateStore(kv, height, height)
+        batch = kv.write_batch(sync=True)
+        app_hash = state.stage(batch, height, genesis_changes(genesis))
+        batch.put(schema.STATE_BASE, height.to_bytes(8, "big"))
+        batch.put(schema.LATEST, dumps([height, app_hash]))
+        batch.put(schema.STORE_INFO, dumps([schema.SCHEMA_VERSION, genesis.chain_id, genesis_hash]))
+        batch.write()
+        log.info("store created from genesis", extra={"chain_id": genesis.chain_id,
+                                                      "app_hash": app_hash.hex()})
+
+    @property
+    def height(self) -> int:
+        """The latest committed height (``initial_height - 1`` before the first block)."""
+        return self.state.height
+
+    @property
+    def app_hash(self) -> bytes:
+        """The state root after :attr:`height`."""
+        return self.state.app_hash
+
+    def commit_block(self, block: Block, seen_commit: Commit, outcome: BlockOutcome) -> bytes:
+        """Store ``block`` (the next height), the commit this node saw for it and its
+        executed ``outcome`` in one synced batch; return the new state root."""
+        if self._failed is not None:
+            raise StorageError(f"the store failed earlier ({self._failed}); restart the node")
+        height = block.header.height
+        if height != self.height + 1:
+            raise StorageError(f"cannot store block {height}: the latest stored height is {self.height}")
+        if seen_commit.height != height or seen_commit.block_id != block.block_id():
+            raise StorageError(f"the commit given for block {height} is not that block's")
+        batch = self._kv.write_batch(sync=True)
+        self.txs.stage(batch, height, block.txs, outcome.tx_hashes, outcome.results)
+        self.blocks.stage(batch, block, seen_commit)
+        app_hash = self.state.stage(batch, height, outcome.changes)
+        batch.put(schema.LATEST, dumps([height, app_hash]))
+        try:
+            batch.write()
+        except Exception as exc:
+            self._failed = f"writing block {height}: {exc}"
+            raise StorageError(f"cannot write block {height}: {exc}") from exc
+        return app_hash
+
+    def prune(self, keep: int) -> int:
+        """Keep the state of the last ``keep`` heights only; see :meth:`StateStore.prune`."""
+        return self.state.prune(keep)
+
+    def close(self) -> None:
+        self._kv.close()
+
+
+def _read_latest(kv: KeyValueStore) -> tuple[int, bytes]:
+    raw = kv.get(schema.LATEST)
+    if raw is None:
+        raise StorageError("the store has no latest-height record: it is corrupt")
+    try:
+        height, app_hash = expect_array(loads_canonical(raw, "latest"), 2, "latest")
+        return expect_uint(height, "latest.height"), expect_bytes(app_hash, "latest.app_hash", 32)
+    except DecodeError as exc:
+        raise StorageError(f"the latest-height record does not decode ({exc}): the store is corrupt") \
+            from None
+
+
+def _check_info(raw: bytes, genesis: Genesis, genesis_hash: bytes) -> None:
+    try:
+        version, chain_id, stored_hash = expect_array(loads_canonical(raw, "store info"), 3, "store info")
+        version = expect_uint(version, "store info.version")
+        chain_id = expect_text(chain_id, "store info.chain_id")
+        stored_hash = expect_bytes(stored_hash, "store info.genesis_hash")
+    except DecodeError as exc:
+        raise StorageError(f"the store-info record does not decode ({exc})") from None
+    if version != schema.SCHEMA_VERSION:
+        raise StorageError(f"the store was written with storage schema version {version}; this node "
+                           f"reads version {schema.SCHEMA_VERSION}: run the node version that wrote "
+                           "it, or sync a new home")
+    if chain_id != genesis.chain_id or stored_hash != genesis_hash:
+        raise StorageError(f"the store belongs to chain {chain_id} (genesis {stored_hash.hex()[:16]}…), "
+                           f"not {genesis.chain_id} (genesis {genesis_hash.hex()[:16]}…): use the "
+                           "matching genesis, or another home directory")

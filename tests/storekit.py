@@ -1,0 +1,53 @@
+"""Storage backends for tests: the same suite runs on memory and on LevelDB."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from chain.crypto import address_of
+from chain.transition import apply_block
+from chain.types import Block, Transfer
+from storage.kv import KeyValueStore
+from storage.leveldb import LevelDB
+from storage.memory import MemoryKV
+from storage.store import Store
+
+from chainkit import LocalChain
+
+BACKENDS = ["memory", "leveldb"]
+GENESIS_HASH = bytes(range(32))
+"""What the tests' stores record as their genesis hash (the file's hash in a node)."""
+
+
+class Backend:
+    """Opens (and after a close, reopens) one key/value store of kind ``kind``."""
+
+    def __init__(self, kind: str, directory: Path) -> None:
+        self.kind = kind
+        self.path = directory / "store"
+        self._data: dict[bytes, bytes] = {}
+
+    def open(self) -> KeyValueStore:
+        if self.kind == "memory":
+            return MemoryKV(self._data)
+        return LevelDB(self.path)
+
+
+def commit_next(chain: LocalChain, store: Store, txs: Sequence[bytes] = ()) -> Block:
+    """Make ``chain``'s next block, execute it on ``store``'s state and commit it there
+    (the chain applies it to its own memory state too: the reference)."""
+    block = chain.next_block(txs)
+    outcome = apply_block(store.state, store.app_hash, block, chain.config)
+    chain.apply(block)
+    assert chain.last_commit is not None
+    store.commit_block(block, chain.last_commit, outcome)
+    return block
+
+
+def transfers(chain: LocalChain, count: int, amount: int = 1) -> list[bytes]:
+    """``count`` transfers between the chain's users, round robin."""
+    users = chain.users
+    return [chain.tx(users[i % len(users)],
+                     Transfer(address_of(users[(i + 1) % len(users)].public_key), amount))
+            for i in range(count)]
