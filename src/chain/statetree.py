@@ -28,7 +28,7 @@ hash, so a child's new hash costs one 32-byte write into the parent.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -452,7 +452,7 @@ class StateTree:
         return StateProof(tuple(nodes),
                           (leaf[_PATH_AT:_VALUE_HASH_AT], leaf[_VALUE_HASH_AT:_VALUE_AT]))
 
-    def trail(self, paths: Iterable[bytes], known: Container[bytes] | None = None
+    def trail(self, paths: Iterable[bytes], known: Mapping[bytes, bytes] | None = None
               ) -> dict[bytes, bytes]:
         """The trie positions the key ``paths`` pass through, with what is there: what a
         store keeps to serve proofs at past heights.
@@ -462,9 +462,9 @@ class StateTree:
         internal node, ``0x00 || key_path || value_hash`` for a leaf, so SHA-256 of the
         record is the hash its parent holds. A path's walk ends at a leaf or an empty slot.
 
-        With ``known`` (the positions of the same walk before an update), an internal node
-        at a position not in ``known`` is new, and the leaves right below it, which may
-        have moved there, are included too. Records of positions in the walk before but
+        With ``known`` (the same walk's result before an update), an internal node at a
+        position that held no internal node before is new, and the leaves right below it,
+        which may have moved there, are included too. Records of positions in the walk before but
         not after an update are what the update removed.
         """
         out: dict[bytes, bytes] = {}
@@ -480,7 +480,7 @@ class StateTree:
                 preimage = node.preimage
                 if position not in out:
                     out[position] = bytes(preimage)
-                    if known is not None and position not in known:
+                    if known is not None and known.get(position, _LEAF_PREFIX)[:1] != _NODE_PREFIX:
                         self._add_leaves(node, position, out)
                 bitmap = _bitmap(preimage)
                 bit = 1 << nibble(path, depth)

@@ -181,6 +181,8 @@ class StateStore:
         The in-memory root moves now: if the batch is not written, this store is out of
         step with the disk and must be reopened.
         """
+        changes = {key: value for key, value in changes.items()
+                   if value is not None or self.tree.get(key) is not None}
         paths = {key: sha256(key).digest() for key in changes}
         before = self.tree.trail(paths.values())
         root = self.tree.update(changes)
@@ -251,14 +253,14 @@ class StateStore:
 
 def _removed_positions(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> list[bytes]:
     """Positions the update emptied: those walked before and not after, and the children
-    of a removed internal node (a leaf beside the changed paths moves up when its node
+    of an internal node that went (a leaf beside the changed paths moves up when its node
     goes, and its old position would otherwise keep a record nothing deletes)."""
     removed = []
     for position, record in before.items():
-        if position in after:
-            continue
-        removed.append(position)
-        if record[0] == _INTERNAL:
+        now = after.get(position)
+        if now is None:
+            removed.append(position)
+        if record[0] == _INTERNAL and (now is None or now[0] != _INTERNAL):
             bitmap = record[1] << 8 | record[2]
             for n in range(16):
                 child = position + _HEX[n:n + 1]
