@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from storekit import BACKENDS, Backend
 
 from storage.kv import KeyValueStore, iter_prefix, last_before, prefix_end
+
+from storekit import BACKENDS, Backend
 
 
 @pytest.fixture(params=BACKENDS)

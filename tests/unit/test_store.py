@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from storekit import BACKENDS, GENESIS_HASH, Backend, commit_next, transfers
 
 from chain.crypto import address_of
 from chain.errors import StorageError
@@ -22,6 +21,7 @@ from storage.kv import KeyValueStore
 from storage.store import Store
 
 from chainkit import LocalChain
+from storekit import BACKENDS, GENESIS_HASH, Backend, commit_next, transfers
 
 
 @pytest.fixture(params=BACKENDS)
