@@ -48,7 +48,6 @@ _VALUE_HASH_AT = _PATH_AT + HASH_LEN
 _VALUE_AT = _VALUE_HASH_AT + HASH_LEN
 # A node's preimage: prefix (1), bitmap (2), child hashes (32 each).
 _CHILDREN_AT = 3
-_HEX = b"0123456789abcdef"
 _SCAN_MAX = 8  # runs in ranges up to this many paths are found by scanning, not bisection
 
 
@@ -452,54 +451,19 @@ class StateTree:
         return StateProof(tuple(nodes),
                           (leaf[_PATH_AT:_VALUE_HASH_AT], leaf[_VALUE_HASH_AT:_VALUE_AT]))
 
-    def trail(self, paths: Iterable[bytes], known: Mapping[bytes, bytes] | None = None
-              ) -> dict[bytes, bytes]:
-        """The trie positions the key ``paths`` pass through, with what is there: what a
-        store keeps to serve proofs at past heights.
+    def trail(self, paths: Iterable[bytes]) -> dict[bytes, bytes]:
+        """The internal nodes the key ``paths`` pass through, by position: what a store
+        keeps to serve proofs at past heights.
 
         A position is the nibbles of a prefix in lowercase hex (``b""``: the root); its
-        record is the hash preimage there, ``0x01 || bitmap || child hashes`` for an
-        internal node, ``0x00 || key_path || value_hash`` for a leaf, so SHA-256 of the
-        record is the hash its parent holds. A path's walk ends at a leaf or an empty slot.
-
-        With ``known`` (the same walk's result before an update), an internal node at a
-        position that held no internal node before is new, and the leaves right below it,
-        which may have moved there, are included too. Records of positions in the walk before but
-        not after an update are what the update removed.
+        record is the node's hash preimage ``0x01 || bitmap || child hashes``, so SHA-256
+        of the record is the hash its parent holds. Each node is visited once.
         """
+        ordered = sorted(set(paths))
         out: dict[bytes, bytes] = {}
-        for path in paths:
-            hexpath = path.hex().encode()
-            node = self._root
-            depth = 0
-            while node is not None:
-                position = hexpath[:depth]
-                if isinstance(node, bytes):
-                    out[position] = node[:_VALUE_AT]
-                    break
-                preimage = node.preimage
-                if position not in out:
-                    out[position] = bytes(preimage)
-                    if known is not None and known.get(position, _LEAF_PREFIX)[:1] != _NODE_PREFIX:
-                        self._add_leaves(node, position, out)
-                bitmap = _bitmap(preimage)
-                bit = 1 << nibble(path, depth)
-                if not bitmap & bit:
-                    break
-                node = node.children[(bitmap & (bit - 1)).bit_count()]
-                depth += 1
+        if ordered and isinstance(self._root, _Node):
+            _trail(self._root, ordered, [p.hex().encode() for p in ordered], 0, len(ordered), 0, out)
         return out
-
-    @staticmethod
-    def _add_leaves(node: _Node, position: bytes, out: dict[bytes, bytes]) -> None:
-        bitmap = _bitmap(node.preimage)
-        k = 0
-        for n in range(16):
-            if bitmap >> n & 1:
-                child = node.children[k]
-                k += 1
-                if isinstance(child, bytes):
-                    out[position + _HEX[n:n + 1]] = child[:_VALUE_AT]
 
     def _leaf_on_path(self, path: bytes, nodes: list[StateProofNode] | None) -> bytes | None:
         """The leaf where ``path`` ends, or ``None`` at an empty slot; appends the proof
@@ -522,6 +486,25 @@ class StateTree:
             node = node.children[pos]
             depth += 1
         return node
+
+
+def _trail(node: _Node, paths: list[bytes], hexes: list[bytes], lo: int, hi: int, depth: int,
+           out: dict[bytes, bytes]) -> None:
+    """:meth:`StateTree.trail` below ``node`` at ``depth``, for ``paths[lo:hi]`` (sorted,
+    sharing ``depth`` nibbles; ``hexes`` their hex forms)."""
+    preimage = node.preimage
+    out[hexes[lo][:depth]] = bytes(preimage)
+    bitmap = _bitmap(preimage)
+    children = node.children
+    i = lo
+    while i < hi:
+        j = _group_end(paths, i, hi, depth)
+        bit = 1 << nibble(paths[i], depth)
+        if bitmap & bit:
+            child = children[(bitmap & (bit - 1)).bit_count()]
+            if isinstance(child, _Node):
+                _trail(child, paths, hexes, i, j, depth + 1, out)
+        i = j
 
 
 def _shares_prefix(a: bytes, b: bytes, nibbles: int) -> bool:

@@ -7,10 +7,15 @@ Per committed height ``h`` it writes, in the block's batch:
 - ``state(key)``: the latest value (what block execution reads, one get per key);
 - ``state_version(path, h)``: the value as set at ``h`` (empty: deleted), under the
   key's trie path, so a read at height ``h`` is the last version at or below ``h``;
-- ``trie_version(position, h)``: the hash preimage at every trie position the changed
-  paths pass through, and an empty record where the update removed one, so a proof at
-  ``h`` walks down the last version at or below ``h`` of each position;
+- ``trie_version(position, h)``: the hash preimage of every internal trie node the
+  changed paths pass through, and an empty record where the update removed one;
 - ``state_changes(h)`` (what pruning ``h`` deletes) and ``state_root(h)``.
+
+A proof at ``h`` walks down from the root, taking at each position the last record at or
+below ``h`` whose hash is the one its parent holds; a child with no such record is a
+leaf, found among the versions of the paths under its position (the one alive at ``h``
+whose leaf hash matches). Leaves thus need no records of their own, and a leaf that moves
+when keys beside it come or go costs nothing.
 
 The state root itself comes from the in-memory :class:`~chain.statetree.StateTree`,
 rebuilt from the latest values when the store opens and checked against the root on
@@ -23,18 +28,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from hashlib import sha256
 
 from chain.codec import dumps, expect_array, expect_bytes, expect_list, loads_canonical
 from chain.errors import StorageError
-from chain.statetree import EMPTY_ROOT, HASH_LEN, StateProof, StateProofNode, StateTree, nibble
+from chain.statetree import (
+    EMPTY_ROOT,
+    HASH_LEN,
+    StateProof,
+    StateProofNode,
+    StateTree,
+    leaf_hash,
+    nibble,
+)
 from storage import schema
-from storage.kv import KeyValueStore, WriteBatch, iter_prefix, last_before
+from storage.kv import KeyValueStore, WriteBatch, iter_prefix, last_before, prefix_end
 
 log = logging.getLogger(__name__)
 
-_HEX = b"0123456789abcdef"
-_INTERNAL = 1
 _DELETED = b""
 
 
@@ -44,10 +56,10 @@ class StateStore:
     Reads at the latest height (:meth:`get`, :meth:`iter_prefix`: the
     :class:`~chain.ledger.StateReader` block execution uses) go to the latest values;
     :meth:`get_at` and :meth:`prove` read any retained height. Only the committing
-    thread may call :meth:`stage` and :meth:`prune`.
+    thread may call :meth:`advance`, :meth:`stage` and :meth:`prune`.
     """
 
-    __slots__ = ("_kv", "base", "height", "tree")
+    __slots__ = ("_kv", "_pending", "base", "height", "tree")
 
     def __init__(self, kv: KeyValueStore, height: int, base: int) -> None:
         """The state of a store whose latest committed height is ``height``; call
@@ -56,6 +68,7 @@ class StateStore:
         self.height = height
         self.base = base
         self.tree = StateTree()
+        self._pending: _Pending | None = None
 
     # --- opening --------------------------------------------------------------------
 
@@ -134,21 +147,17 @@ class StateStore:
         absent) and its proof against that height's state root, for
         :func:`chain.statetree.verify_state_proof`."""
         root = self.root_at(height)
+        if root == EMPTY_ROOT:
+            return None, StateProof((), None), root
         path = sha256(key).digest()
         hexpath = path.hex().encode()
-        record = self._position_at(b"", height)
-        expected = root
         nodes: list[StateProofNode] = []
+        expected = root
         depth = 0
         while True:
-            if record is None:
-                if expected != EMPTY_ROOT or depth:
-                    raise self._corrupt(height, hexpath[:depth], "is missing")
-                return None, StateProof((), None), root
-            if sha256(record).digest() != expected:
-                raise self._corrupt(height, hexpath[:depth], "does not hash to its parent's hash")
-            if record[0] != _INTERNAL:
-                break
+            record = self._position_at(hexpath[:depth], height)
+            if record is None or sha256(record).digest() != expected:
+                break  # the slot holds a leaf
             bitmap = record[1] << 8 | record[2]
             hashes = [record[at:at + HASH_LEN] for at in range(3, len(record), HASH_LEN)]
             bit = 1 << nibble(path, depth)
@@ -158,14 +167,32 @@ class StateStore:
             expected = hashes.pop((bitmap & (bit - 1)).bit_count())
             nodes.append(StateProofNode(bitmap, tuple(hashes)))
             depth += 1
-            record = self._position_at(hexpath[:depth], height)
-        leaf_path, value_hash = record[1:1 + HASH_LEN], record[1 + HASH_LEN:]
+        leaf_path, value = self._leaf_at(hexpath[:depth], height, expected)
         if leaf_path != path:
-            return None, StateProof(tuple(nodes), (leaf_path, value_hash)), root
-        value = self._version_at(path, height)
-        if value is None or sha256(value).digest() != value_hash:
-            raise self._corrupt(height, hexpath[:depth], "holds a value the key does not have")
+            return None, StateProof(tuple(nodes), (leaf_path, sha256(value).digest())), root
         return value, StateProof(tuple(nodes), None), root
+
+    def _leaf_at(self, position: bytes, height: int, expected: bytes) -> tuple[bytes, bytes]:
+        """The path and value of the leaf at ``position`` after ``height``, whose hash is
+        ``expected``: the one key under the position alive then with that leaf hash."""
+        whole = bytes.fromhex(position[: len(position) & ~1].decode())
+        family = schema.STATE_VERSION
+        if len(position) & 1:
+            high = int(position[-1:], 16) << 4
+            start = family + whole + bytes((high,))
+            stop = family + whole + bytes((high + 16,)) if high < 0xF0 else prefix_end(family + whole)
+        else:
+            start, stop = family + whole, prefix_end(family + whole)
+        skip = len(family)
+        while True:
+            first = next(self._kv.iterate(start, stop), None)
+            if first is None:
+                raise self._corrupt(height, position, "holds no leaf with the hash its parent holds")
+            path = first[0][skip:skip + HASH_LEN]
+            value = self._version_at(path, height)
+            if value is not None and leaf_hash(path, sha256(value).digest()) == expected:
+                return path, value
+            start = prefix_end(schema.state_versions(path))
 
     @staticmethod
     def _corrupt(height: int, position: bytes, problem: str) -> StorageError:
@@ -175,23 +202,43 @@ class StateStore:
 
     # --- writes ---------------------------------------------------------------------
 
-    def stage(self, batch: WriteBatch, height: int, changes: dict[bytes, bytes | None]) -> bytes:
-        """Put block ``height``'s state ``changes`` into ``batch`` and return the new root.
+    def advance(self, height: int, changes: dict[bytes, bytes | None]) -> bytes:
+        """Apply block ``height``'s state ``changes`` to the in-memory state root and
+        return the new root; :meth:`stage` then puts them into the block's batch.
 
-        The in-memory root moves now: if the batch is not written, this store is out of
-        step with the disk and must be reopened.
+        From here until that batch is written this store is ahead of the disk: if it is
+        never written, the store must be reopened.
         """
-        changes = {key: value for key, value in changes.items()
-                   if value is not None or self.tree.get(key) is not None}
-        paths = {key: sha256(key).digest() for key in changes}
-        before = self.tree.trail(paths.values())
-        root = self.tree.update(changes)
-        after = self.tree.trail(paths.values(), before)
+        if self._pending is not None:
+            raise StorageError(f"height {self._pending.height} was advanced and never stored")
+        kept = {key: value for key, value in changes.items()
+                if value is not None or self.tree.get(key) is not None}
+        paths = {key: sha256(key).digest() for key in kept}
+        deleted = [paths[key] for key, value in kept.items() if value is None]
+        before = self.tree.trail(deleted) if deleted else {}
+        root = self.tree.update(kept)
+        self._pending = _Pending(height, kept, paths, before, root)
+        return root
+
+    def advanced(self, height: int) -> bool:
+        """Whether :meth:`advance` has applied ``height`` and :meth:`stage` not yet."""
+        return self._pending is not None and self._pending.height == height
+
+    def stage(self, batch: WriteBatch, height: int) -> bytes:
+        """Put the changes :meth:`advance` made for ``height`` into ``batch``; return
+        the state root after ``height``."""
+        pending = self._pending
+        if pending is None or pending.height != height:
+            raise StorageError(f"the state of height {height} was not advanced")
+        self._pending = None
+        paths = pending.paths
+        after = self.tree.trail(paths.values())
+        removed = [position for position in pending.before if position not in after]
         state = schema.STATE
         versions = schema.STATE_VERSION
         suffix = height.to_bytes(8, "big")
         put = batch.put
-        for key, value in changes.items():
+        for key, value in pending.changes.items():
             if value is None:
                 batch.delete(state + key)
                 put(versions + paths[key] + suffix, _DELETED)
@@ -201,13 +248,12 @@ class StateStore:
         trie = schema.TRIE
         for position, record in after.items():
             put(trie + position + b"/" + suffix, record)
-        removed = _removed_positions(before, after)
         for position in removed:
             put(trie + position + b"/" + suffix, _DELETED)
         put(schema.state_changes(height), dumps([list(paths.values()), [*after, *removed]]))
-        put(schema.state_root(height), root)
+        put(schema.state_root(height), pending.root)
         self.height = height
-        return root
+        return pending.root
 
     def prune(self, keep: int) -> int:
         """Forget the state of heights below the last ``keep`` (at least 1); returns how
@@ -251,19 +297,13 @@ class StateStore:
             batch.delete(at)
 
 
-def _removed_positions(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> list[bytes]:
-    """Positions the update emptied: those walked before and not after, and the children
-    of an internal node that went (a leaf beside the changed paths moves up when its node
-    goes, and its old position would otherwise keep a record nothing deletes)."""
-    removed = []
-    for position, record in before.items():
-        now = after.get(position)
-        if now is None:
-            removed.append(position)
-        if record[0] == _INTERNAL and (now is None or now[0] != _INTERNAL):
-            bitmap = record[1] << 8 | record[2]
-            for n in range(16):
-                child = position + _HEX[n:n + 1]
-                if bitmap >> n & 1 and child not in after and child not in before:
-                    removed.append(child)
-    return removed
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A height's state changes applied to the tree and not yet staged for the disk;
+    ``before``: the trie records on the deleted keys' paths before the update."""
+
+    height: int
+    changes: dict[bytes, bytes | None]
+    paths: dict[bytes, bytes]
+    before: dict[bytes, bytes]
+    root: bytes

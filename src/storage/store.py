@@ -84,8 +84,9 @@ class Store:
     def _create(kv: KeyValueStore, genesis: Genesis, genesis_hash: bytes) -> None:
         height = genesis.initial_height - 1
         state = StateStore(kv, height, height)
+        state.advance(height, genesis_changes(genesis))
         batch = kv.write_batch(sync=True)
-        app_hash = state.stage(batch, height, genesis_changes(genesis))
+        app_hash = state.stage(batch, height)
         batch.put(schema.STATE_BASE, height.to_bytes(8, "big"))
         batch.put(schema.LATEST, dumps([height, app_hash]))
         batch.put(schema.STORE_INFO, dumps([schema.SCHEMA_VERSION, genesis.chain_id, genesis_hash]))
@@ -103,27 +104,49 @@ class Store:
         """The state root after :attr:`height`."""
         return self.state.app_hash
 
+    def advance_state(self, height: int, changes: dict[bytes, bytes | None]) -> bytes:
+        """The state root after block ``height`` (the next) makes ``changes``: computed in
+        memory, ahead of :meth:`commit_block`, which stores it (and calls this itself
+        when it was not called)."""
+        self._check_usable()
+        if height != self.height + 1:
+            raise StorageError(f"cannot store block {height}: the latest stored height is {self.height}")
+        try:
+            return self.state.advance(height, changes)
+        except BaseException as exc:
+            self._failed = f"computing the state root of height {height}: {exc}"
+            raise
+
     def commit_block(self, block: Block, seen_commit: Commit, outcome: BlockOutcome) -> bytes:
         """Store ``block`` (the next height), the commit this node saw for it and its
-        executed ``outcome`` in one synced batch; return the new state root."""
-        if self._failed is not None:
-            raise StorageError(f"the store failed earlier ({self._failed}); restart the node")
+        executed ``outcome`` in one synced batch; return the new state root.
+
+        If :meth:`advance_state` ran for this height, it must have been given
+        ``outcome.changes``. After a failure here the store refuses all further writes.
+        """
+        self._check_usable()
         height = block.header.height
         if height != self.height + 1:
             raise StorageError(f"cannot store block {height}: the latest stored height is {self.height}")
         if seen_commit.height != height or seen_commit.block_id != block.block_id():
             raise StorageError(f"the commit given for block {height} is not that block's")
-        batch = self._kv.write_batch(sync=True)
-        self.txs.stage(batch, height, block.txs, outcome.tx_hashes, outcome.results)
-        self.blocks.stage(batch, block, seen_commit)
-        app_hash = self.state.stage(batch, height, outcome.changes)
-        batch.put(schema.LATEST, dumps([height, app_hash]))
+        if not self.state.advanced(height):
+            self.advance_state(height, outcome.changes)
         try:
+            batch = self._kv.write_batch(sync=True)
+            self.txs.stage(batch, height, block.txs, outcome.tx_hashes, outcome.results)
+            self.blocks.stage(batch, block, seen_commit)
+            app_hash = self.state.stage(batch, height)
+            batch.put(schema.LATEST, dumps([height, app_hash]))
             batch.write()
         except Exception as exc:
             self._failed = f"writing block {height}: {exc}"
             raise StorageError(f"cannot write block {height}: {exc}") from exc
         return app_hash
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise StorageError(f"the store failed earlier ({self._failed}); restart the node")
 
     def prune(self, keep: int) -> int:
         """Keep the state of the last ``keep`` heights only; see :meth:`StateStore.prune`."""
