@@ -18,13 +18,13 @@ from chain.errors import DecodeError, StorageError
 from chain.genesis import Genesis
 from chain.state import genesis_changes
 from chain.transition import BlockOutcome
-from chain.types import Block, Commit
+from chain.types import Block, Commit, tx_hash
 from storage import schema
 from storage.blockstore import BlockStore
 from storage.kv import KeyValueStore
 from storage.leveldb import LevelDB
 from storage.statestore import StateStore
-from storage.txindex import TxIndex
+from storage.txindex import TxIndex, TxLocation
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,21 @@ class Store:
             self._failed = f"writing block {height}: {exc}"
             raise StorageError(f"cannot write block {height}: {exc}") from exc
         return app_hash
+
+    def txs_at(self, height: int) -> list[TxLocation] | None:
+        """The txs of block ``height`` in block order, with their results (what
+        ``block_results`` shows); ``None`` if this node does not have the block."""
+        block = self.blocks.block(height)
+        if block is None:
+            return None
+        out = []
+        for raw in block.txs:
+            found = self.txs.get(tx_hash(raw))
+            if found is None or found.height != height:
+                raise StorageError(f"block {height} has a tx the index places elsewhere: "
+                                   "the store is corrupt")
+            out.append(found)
+        return out
 
     def _check_usable(self) -> None:
         if self._failed is not None:

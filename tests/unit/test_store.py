@@ -15,7 +15,7 @@ from chain.errors import StorageError
 from chain.statekeys import account
 from chain.statetree import verify_state_proof
 from chain.transition import apply_block
-from chain.types import Account, encode, tx_hash
+from chain.types import Account, Transfer, encode, tx_hash
 from storage import schema
 from storage.kv import KeyValueStore
 from storage.store import Store
@@ -72,6 +72,11 @@ def test_blocks_commits_txs_and_state_are_stored(store: Store, chain: LocalChain
     assert store.blocks.commit(4) is None
     assert store.blocks.block_by_id(bytes(32)) is None
     assert store.txs.get(bytes(32)) is None
+    at_two = store.txs_at(2)
+    assert at_two is not None
+    expected = [(tx_hash(raw), i) for i, raw in enumerate(blocks[1].txs)]
+    assert [(t.tx_hash, t.index) for t in at_two] == expected
+    assert store.txs_at(4) is None
 
 
 def test_txs_by_sender_in_chain_order(store: Store, chain: LocalChain) -> None:
@@ -297,3 +302,13 @@ def test_a_second_process_on_the_same_home_is_refused(tmp_path: Path, chain: Loc
     commit_next(chain, store)
     assert store.height == 1
     store.close()
+
+
+def test_a_failed_tx_is_indexed_with_its_code_and_log(store: Store, chain: LocalChain) -> None:
+    poor = chain.tx(chain.users[0], Transfer(bytes(20), 2**63))
+    block = commit_next(chain, store, [poor])
+    found = store.txs.get(tx_hash(poor))
+    assert found is not None
+    assert (found.height, found.index) == (block.header.height, 0)
+    assert found.result.code != 0
+    assert found.result.log
