@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chain.codec import dumps
-from chain.crypto import DOMAIN_VOTE, address_of, sign_bytes, verify_many
+from chain.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, address_of, sign_bytes, verify_many
 from chain.errors import InvalidBlock
 from chain.merkle import merkle_root
 from chain.types import (
     Commit,
     CommitFlag,
     DuplicateVoteEvidence,
+    Proposal,
     SetMember,
     TxResult,
     Vote,
@@ -28,6 +29,11 @@ from chain.types import (
 def vote_sign_bytes(chain_id: str, vote: Vote) -> bytes:
     """What a validator signs for ``vote`` (§2: domain ``bizra/vote/v1``)."""
     return sign_bytes(DOMAIN_VOTE, chain_id, dumps(vote.unsigned_cbor()))
+
+
+def proposal_sign_bytes(chain_id: str, proposal: Proposal) -> bytes:
+    """What a proposer signs for ``proposal`` (§2: domain ``bizra/proposal/v1``)."""
+    return sign_bytes(DOMAIN_PROPOSAL, chain_id, dumps(proposal.unsigned_cbor()))
 
 
 def total_power(members: Sequence[SetMember]) -> int:
