@@ -64,7 +64,8 @@ class MemoryChain:
 
     async def validate(self, block: Block) -> bool:
         try:
-            self._outcomes[block.block_id()] = apply_block(self.state, self.state.app_hash, block, self.config)
+            outcome = apply_block(self.state, self.state.app_hash, block, self.config)
+            self._outcomes[block.block_id()] = outcome
         except InvalidBlock:
             return False
         return True
