@@ -173,8 +173,10 @@ class Driver:
         while machine.decision is None:
             await self._handle(await self._inbox.receive())
         decision = machine.decision
-        await self.chain.commit(self._blocks[decision.block_id], decision.commit)
+        block = self._blocks[decision.block_id]
+        await self.chain.commit(block, decision.commit)
         self.wal.end_height(height)
+        self.evidence = [e for e in self.evidence if e not in block.evidence]
         self.committed_rounds[height] = decision.round
         log.info("committed", extra={"height": height, "round": decision.round,
                                      "block_id": decision.block_id.hex()})
