@@ -88,6 +88,8 @@ class Hub:
 
     def __init__(self) -> None:
         self.drivers: list[Driver] = []
+        self.down: set[int] = set()
+        """Nodes cut off: nothing they send or are sent arrives."""
 
     def network_for(self, index: int) -> HubPort:
         return HubPort(self, index)
@@ -98,9 +100,11 @@ class HubPort:
         self.hub = hub
         self.index = index
 
-    async def publish(self, message: ProposalMessage | VoteMessage) -> None:
+    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+        if self.index in self.hub.down:
+            return
         for i, driver in enumerate(self.hub.drivers):
-            if i != self.index:
+            if i != self.index and i not in self.hub.down:
                 await driver.deliver(message)
 
     async def request_block(self, block_id: bytes) -> None:

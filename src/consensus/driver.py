@@ -63,6 +63,13 @@ log = logging.getLogger(__name__)
 
 MAX_BUFFERED_NEXT_HEIGHT = 10_000
 """Messages of the next height kept while this one finishes."""
+KEEP_DECIDED = 4
+"""Recent decided heights whose block and commit are kept to help peers catch up
+(further behind, a peer needs block sync)."""
+CATCH_UP_INTERVAL_S = 1.0
+REGOSSIP_INTERVAL_S = 2.0
+"""How often the node's own proposal and votes of its current round are sent again: a
+message lost on the way is not lost for good, and peers learn where a node is stuck."""
 
 
 class Chain(Protocol):
@@ -95,7 +102,7 @@ class Chain(Protocol):
 class ConsensusNetwork(Protocol):
     """How the driver reaches its peers."""
 
-    async def publish(self, message: ProposalMessage | VoteMessage) -> None: ...
+    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None: ...
 
     async def request_block(self, block_id: bytes) -> None:
         """Ask peers for the body of ``block_id``; it comes back as a :class:`BlockMessage`."""
@@ -136,6 +143,8 @@ class Driver:
         self._block_time_floor = 0
         self.evidence: list[DuplicateVoteEvidence] = []
         self.committed_rounds: dict[int, int] = {}
+        self._decided: dict[int, tuple[Block, Commit, list[bytes]]] = {}
+        self._helped: dict[int, float] = {}
 
     async def deliver(self, message: Message) -> None:
         """A peer's message (back-pressure: waits while the inbox is full)."""
@@ -145,9 +154,24 @@ class Driver:
         """Decide heights, one after the other, until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._regossip)
             task_status.started()
             while True:
                 await self._run_height(self.chain.height + 1)
+
+    async def _regossip(self) -> None:
+        while True:
+            await trio.sleep(REGOSSIP_INTERVAL_S)
+            machine = self.machine
+            if machine is None or machine.decision is not None or self._replaying:
+                continue
+            current = machine.round
+            own = self._own_proposals.get(current)
+            if own is not None:
+                await self.network.publish(own)
+            for (round_, _), vote in list(self._own_votes.items()):
+                if round_ >= current - 1:
+                    await self.network.publish(VoteMessage(vote))
 
     # --- one height ----------------------------------------------------------------
 
@@ -177,6 +201,9 @@ class Driver:
         await self.chain.commit(block, decision.commit)
         self.wal.end_height(height)
         self.evidence = [e for e in self.evidence if e not in block.evidence]
+        self._decided[height] = (block, decision.commit, [a for a, _ in machine.voters])
+        self._decided.pop(height - KEEP_DECIDED, None)
+        self._helped.pop(height - KEEP_DECIDED, None)
         self.committed_rounds[height] = decision.round
         log.info("committed", extra={"height": height, "round": decision.round,
                                      "block_id": decision.block_id.hex()})
@@ -232,6 +259,9 @@ class Driver:
             if len(self._next_height) < MAX_BUFFERED_NEXT_HEIGHT:
                 self._next_height.append(message)
             return
+        if height < machine.height:
+            await self._help_catch_up(height)
+            return
         if height != machine.height:
             return
         problem = self._check(message)
@@ -274,6 +304,21 @@ class Driver:
                 return "vote with an invalid signature"
             return None
         return None
+
+    async def _help_catch_up(self, height: int) -> None:
+        """A peer still at ``height`` (it sent a message of it): publish the block and the
+        precommits that decided it, at most once per ``CATCH_UP_INTERVAL_S`` (CometBFT's
+        consensus reactor does this for peers one height behind)."""
+        decided = self._decided.get(height)
+        now = trio.current_time()
+        if decided is None or now - self._helped.get(height, -CATCH_UP_INTERVAL_S) < CATCH_UP_INTERVAL_S:
+            return
+        self._helped[height] = now
+        block, commit, members = decided
+        await self.network.publish(BlockMessage(block))
+        for index, entry in enumerate(commit.signatures):
+            if entry.signature:
+                await self.network.publish(VoteMessage(commit.vote_for(index, members[index])))
 
     async def _validate(self, block: Block) -> None:
         block_id = block.block_id()

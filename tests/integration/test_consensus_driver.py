@@ -40,3 +40,26 @@ async def test_blocks_every_six_seconds_one_round_each(autojump_clock: trio.test
     assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
     header_times = [b.header.time_ns for b in first.blocks[:heights]]
     assert [b - a for a, b in itertools.pairwise(header_times)] == [6_000_000_000] * (heights - 1)
+
+
+async def test_a_validator_cut_off_for_a_while_catches_up(autojump_clock: trio.testing.MockClock,
+                                                          tmp_path: Path) -> None:
+    local = LocalChain(validators=4)
+    hub = Hub()
+    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}")
+               for i, key in enumerate(local.validator_keys)]
+    async with trio.open_nursery() as nursery:
+        for driver in drivers:
+            await nursery.start(driver.run)
+        await trio.sleep(10)
+        hub.down.add(3)
+        await trio.sleep(15)  # the other three go on without it (3 of 4 is more than 2/3)
+        assert drivers[3].chain.height == 1
+        assert all(d.chain.height >= 3 for d in drivers[:3])
+        hub.down.clear()
+        with trio.fail_after(120):
+            while drivers[3].chain.height < drivers[0].chain.height or drivers[0].chain.height < 8:
+                await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    ids = [[b.block_id() for b in d.chain.blocks[:8]] for d in drivers if isinstance(d.chain, MemoryChain)]
+    assert len(ids) == 4 and all(i == ids[0] for i in ids)

@@ -17,7 +17,7 @@ from chain.commits import proposal_sign_bytes, vote_sign_bytes
 from chain.crypto import PrivateKey, address_of
 from chain.types import Block, Proposal, Vote, VoteType
 from consensus.driver import Driver
-from consensus.messages import ProposalMessage, VoteMessage
+from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from consensus.signer import FileSigner
 from consensus.wal import Wal
 
@@ -27,9 +27,9 @@ from consensuskit import MemoryChain
 
 class RecordingNetwork:
     def __init__(self) -> None:
-        self.published: list[ProposalMessage | VoteMessage] = []
+        self.published: list[ProposalMessage | VoteMessage | BlockMessage] = []
 
-    async def publish(self, message: ProposalMessage | VoteMessage) -> None:
+    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
         self.published.append(message)
 
     async def request_block(self, block_id: bytes) -> None:
