@@ -303,11 +303,13 @@ class Driver:
             if not verify(pubkey, vote_sign_bytes(self.chain_id, v), v.signature):
                 return "vote with an invalid signature"
             return None
+        if not machine.wants(message.block.block_id()):
+            return "a block nobody proposed or asked for"
         return None
 
     async def _help_catch_up(self, height: int) -> None:
-        """A peer still at ``height`` (it sent a message of it): publish the block and the
-        precommits that decided it, at most once per ``CATCH_UP_INTERVAL_S`` (CometBFT's
+        """A peer still at ``height`` (it sent a message of it): publish the precommits
+        that decided it and the block, at most once per ``CATCH_UP_INTERVAL_S`` (CometBFT's
         consensus reactor does this for peers one height behind)."""
         decided = self._decided.get(height)
         now = trio.current_time()
@@ -315,10 +317,10 @@ class Driver:
             return
         self._helped[height] = now
         block, commit, members = decided
-        await self.network.publish(BlockMessage(block))
         for index, entry in enumerate(commit.signatures):
             if entry.signature:
                 await self.network.publish(VoteMessage(commit.vote_for(index, members[index])))
+        await self.network.publish(BlockMessage(block))  # after the votes that make it wanted
 
     async def _validate(self, block: Block) -> None:
         block_id = block.block_id()

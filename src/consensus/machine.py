@@ -217,6 +217,10 @@ class Machine:
             self._priorities[round_] = prios
         return prios.proposer_address()
 
+    def wants(self, block_id: bytes) -> bool:
+        """Whether the body of ``block_id`` matters here: it was proposed, or asked for."""
+        return block_id in self._fetching or any(p.block_id == block_id for p in self.proposals.values())
+
     def index_of(self, address: bytes) -> int | None:
         for i, (a, _) in enumerate(self.voters):
             if a == address:

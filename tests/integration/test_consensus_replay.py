@@ -151,3 +151,28 @@ async def test_messages_with_bad_signatures_are_refused(
     wal.close()
     refused = [r for r in caplog.records if r.getMessage() == "consensus message refused"]
     assert len(refused) == 3
+
+
+async def test_a_block_nobody_asked_for_is_not_even_validated(
+        autojump_clock: trio.testing.MockClock, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scene = Scene(tmp_path)
+    net = RecordingNetwork()
+    caplog.set_level(logging.WARNING)
+    validated: list[Block] = []
+    original = scene.chain.validate
+
+    async def counting(block: Block) -> bool:
+        validated.append(block)
+        return await original(block)
+
+    scene.chain.validate = counting  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        driver, wal = scene.driver(net)
+        scope = await start(driver, nursery)
+        await trio.sleep(6.5)
+        await driver.deliver(BlockMessage(scene.block))
+        await trio.sleep(0.5)
+        scope.cancel()
+    wal.close()
+    assert validated == []
+    assert any(getattr(r, "problem", "") == "a block nobody proposed or asked for" for r in caplog.records)
