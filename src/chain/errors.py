@@ -51,3 +51,8 @@ class InvalidAddress(BizraError):
 class StorageError(BizraError):
     """The node's store cannot be used as asked: held by another process, written by
     another schema version or chain, corrupt, or pruned below the height asked for."""
+
+
+class NetworkError(BizraError):
+    """A peer, message or request the network layer cannot carry: too large, to an
+    unknown or banned peer, refused, timed out, or answered with an error."""

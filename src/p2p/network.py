@@ -1,0 +1,87 @@
+"""The network as the rest of the node sees it, whatever carries it (libp2p, or memory
+in tests): gossip per topic with a validation hook, request/response by protocol id,
+peer events, scores and bans.
+
+Limits (§8): no gossip payload above :data:`MAX_GOSSIP_BYTES`; requests and responses
+above their protocol's limits are refused on both sides; a request has a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import trio
+
+from p2p.peers import PeerId
+
+MAX_GOSSIP_BYTES = 61_440
+"""60 KiB: the most any gossip message carries (§8)."""
+INVALID_MESSAGE_PENALTY = 20.0
+"""What a message that fails validation costs its sender's score."""
+
+
+class Validation(Enum):
+    ACCEPT = "accept"  # deliver and forward
+    IGNORE = "ignore"  # drop, no penalty (a duplicate, a height already past)
+    REJECT = "reject"  # drop and penalize the sender
+
+
+@dataclass(frozen=True, slots=True)
+class Gossip:
+    """A gossip message that passed validation: who sent it to us, and its payload."""
+
+    sender: PeerId
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEvent:
+    peer: PeerId
+    connected: bool
+
+
+Validator = Callable[[PeerId, bytes], Validation]
+Handler = Callable[[PeerId, bytes], Awaitable[bytes]]
+
+
+class Network(Protocol):
+    """See the module docstring. Errors are :class:`chain.errors.NetworkError`."""
+
+    @property
+    def local_id(self) -> PeerId: ...
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Gossip ``data`` on ``topic``; NetworkError above MAX_GOSSIP_BYTES."""
+
+    def subscribe(self, topic: str, validator: Validator) -> trio.MemoryReceiveChannel[Gossip]:
+        """Messages of ``topic`` that ``validator`` accepted (it runs before they are
+        forwarded; REJECT penalizes the sender)."""
+
+    def set_handler(self, protocol: str, handler: Handler, *, max_request_bytes: int) -> None:
+        """Answer requests of ``protocol``; a request above the limit is refused."""
+
+    async def request(self, peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,
+                      timeout: float) -> bytes:
+        """``peer``'s answer; NetworkError if it fails, is too large or is late."""
+
+    def peers(self) -> list[PeerId]:
+        """The peers connected now."""
+
+    def penalize(self, peer: PeerId, points: float, reason: str) -> None:
+        """Lower ``peer``'s score; below the threshold it is disconnected and banned."""
+
+    def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
+        """Connections and disconnections, from now on."""
+
+
+def gossip_topic(chain_id: str, name: str) -> str:
+    """``/bizra/<chain id>/<name>/1`` (§8): name is txs, consensus or blocks."""
+    return f"/bizra/{chain_id}/{name}/1"
+
+
+def request_protocol(chain_id: str, name: str) -> str:
+    """``/bizra/<chain id>/<name>/1`` (§8): name is status, blocks or block-parts."""
+    return f"/bizra/{chain_id}/{name}/1"

@@ -1,0 +1,121 @@
+"""The in-memory network keeps the network's rules: gossip reaches every node through
+the mesh once, validation runs before forwarding, a peer sending garbage is penalized,
+disconnected and banned, requests honour limits and deadlines."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from chain.errors import NetworkError
+from p2p.memory import MemoryHub, MemoryNetwork
+from p2p.network import MAX_GOSSIP_BYTES, Validation, gossip_topic, request_protocol
+from p2p.peers import PeerBook, PeerId
+
+TOPIC = gossip_topic("bizra-devnet-1", "txs")
+
+
+def accept(peer: PeerId, data: bytes) -> Validation:
+    return Validation.ACCEPT
+
+
+def line(n: int) -> tuple[MemoryHub, list[MemoryNetwork]]:
+    """``n`` nodes connected in a line: 0 - 1 - 2 - ..."""
+    hub = MemoryHub()
+    nodes = [hub.join(f"peer{i}") for i in range(n)]
+    for a, b in zip(nodes, nodes[1:], strict=False):
+        assert hub.connect(a.local_id, b.local_id)
+    return hub, nodes
+
+
+async def test_gossip_crosses_the_mesh_once_per_node() -> None:
+    _, nodes = line(4)
+    subs = [node.subscribe(TOPIC, accept) for node in nodes]
+    await nodes[0].publish(TOPIC, b"batch")
+    for sub in subs[1:]:
+        got = sub.receive_nowait()
+        assert got.data == b"batch"
+        with pytest.raises(trio.WouldBlock):
+            sub.receive_nowait()
+    with pytest.raises(trio.WouldBlock):
+        subs[0].receive_nowait()  # a node does not receive its own message
+
+
+async def test_nothing_above_60_kib_is_gossiped() -> None:
+    _, nodes = line(2)
+    with pytest.raises(NetworkError, match="above the 61440-byte limit"):
+        await nodes[0].publish(TOPIC, bytes(MAX_GOSSIP_BYTES + 1))
+    await nodes[0].publish(TOPIC, bytes(MAX_GOSSIP_BYTES))
+
+
+async def test_a_rejected_message_is_not_forwarded_and_costs_its_sender(
+        autojump_clock: trio.testing.MockClock) -> None:
+    hub, nodes = line(3)
+    for node in nodes:
+        node.subscribe(TOPIC, lambda peer, data: Validation.REJECT if data == b"junk" else Validation.ACCEPT)
+    last = nodes[2].subscribe(TOPIC, accept)
+    await nodes[0].publish(TOPIC, b"junk")
+    with pytest.raises(trio.WouldBlock):
+        last.receive_nowait()
+    assert nodes[1].book.score(nodes[0].local_id) < 0
+    for _ in range(10):
+        await nodes[0].publish(TOPIC, b"junk")
+    assert nodes[0].local_id not in nodes[1].connected  # disconnected
+    assert not hub.connect(nodes[0].local_id, nodes[1].local_id)  # and banned
+    await trio.sleep(nodes[1].book.ban_seconds + 1)
+    assert hub.connect(nodes[0].local_id, nodes[1].local_id)  # until the ban ends
+
+
+async def test_ignored_messages_cost_nothing() -> None:
+    _, nodes = line(2)
+    nodes[1].subscribe(TOPIC, lambda peer, data: Validation.IGNORE)
+    for _ in range(50):
+        await nodes[0].publish(TOPIC, b"old")
+    assert nodes[1].book.score(nodes[0].local_id) == 0
+
+
+async def test_requests_answer_within_limits_and_deadlines(autojump_clock: trio.testing.MockClock) -> None:
+    _, nodes = line(2)
+    blocks = request_protocol("bizra-devnet-1", "block-parts")
+
+    async def serve(peer: PeerId, data: bytes) -> bytes:
+        if data == b"slow":
+            await trio.sleep(60)
+        return data * 2
+
+    nodes[1].set_handler(blocks, serve, max_request_bytes=100)
+    peer = nodes[1].local_id
+    assert await nodes[0].request(peer, blocks, b"ab", max_response_bytes=10, timeout=1) == b"abab"
+    with pytest.raises(NetworkError, match="took more than 5 s"):
+        await nodes[0].request(peer, blocks, b"slow", max_response_bytes=10, timeout=5)
+    with pytest.raises(NetworkError, match="limit is 100"):
+        await nodes[0].request(peer, blocks, bytes(101), max_response_bytes=1_000, timeout=1)
+    with pytest.raises(NetworkError, match="above 10"):
+        await nodes[0].request(peer, blocks, bytes(6), max_response_bytes=10, timeout=1)
+    with pytest.raises(NetworkError, match="does not serve"):
+        await nodes[0].request(peer, "/other/1", b"", max_response_bytes=10, timeout=1)
+    with pytest.raises(NetworkError, match="not connected"):
+        await nodes[0].request(PeerId("nobody"), blocks, b"", max_response_bytes=10, timeout=1)
+
+
+async def test_peer_events_report_connections() -> None:
+    hub = MemoryHub()
+    a, b = hub.join("a"), hub.join("b")
+    events = a.peer_events()
+    hub.connect(a.local_id, b.local_id)
+    hub.disconnect(a.local_id, b.local_id)
+    got = [events.receive_nowait(), events.receive_nowait()]
+    assert [(e.peer, e.connected) for e in got] == [(b.local_id, True), (b.local_id, False)]
+
+
+def test_scores_recover_slowly_and_never_above_zero() -> None:
+    book = PeerBook()
+    peer = PeerId("p")
+    assert not book.penalize(peer, 20, now=0)
+    for _ in range(1_000):
+        book.reward_valid(peer)
+    assert book.score(peer) == 0
+    assert book.penalize(peer, 101, now=5)
+    assert book.is_banned(peer, now=5 + book.ban_seconds - 1)
+    assert not book.is_banned(peer, now=5 + book.ban_seconds)
