@@ -4,6 +4,8 @@ disconnected and banned, requests honour limits and deadlines."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import trio
 import trio.testing
@@ -24,7 +26,7 @@ def line(n: int) -> tuple[MemoryHub, list[MemoryNetwork]]:
     """``n`` nodes connected in a line: 0 - 1 - 2 - ..."""
     hub = MemoryHub()
     nodes = [hub.join(f"peer{i}") for i in range(n)]
-    for a, b in zip(nodes, nodes[1:], strict=False):
+    for a, b in itertools.pairwise(nodes):
         assert hub.connect(a.local_id, b.local_id)
     return hub, nodes
 
