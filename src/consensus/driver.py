@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -60,6 +60,10 @@ from consensus.signer import DoubleSignError, FileSigner
 from consensus.wal import Wal
 
 log = logging.getLogger(__name__)
+
+# py-libp2p depends on trio-typing, whose stubs (written for an older trio) take
+# precedence over trio's own types and have no ``trio.TaskStatus``.
+TaskStatus = Any
 
 MAX_BUFFERED_NEXT_HEIGHT = 10_000
 """Messages of the next height kept while this one finishes."""
@@ -150,7 +154,7 @@ class Driver:
         """A peer's message (back-pressure: waits while the inbox is full)."""
         await self._inbox_send.send(message)
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Decide heights, one after the other, until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery

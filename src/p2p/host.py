@@ -1,0 +1,290 @@
+"""The libp2p :class:`~p2p.network.Network`: the only module that imports py-libp2p.
+
+TCP, Noise only (a peer offering only plaintext, SECIO or TLS is refused), yamux;
+GossipSub v1.1 (``/meshsub/1.1.0``) with StrictSign and publisher+seqno message ids, a
+1-second heartbeat and a mesh degree for 4–100 peers; request/response on streams, one
+request per stream, each direction a 4-byte big-endian length and the payload, with
+limits and a deadline on both sides. Nothing is discovered on its own: no mDNS, no
+UPnP, no DHT; peers are the ones the node is told to dial.
+
+Every py-libp2p exception stops at this module's edge as a NetworkError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamError
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.tools.anyio_service import background_trio_service
+
+from chain.errors import BizraError, NetworkError
+from p2p.network import (
+    INVALID_MESSAGE_PENALTY,
+    MAX_GOSSIP_BYTES,
+    Gossip,
+    Handler,
+    PeerEvent,
+    Validation,
+    Validator,
+)
+from p2p.peers import PeerBook, PeerId
+
+log = logging.getLogger(__name__)
+
+# py-libp2p depends on trio-typing, whose stubs (written for an older trio) take
+# precedence over trio's own types and have no ``trio.TaskStatus``.
+TaskStatus = Any
+
+GOSSIPSUB_PROTOCOL = TProtocol("/meshsub/1.1.0")
+MESH_DEGREE, MESH_LOW, MESH_HIGH = 6, 4, 12
+HEARTBEAT_SECONDS = 1
+SUBSCRIPTION_BUFFER = 4_096
+_LENGTH = 4
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise NetworkError if ``host:port`` is taken: py-libp2p listens with SO_REUSEPORT,
+    so a second node on the same port would start silently and share its connections."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror}; is another node "
+                               "running there?") from None
+
+
+async def _read_exact(stream: Any, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.read(min(n - len(buf), 1 << 16))
+        if not chunk:
+            raise NetworkError(f"stream closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+async def _read_frame(stream: Any, limit: int) -> bytes:
+    length = int.from_bytes(await _read_exact(stream, _LENGTH), "big")
+    if length > limit:
+        raise NetworkError(f"a frame of {length} bytes is above the limit of {limit}")
+    return await _read_exact(stream, length)
+
+
+class Libp2pNetwork:
+    """A libp2p node with the Ed25519 identity ``key_seed`` (32 bytes) listening on
+    ``host:port`` (0: any free port). Start it with ``await nursery.start(net.run)``;
+    subscriptions and handlers may be set before or after."""
+
+    def __init__(self, key_seed: bytes, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._key_pair = create_new_key_pair(key_seed)
+        self._listen = multiaddr.Multiaddr(f"/ip4/{host}/tcp/{port}")
+        self._bind = (host, port)
+        sec = {NOISE_PROTOCOL_ID: NoiseTransport(self._key_pair,
+                                                 noise_privkey=create_noise_key_pair().private_key)}
+        self._host: Any = new_host(key_pair=self._key_pair, sec_opt=sec, muxer_preference="YAMUX",
+                                   listen_addrs=[self._listen], enable_mDNS=False, enable_upnp=False)
+        self._router: Any = GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
+                                      heartbeat_interval=HEARTBEAT_SECONDS)
+        self._pubsub: Any = Pubsub(self._host, self._router, strict_signing=True)
+        self.book = PeerBook()
+        self._subs: dict[str, tuple[Validator, trio.MemorySendChannel[Gossip]]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._events: list[trio.MemorySendChannel[PeerEvent]] = []
+        self.dropped = 0
+
+    @property
+    def local_id(self) -> PeerId:
+        return PeerId(self._host.get_id().to_base58())
+
+    def listen_addrs(self) -> list[str]:
+        """This node's addresses, each ending in ``/p2p/<peer id>`` (what bootnodes list)."""
+        return [f"{a}" if "/p2p/" in str(a) else f"{a}/p2p/{self.local_id}" for a in self._host.get_addrs()]
+
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, run gossip, and serve until cancelled; shuts down cleanly."""
+        check_port_free(*self._bind)
+        try:
+            async with self._services(), trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for topic in list(self._subs):
+                    await self._start_subscription(topic)
+                nursery.start_soon(self._watch_peers)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    @contextlib.asynccontextmanager
+    async def _services(self) -> AsyncIterator[None]:
+        async with self._host.run(listen_addrs=[self._listen]), \
+                background_trio_service(self._pubsub), background_trio_service(self._router):
+            await self._pubsub.wait_until_ready()
+            yield
+
+    async def connect(self, address: str) -> PeerId:
+        """Dial ``address`` (a multiaddr with ``/p2p/<peer id>``)."""
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception as exc:
+            raise NetworkError(f"not a peer address: {address} ({exc})") from None
+        peer = PeerId(info.peer_id.to_base58())
+        if self.book.is_banned(peer, trio.current_time()):
+            raise NetworkError(f"peer {peer} is banned")
+        try:
+            with trio.fail_after(10):
+                await self._host.connect(info)
+        except trio.TooSlowError:
+            raise NetworkError(f"dialling {address} took more than 10 s") from None
+        except Exception as exc:
+            raise NetworkError(f"cannot connect to {address}: {exc}") from None
+        return peer
+
+    def peers(self) -> list[PeerId]:
+        return sorted(PeerId(p.to_base58()) for p in self._host.get_connected_peers())
+
+    def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
+        send, receive = trio.open_memory_channel[PeerEvent](1_024)
+        self._events.append(send)
+        return receive
+
+    async def _watch_peers(self) -> None:
+        known: set[PeerId] = set()
+        while True:
+            now = set(self.peers())
+            for peer, connected in [(p, True) for p in now - known] + [(p, False) for p in known - now]:
+                for channel in self._events:
+                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                        channel.send_nowait(PeerEvent(peer, connected))
+                if connected and self.book.is_banned(peer, trio.current_time()):
+                    await self._disconnect(peer)
+            known = now
+            await trio.sleep(0.5)
+
+    # --- gossip --------------------------------------------------------------------
+
+    def subscribe(self, topic: str, validator: Validator) -> trio.MemoryReceiveChannel[Gossip]:
+        send, receive = trio.open_memory_channel[Gossip](SUBSCRIPTION_BUFFER)
+        self._subs[topic] = (validator, send)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._start_subscription, topic)
+        return receive
+
+    async def _start_subscription(self, topic: str) -> None:
+        validator, channel = self._subs[topic]
+
+        own = self._host.get_id()
+
+        def check(forwarder: ID, message: Any) -> bool:
+            if forwarder == own:
+                return True  # py-libp2p validates what this node publishes too
+            peer = PeerId(forwarder.to_base58())
+            if self.book.is_banned(peer, trio.current_time()):
+                return False
+            verdict = validator(peer, bytes(message.data))
+            if verdict is Validation.REJECT:
+                self.penalize(peer, INVALID_MESSAGE_PENALTY, f"invalid message on {topic}")
+            return verdict is Validation.ACCEPT
+
+        self._pubsub.set_topic_validator(topic, check, False)
+        subscription = await self._pubsub.subscribe(topic)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._pump, subscription, channel, topic)
+
+    async def _pump(self, subscription: Any, channel: trio.MemorySendChannel[Gossip], topic: str) -> None:
+        own = self._host.get_id().to_bytes()
+        while True:
+            message = await subscription.get()
+            if message.from_id == own:
+                continue
+            sender = PeerId(ID(message.from_id).to_base58())
+            self.book.reward_valid(sender)
+            try:
+                channel.send_nowait(Gossip(sender, bytes(message.data)))
+            except trio.WouldBlock:
+                self.dropped += 1
+                log.warning("gossip dropped: subscriber full",
+                            extra={"topic": topic, "dropped": self.dropped})
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        if len(data) > MAX_GOSSIP_BYTES:
+            raise NetworkError(f"a gossip message of {len(data)} bytes is above the {MAX_GOSSIP_BYTES}-byte "
+                               "limit; send it by request/response")
+        try:
+            await self._pubsub.publish(topic, data)
+        except Exception as exc:
+            raise NetworkError(f"cannot publish on {topic}: {exc}") from None
+
+    # --- request/response ----------------------------------------------------------
+
+    def set_handler(self, protocol: str, handler: Handler, *, max_request_bytes: int) -> None:
+        async def serve(stream: Any) -> None:
+            peer = PeerId(stream.muxed_conn.peer_id.to_base58())
+            try:
+                with trio.fail_after(30):
+                    request = await _read_frame(stream, max_request_bytes)
+                    answer = await handler(peer, request)
+                    await stream.write(len(answer).to_bytes(_LENGTH, "big") + answer)
+                    await stream.close()
+            except NetworkError as exc:
+                self.penalize(peer, INVALID_MESSAGE_PENALTY, f"bad {protocol} request: {exc}")
+                await self._reset(stream)
+            except (BizraError, trio.TooSlowError, StreamError) as exc:
+                log.info("request not answered",
+                         extra={"peer": peer, "protocol": protocol, "error": str(exc)})
+                await self._reset(stream)
+
+        self._host.set_stream_handler(TProtocol(protocol), serve)
+
+    @staticmethod
+    async def _reset(stream: Any) -> None:
+        with contextlib.suppress(Exception):
+            await stream.reset()
+
+    async def request(self, peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,
+                      timeout: float) -> bytes:
+        try:
+            with trio.fail_after(timeout):
+                stream = await self._host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+                try:
+                    await stream.write(len(data).to_bytes(_LENGTH, "big") + data)
+                    answer = await _read_frame(stream, max_response_bytes)
+                finally:
+                    await self._reset(stream)
+        except trio.TooSlowError:
+            raise NetworkError(f"{protocol} request to {peer} took more than {timeout} s") from None
+        except NetworkError as exc:
+            self.penalize(peer, INVALID_MESSAGE_PENALTY, f"bad {protocol} response: {exc}")
+            raise
+        except Exception as exc:
+            raise NetworkError(f"{protocol} request to {peer} failed: {exc}") from None
+        return answer
+
+    # --- scores --------------------------------------------------------------------
+
+    def penalize(self, peer: PeerId, points: float, reason: str) -> None:
+        log.info("peer penalized", extra={"peer": peer, "points": points, "reason": reason})
+        if self.book.penalize(peer, points, trio.current_time()) and self._nursery is not None:
+            log.warning("peer banned", extra={"peer": peer, "reason": reason})
+            self._nursery.start_soon(self._disconnect, peer)
+
+    async def _disconnect(self, peer: PeerId) -> None:
+        with contextlib.suppress(Exception):
+            await self._host.disconnect(ID.from_base58(peer))

@@ -1,0 +1,133 @@
+"""libp2p between separate processes on loopback: gossip, request/response of a 4 MiB
+body, and a peer sending garbage disconnected and banned; and in-process, a peer that
+offers only plaintext is refused (the test builds that peer with py-libp2p itself)."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from hashlib import sha256
+from pathlib import Path
+
+import multiaddr
+import pytest
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+
+from chain.errors import NetworkError
+from p2p.host import Libp2pNetwork
+
+NODE = Path(__file__).resolve().parent.parent / "p2pnode.py"
+
+
+class Node:
+    """A ``p2pnode.py`` process and the lines it prints."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, str(NODE), *args], stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+
+    def wait_for(self, prefix: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        for line in self.seen:
+            if line.startswith(prefix):
+                return line
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"no line {prefix!r} within {timeout} s; got {self.seen}")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def nodes() -> Iterator[list[Node]]:
+    """The processes started inside, killed on the way out."""
+    started: list[Node] = []
+    try:
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+@pytest.mark.slow
+def test_gossip_and_a_4_mib_body_between_processes() -> None:
+    with nodes() as running:
+        a = Node("1")
+        running.append(a)
+        address = a.wait_for("addr").split()[1]
+        b = Node("2", "--bootnode", address, "--publish", "hello", "--request", str(4 << 20))
+        running.append(b)
+        assert a.wait_for("joined")
+        assert a.wait_for("got hello")
+        assert b.wait_for("response") == f"response {4 << 20}"
+
+
+@pytest.mark.slow
+def test_a_peer_sending_garbage_is_disconnected_and_banned() -> None:
+    with nodes() as running:
+        a = Node("1")
+        running.append(a)
+        address = a.wait_for("addr").split()[1]
+        b = Node("3", "--bootnode", address, "--junk", "8", "--publish", "after")
+        running.append(b)
+        joined = a.wait_for("joined").split()[1]
+        assert a.wait_for("left") == f"left {joined}"
+        time.sleep(3)
+        a.wait_for("left")
+        assert not any(line.startswith("got") for line in a.seen + list(a.lines.queue))
+
+
+async def test_a_plaintext_only_peer_is_refused() -> None:
+    net = Libp2pNetwork(sha256(b"noise only").digest())
+    key_pair = create_new_key_pair(sha256(b"plaintext").digest())
+    plain = new_host(key_pair=key_pair, sec_opt={PLAINTEXT_PROTOCOL_ID: InsecureTransport(key_pair)})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        async with plain.run(listen_addrs=[]):
+            with pytest.raises(Exception):  # noqa: B017 (whatever py-libp2p raises: it must not connect)
+                with trio.fail_after(10):
+                    await plain.connect(info_from_p2p_addr(multiaddr.Multiaddr(net.listen_addrs()[0])))
+            assert net.peers() == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_port_in_use_is_refused_with_a_clear_message() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        net = Libp2pNetwork(sha256(b"busy").digest(), port=port)
+        with pytest.raises(NetworkError, match=f"cannot listen on 127.0.0.1:{port}.*another node"):
+            await net.run()
+
+
+async def test_a_bad_address_is_a_network_error() -> None:
+    net = Libp2pNetwork(sha256(b"dialer").digest())
+    with pytest.raises(NetworkError, match="not a peer address"):
+        await net.connect("/ip4/127.0.0.1/tcp/1")
