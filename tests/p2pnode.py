@@ -1,6 +1,7 @@
 """A libp2p node in its own process, for the network tests over loopback.
 
-``python p2pnode.py SEED [--bootnode ADDR] [--publish TEXT] [--junk N] [--request BYTES]``
+``python p2pnode.py SEED [--chain ID] [--bootnode ADDR] [--publish TEXT] [--junk N]
+[--request BYTES]``
 prints ``addr <multiaddr>`` once listening, then one line per event: ``joined <peer>``,
 ``left <peer>``, ``got <text>``, ``response <bytes>``; it runs until killed.
 """
@@ -16,6 +17,7 @@ from chain.errors import NetworkError
 from p2p.host import Libp2pNetwork
 from p2p.network import Validation
 from p2p.peers import PeerId
+from p2p.status import StatusService
 
 TOPIC = "/bizra/bizra-test-1/txs/1"
 ECHO = "/bizra/bizra-test-1/echo/1"
@@ -35,11 +37,13 @@ async def echo(peer: PeerId, data: bytes) -> bytes:
 
 async def main(args: argparse.Namespace) -> None:
     net = Libp2pNetwork(sha256(b"p2p test node %d" % args.seed).digest())
+    status = StatusService(net, args.chain, sha256(args.chain.encode()).digest(), lambda: 0, net.listen_addrs)
     messages = net.subscribe(TOPIC, validate)
     net.set_handler(ECHO, echo, max_request_bytes=8 << 20)
     events = net.peer_events()
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
+        await nursery.start(status.run)
         say("addr", net.listen_addrs()[0])
 
         async def report_events() -> None:
@@ -74,6 +78,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("seed", type=int)
+    parser.add_argument("--chain", default="bizra-test-1")
     parser.add_argument("--bootnode")
     parser.add_argument("--publish")
     parser.add_argument("--junk", type=int, default=0)

@@ -27,6 +27,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.protocol_muxer.exceptions import MultiselectClientError
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -40,16 +41,14 @@ from p2p.network import (
     Gossip,
     Handler,
     PeerEvent,
+    TaskStatus,
+    UnsupportedProtocol,
     Validation,
     Validator,
 )
 from p2p.peers import PeerBook, PeerId
 
 log = logging.getLogger(__name__)
-
-# py-libp2p depends on trio-typing, whose stubs (written for an older trio) take
-# precedence over trio's own types and have no ``trio.TaskStatus``.
-TaskStatus = Any
 
 GOSSIPSUB_PROTOCOL = TProtocol("/meshsub/1.1.0")
 MESH_DEGREE, MESH_LOW, MESH_HIGH = 6, 4, 12
@@ -273,7 +272,10 @@ class Libp2pNetwork:
         except NetworkError as exc:
             self.penalize(peer, INVALID_MESSAGE_PENALTY, f"bad {protocol} response: {exc}")
             raise
-        except Exception as exc:
+        except Exception as exc:  # the adapter's edge: every py-libp2p failure
+            cause = exc.__cause__
+            if isinstance(cause, MultiselectClientError) and "not supported" in str(cause):
+                raise UnsupportedProtocol(f"peer {peer} does not serve {protocol}") from None
             raise NetworkError(f"{protocol} request to {peer} failed: {exc}") from None
         return answer
 
@@ -283,6 +285,12 @@ class Libp2pNetwork:
         log.info("peer penalized", extra={"peer": peer, "points": points, "reason": reason})
         if self.book.penalize(peer, points, trio.current_time()) and self._nursery is not None:
             log.warning("peer banned", extra={"peer": peer, "reason": reason})
+            self._nursery.start_soon(self._disconnect, peer)
+
+    def ban(self, peer: PeerId, reason: str) -> None:
+        log.warning("peer banned", extra={"peer": peer, "reason": reason})
+        self.book.ban(peer, trio.current_time())
+        if self._nursery is not None:
             self._nursery.start_soon(self._disconnect, peer)
 
     async def _disconnect(self, peer: PeerId) -> None:

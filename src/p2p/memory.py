@@ -22,6 +22,7 @@ from p2p.network import (
     Gossip,
     Handler,
     PeerEvent,
+    UnsupportedProtocol,
     Validation,
     Validator,
 )
@@ -170,7 +171,7 @@ class MemoryNetwork:
         remote = self.hub.nodes[peer]
         entry = remote._handlers.get(protocol)
         if entry is None:
-            raise NetworkError(f"peer {peer} does not serve {protocol}")
+            raise UnsupportedProtocol(f"peer {peer} does not serve {protocol}")
         handler, max_request = entry
         if len(data) > max_request:
             remote.penalize(self._id, INVALID_MESSAGE_PENALTY, f"request above {max_request} bytes")
@@ -188,6 +189,11 @@ class MemoryNetwork:
         return answer
 
     # --- scores --------------------------------------------------------------------
+
+    def ban(self, peer: PeerId, reason: str) -> None:
+        log.warning("peer banned", extra={"peer": peer, "reason": reason})
+        self.book.ban(peer, self.hub.clock())
+        self.hub.disconnect(self._id, peer)
 
     def penalize(self, peer: PeerId, points: float, reason: str) -> None:
         log.info("peer penalized", extra={"peer": peer, "points": points, "reason": reason})

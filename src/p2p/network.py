@@ -11,16 +11,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
+from chain.errors import NetworkError
 from p2p.peers import PeerId
+
+TaskStatus = Any
+"""``trio.TaskStatus``: py-libp2p depends on trio-typing, whose stubs (written for an
+older trio) take precedence over trio's own types and have no ``TaskStatus``."""
 
 MAX_GOSSIP_BYTES = 61_440
 """60 KiB: the most any gossip message carries (§8)."""
 INVALID_MESSAGE_PENALTY = 20.0
 """What a message that fails validation costs its sender's score."""
+
+
+class UnsupportedProtocol(NetworkError):
+    """The peer does not serve the protocol asked for (for this chain's protocols: it is
+    a node of another chain)."""
 
 
 class Validation(Enum):
@@ -72,6 +82,9 @@ class Network(Protocol):
 
     def penalize(self, peer: PeerId, points: float, reason: str) -> None:
         """Lower ``peer``'s score; below the threshold it is disconnected and banned."""
+
+    def ban(self, peer: PeerId, reason: str) -> None:
+        """Disconnect ``peer`` and refuse it for the ban period."""
 
     def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         """Connections and disconnections, from now on."""

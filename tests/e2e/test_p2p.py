@@ -1,5 +1,6 @@
 """libp2p between separate processes on loopback: gossip, request/response of a 4 MiB
-body, and a peer sending garbage disconnected and banned; and in-process, a peer that
+body, a peer sending garbage disconnected and banned, a node of another chain refused
+at the status handshake; and in-process, a peer that
 offers only plaintext is refused (the test builds that peer with py-libp2p itself)."""
 
 from __future__ import annotations
@@ -99,6 +100,21 @@ def test_a_peer_sending_garbage_is_disconnected_and_banned() -> None:
         joined = a.wait_for("joined").split()[1]
         assert a.wait_for("left") == f"left {joined}"
         time.sleep(3)
+        a.wait_for("left")
+        assert not any(line.startswith("got") for line in a.seen + list(a.lines.queue))
+
+
+@pytest.mark.slow
+def test_a_node_of_another_chain_is_refused_at_the_handshake() -> None:
+    with nodes() as running:
+        a = Node("1")
+        running.append(a)
+        address = a.wait_for("addr").split()[1]
+        b = Node("4", "--chain", "bizra-other-1", "--bootnode", address, "--publish", "hello")
+        running.append(b)
+        joined = a.wait_for("joined").split()[1]
+        assert a.wait_for("left", timeout=15) == f"left {joined}"
+        time.sleep(2)
         a.wait_for("left")
         assert not any(line.startswith("got") for line in a.seen + list(a.lines.queue))
 

@@ -10,10 +10,11 @@ import pytest
 import trio
 import trio.testing
 
-from chain.errors import NetworkError
+from chain.errors import DecodeError, NetworkError
 from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Validation, gossip_topic, request_protocol
 from p2p.peers import PeerBook, PeerId
+from p2p.status import Status, StatusService
 
 TOPIC = gossip_topic("bizra-devnet-1", "txs")
 
@@ -121,3 +122,40 @@ def test_scores_recover_slowly_and_never_above_zero() -> None:
     assert book.penalize(peer, 101, now=5)
     assert book.is_banned(peer, now=5 + book.ban_seconds - 1)
     assert not book.is_banned(peer, now=5 + book.ban_seconds)
+
+
+async def test_a_peer_of_another_chain_is_banned_at_the_handshake(
+        autojump_clock: trio.testing.MockClock) -> None:
+    hub = MemoryHub()
+    ours, same, other = hub.join("ours"), hub.join("same"), hub.join("other")
+    services = [StatusService(ours, "bizra-a", bytes(32), lambda: 7, lambda: ["/ip4/127.0.0.1/tcp/1"]),
+                StatusService(same, "bizra-a", bytes(32), lambda: 9, lambda: []),
+                StatusService(other, "bizra-b", bytes(32), lambda: 9, lambda: [])]
+    async with trio.open_nursery() as nursery:
+        for service in services:
+            await nursery.start(service.run)
+        hub.connect(ours.local_id, same.local_id)
+        hub.connect(ours.local_id, other.local_id)
+        await trio.sleep(1)
+        assert ours.peers() == [same.local_id]
+        assert services[0].peers[same.local_id].height == 9
+        assert services[1].peers[ours.local_id].addresses == ("/ip4/127.0.0.1/tcp/1",)
+        assert not hub.connect(ours.local_id, other.local_id)  # banned
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_with_another_genesis_is_banned_too(autojump_clock: trio.testing.MockClock) -> None:
+    hub = MemoryHub()
+    a, b = hub.join("a"), hub.join("b")
+    service = StatusService(a, "bizra-a", bytes(32), lambda: 1, lambda: [])
+    StatusService(b, "bizra-a", b"\x01" * 32, lambda: 1, lambda: [])
+    hub.connect(a.local_id, b.local_id)
+    assert await service.check(b.local_id) is None
+    assert a.peers() == []
+    assert a.book.is_banned(b.local_id, trio.current_time())
+
+
+def test_a_status_that_does_not_decode_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError):
+        Status.decode(b"\x80")
+    assert Status.decode(Status("c", bytes(32), 3, ("x",)).encode()) == Status("c", bytes(32), 3, ("x",))
