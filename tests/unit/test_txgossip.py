@@ -50,7 +50,7 @@ async def test_txs_reach_a_peer_in_batches(autojump_clock: trio.testing.MockCloc
         txs = [i.to_bytes(4, "big") * 60 for i in range(1_000)]
         for tx in txs:
             await sender.submit(tx)
-        got = []
+        got: list[bytes] = []
         with trio.fail_after(1):
             while len(got) < len(txs):
                 got.append((await receiver.received.receive())[1])
