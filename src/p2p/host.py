@@ -100,13 +100,16 @@ class Libp2pNetwork:
                                                  noise_privkey=create_noise_key_pair().private_key)}
         self._host: Any = new_host(key_pair=self._key_pair, sec_opt=sec, muxer_preference="YAMUX",
                                    listen_addrs=[self._listen], enable_mDNS=False, enable_upnp=False)
+        # py-libp2p's own spam protection caps every peer at 10 messages a second per
+        # topic, and drops the rest: far below a node's tx and vote traffic.
         self._router: Any = GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
-                                      heartbeat_interval=HEARTBEAT_SECONDS)
+                                      heartbeat_interval=HEARTBEAT_SECONDS, spam_protection_enabled=False)
         self._pubsub: Any = Pubsub(self._host, self._router, strict_signing=True)
         self.book = PeerBook()
         self._subs: dict[str, tuple[Validator, trio.MemorySendChannel[Gossip]]] = {}
         self._nursery: trio.Nursery | None = None
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
+        self._publish_lock = trio.Lock()
         self.dropped = 0
 
     @property
@@ -227,7 +230,10 @@ class Libp2pNetwork:
             raise NetworkError(f"a gossip message of {len(data)} bytes is above the {MAX_GOSSIP_BYTES}-byte "
                                "limit; send it by request/response")
         try:
-            await self._pubsub.publish(topic, data)
+            # One publish at a time: py-libp2p 0.8.1 interleaves concurrent writes to a
+            # peer's stream, which corrupts it (ARCHITECTURE, §8).
+            async with self._publish_lock:
+                await self._pubsub.publish(topic, data)
         except Exception as exc:
             raise NetworkError(f"cannot publish on {topic}: {exc}") from None
 

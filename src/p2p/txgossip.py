@@ -69,11 +69,12 @@ class Batcher:
 class TxGossip:
     """Publishes this node's txs in batches and hands peers' txs to ``received``."""
 
-    def __init__(self, network: Network, chain_id: str, check: TxCheck) -> None:
+    def __init__(self, network: Network, chain_id: str, check: TxCheck, *,
+                 batch_bytes: int = MAX_GOSSIP_BYTES) -> None:
         self.network = network
         self.topic = gossip_topic(chain_id, "txs")
         self.check = check
-        self._batcher = Batcher()
+        self._batcher = Batcher(batch_bytes)
         self._messages = network.subscribe(self.topic, self._validate)
         self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, bytes]](65_536)
         self.batches_sent = 0
