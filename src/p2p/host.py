@@ -18,6 +18,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import libp2p.pubsub.pubsub as pubsub_module
 import multiaddr
 import trio
 from libp2p import new_host
@@ -30,6 +31,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.protocol_muxer.exceptions import MultiselectClientError
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import OutBoundQueueSize
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
@@ -54,6 +56,12 @@ GOSSIPSUB_PROTOCOL = TProtocol("/meshsub/1.1.0")
 MESH_DEGREE, MESH_LOW, MESH_HIGH = 6, 4, 12
 HEARTBEAT_SECONDS = 1
 SUBSCRIPTION_BUFFER = 4_096
+OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
+QUEUE_WAIT_S = 2.0
+# py-libp2p hands received messages to a subscription through a 32-message channel and
+# drops what does not fit; our pump empties it at once, but a burst can still overflow
+# it, so it is made as large as ours.
+pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_BUFFER
 _LENGTH = 4
 
 
@@ -111,6 +119,7 @@ class Libp2pNetwork:
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._publish_lock = trio.Lock()
         self.dropped = 0
+        self.slow_peers = 0
 
     @property
     def local_id(self) -> PeerId:
@@ -233,9 +242,21 @@ class Libp2pNetwork:
             # One publish at a time: py-libp2p 0.8.1 interleaves concurrent writes to a
             # peer's stream, which corrupts it (ARCHITECTURE, §8).
             async with self._publish_lock:
+                await self._wait_for_room()
                 await self._pubsub.publish(topic, data)
         except Exception as exc:
             raise NetworkError(f"cannot publish on {topic}: {exc}") from None
+
+    async def _wait_for_room(self) -> None:
+        """Back-pressure: py-libp2p queues at most 32 messages per peer and drops the
+        rest without a word, so a publish waits while any peer's queue is nearly full
+        (a peer that stays full for ``QUEUE_WAIT_S`` is skipped, and counted)."""
+        with trio.move_on_after(QUEUE_WAIT_S) as waited:
+            while any(len(queue) >= OUTBOUND_QUEUE - 2 for queue in self._pubsub.peer_queues.values()):
+                await trio.sleep(0.001)
+        if waited.cancelled_caught:
+            self.slow_peers += 1
+            log.warning("a peer's gossip queue stayed full", extra={"slow_peers": self.slow_peers})
 
     # --- request/response ----------------------------------------------------------
 

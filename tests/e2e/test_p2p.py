@@ -26,6 +26,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 
 from chain.errors import NetworkError
 from p2p.host import Libp2pNetwork
+from p2p.network import MAX_GOSSIP_BYTES, Validation
 
 NODE = Path(__file__).resolve().parent.parent / "p2pnode.py"
 
@@ -147,3 +148,24 @@ async def test_a_bad_address_is_a_network_error() -> None:
     net = Libp2pNetwork(sha256(b"dialer").digest())
     with pytest.raises(NetworkError, match="not a peer address"):
         await net.connect("/ip4/127.0.0.1/tcp/1")
+
+
+async def test_a_burst_of_full_size_messages_all_arrive() -> None:
+    """py-libp2p queues 32 messages per peer and drops the rest silently; publishing
+    waits for room instead, so a burst of 200 messages of 60 KiB all arrive."""
+    a, b = Libp2pNetwork(sha256(b"burst a").digest()), Libp2pNetwork(sha256(b"burst b").digest())
+    topic = "/bizra/bizra-test-1/txs/1"
+    received = b.subscribe(topic, lambda peer, data: Validation.ACCEPT)
+    a.subscribe(topic, lambda peer, data: Validation.ACCEPT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await a.connect(b.listen_addrs()[0])
+        await trio.sleep(3)  # the mesh forms
+        for i in range(200):
+            await a.publish(topic, i.to_bytes(2, "big") * (MAX_GOSSIP_BYTES // 2))
+        got: set[int] = set()
+        with trio.fail_after(30):
+            while len(got) < 200:
+                got.add(int.from_bytes((await received.receive()).data[:2], "big"))
+        nursery.cancel_scope.cancel()
