@@ -3,12 +3,15 @@ batch with an invalid tx rejected (its sender penalized)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 import trio.testing
 
 from chain.errors import DecodeError, NetworkError
-from p2p.memory import MemoryHub
+from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Validation
 from p2p.txgossip import Batcher, TxGossip, decode_batch, encode_batch
 
@@ -39,7 +42,9 @@ def test_batch_decoding_is_strict() -> None:
             decode_batch(bad)
 
 
-async def test_txs_reach_a_peer_in_batches(autojump_clock: trio.testing.MockClock) -> None:
+@asynccontextmanager
+async def connected_pair() -> AsyncIterator[tuple[TxGossip, TxGossip, MemoryNetwork, MemoryNetwork]]:
+    """Tx gossip on two connected in-memory nodes, running: (sender, receiver, their networks)."""
     hub = MemoryHub()
     a, b = hub.join("a"), hub.join("b")
     hub.connect(a.local_id, b.local_id)
@@ -47,6 +52,12 @@ async def test_txs_reach_a_peer_in_batches(autojump_clock: trio.testing.MockCloc
     async with trio.open_nursery() as nursery:
         await nursery.start(sender.run)
         await nursery.start(receiver.run)
+        yield sender, receiver, a, b
+        nursery.cancel_scope.cancel()
+
+
+async def test_txs_reach_a_peer_in_batches(autojump_clock: trio.testing.MockClock) -> None:
+    async with connected_pair() as (sender, receiver, _, _):
         txs = [i.to_bytes(4, "big") * 60 for i in range(1_000)]
         for tx in txs:
             await sender.submit(tx)
@@ -56,21 +67,13 @@ async def test_txs_reach_a_peer_in_batches(autojump_clock: trio.testing.MockCloc
                 got.append((await receiver.received.receive())[1])
         assert got == txs
         assert sender.batches_sent == 4  # 253 txs of 240 bytes fill a batch: 3 full, 1 on the timer
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_batch_with_an_invalid_tx_is_rejected(autojump_clock: trio.testing.MockClock) -> None:
-    hub = MemoryHub()
-    a, b = hub.join("a"), hub.join("b")
-    hub.connect(a.local_id, b.local_id)
-    sender, receiver = TxGossip(a, "bizra-t", check), TxGossip(b, "bizra-t", check)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(sender.run)
-        await nursery.start(receiver.run)
+    async with connected_pair() as (sender, receiver, a, b):
         await sender.submit(b"good")
         await sender.submit(b"bad one")
         await trio.sleep(0.1)
         with pytest.raises(trio.WouldBlock):
             receiver.received.receive_nowait()
         assert b.book.score(a.local_id) < 0
-        nursery.cancel_scope.cancel()
