@@ -25,6 +25,7 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.config import RetryConfig
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -48,7 +49,7 @@ from p2p.network import (
     Validation,
     Validator,
 )
-from p2p.peers import PeerBook, PeerId
+from p2p.peers import PeerBook, PeerId, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ HEARTBEAT_SECONDS = 1
 SUBSCRIPTION_BUFFER = 4_096
 OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
 QUEUE_WAIT_S = 2.0
+DIAL_TIMEOUT_S = 10.0
+# Our limits in place of py-libp2p's 10-messages-a-second one: a peer's gossip (what it
+# forwards, not only what it publishes) and the requests it makes of us. Well above what
+# an honest peer sends at full load (bench/p2p.py: ~120 messages/s), well below what
+# would starve the node.
+GOSSIP_MESSAGES_PER_S = 1_000
+GOSSIP_BYTES_PER_S = 16 << 20
+REQUESTS_PER_S = 50
 # py-libp2p hands received messages to a subscription through a 32-message channel and
 # drops what does not fit; our pump empties it at once, but a burst can still overflow
 # it, so it is made as large as ours.
@@ -71,6 +80,9 @@ def check_port_free(host: str, port: int) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As a listener does: a node restarted at once must not be refused because its
+        # old connections linger in TIME_WAIT (a live listener still makes bind fail).
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -108,6 +120,8 @@ class Libp2pNetwork:
                                                  noise_privkey=create_noise_key_pair().private_key)}
         self._host: Any = new_host(key_pair=self._key_pair, sec_opt=sec, muxer_preference="YAMUX",
                                    listen_addrs=[self._listen], enable_mDNS=False, enable_upnp=False)
+        swarm: Any = self._host.get_network()
+        swarm.retry_config = RetryConfig(max_retries=0)
         # py-libp2p's own spam protection caps every peer at 10 messages a second per
         # topic, and drops the rest: far below a node's tx and vote traffic.
         self._router: Any = GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
@@ -118,8 +132,15 @@ class Libp2pNetwork:
         self._nursery: trio.Nursery | None = None
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._publish_lock = trio.Lock()
+        self._gossip_messages = RateLimit(GOSSIP_MESSAGES_PER_S, 2 * GOSSIP_MESSAGES_PER_S)
+        self._gossip_bytes = RateLimit(GOSSIP_BYTES_PER_S, 2 * GOSSIP_BYTES_PER_S)
+        self._requests = RateLimit(REQUESTS_PER_S, 2 * REQUESTS_PER_S)
         self.dropped = 0
+        """Accepted messages a full subscription could not take (each one logged)."""
         self.slow_peers = 0
+        """Publishes that went ahead while a peer's queue stayed full (each one logged)."""
+        self.rate_limited = 0
+        """Gossip messages and requests refused because their peer was over its limit."""
 
     @property
     def local_id(self) -> PeerId:
@@ -151,22 +172,35 @@ class Libp2pNetwork:
             yield
 
     async def connect(self, address: str) -> PeerId:
-        """Dial ``address`` (a multiaddr with ``/p2p/<peer id>``)."""
+        """Dial ``address`` (a multiaddr with ``/p2p/<peer id>``).
+
+        Only ``address`` is tried, once: py-libp2p's stale addresses for the peer (it may
+        have restarted on another port) and its 60-second negative dial cache are
+        cleared first, and retrying is the caller's (:mod:`p2p.peering` backs off)."""
         try:
             info = info_from_p2p_addr(multiaddr.Multiaddr(address))
         except Exception as exc:
             raise NetworkError(f"not a peer address: {address} ({exc})") from None
         peer = PeerId(info.peer_id.to_base58())
+        if info.peer_id == self._host.get_id():
+            raise NetworkError("cannot connect to itself")
         if self.book.is_banned(peer, trio.current_time()):
             raise NetworkError(f"peer {peer} is banned")
+        if info.peer_id not in self._host.get_network().connections:
+            self._host.get_network().unblock_peer(info.peer_id)
+            self._host.get_peerstore().clear_addrs(info.peer_id)
         try:
-            with trio.fail_after(10):
+            with trio.fail_after(DIAL_TIMEOUT_S):
                 await self._host.connect(info)
         except trio.TooSlowError:
-            raise NetworkError(f"dialling {address} took more than 10 s") from None
+            raise NetworkError(f"dialling {address} took more than {DIAL_TIMEOUT_S} s") from None
         except Exception as exc:
             raise NetworkError(f"cannot connect to {address}: {exc}") from None
         return peer
+
+    async def disconnect(self, peer: PeerId) -> None:
+        with contextlib.suppress(Exception):
+            await self._host.disconnect(ID.from_base58(peer))
 
     def peers(self) -> list[PeerId]:
         return sorted(PeerId(p.to_base58()) for p in self._host.get_connected_peers())
@@ -185,7 +219,10 @@ class Libp2pNetwork:
                     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                         channel.send_nowait(PeerEvent(peer, connected))
                 if connected and self.book.is_banned(peer, trio.current_time()):
-                    await self._disconnect(peer)
+                    await self.disconnect(peer)
+                if not connected:
+                    for limit in (self._gossip_messages, self._gossip_bytes, self._requests):
+                        limit.forget(peer)
             known = now
             await trio.sleep(0.5)
 
@@ -207,7 +244,12 @@ class Libp2pNetwork:
             if forwarder == own:
                 return True  # py-libp2p validates what this node publishes too
             peer = PeerId(forwarder.to_base58())
-            if self.book.is_banned(peer, trio.current_time()):
+            now = trio.current_time()
+            if self.book.is_banned(peer, now):
+                return False
+            if not (self._gossip_messages.allow(peer, 1, now)
+                    and self._gossip_bytes.allow(peer, len(message.data), now)):
+                self._count_limited(peer, topic)
                 return False
             verdict = validator(peer, bytes(message.data))
             if verdict is Validation.REJECT:
@@ -258,11 +300,21 @@ class Libp2pNetwork:
             self.slow_peers += 1
             log.warning("a peer's gossip queue stayed full", extra={"slow_peers": self.slow_peers})
 
+    def _count_limited(self, peer: PeerId, what: str) -> None:
+        self.rate_limited += 1
+        log.debug("peer over its rate limit",
+                  extra={"peer": peer, "on": what, "rate_limited": self.rate_limited})
+
     # --- request/response ----------------------------------------------------------
 
     def set_handler(self, protocol: str, handler: Handler, *, max_request_bytes: int) -> None:
         async def serve(stream: Any) -> None:
             peer = PeerId(stream.muxed_conn.peer_id.to_base58())
+            if self.book.is_banned(peer, trio.current_time()) or \
+                    not self._requests.allow(peer, 1, trio.current_time()):
+                self._count_limited(peer, protocol)
+                await self._reset(stream)
+                return
             try:
                 with trio.fail_after(30):
                     request = await _read_frame(stream, max_request_bytes)
@@ -308,18 +360,19 @@ class Libp2pNetwork:
 
     # --- scores --------------------------------------------------------------------
 
+    def score(self, peer: PeerId) -> float:
+        return self.book.score(peer)
+
     def penalize(self, peer: PeerId, points: float, reason: str) -> None:
         log.info("peer penalized", extra={"peer": peer, "points": points, "reason": reason})
         if self.book.penalize(peer, points, trio.current_time()) and self._nursery is not None:
             log.warning("peer banned", extra={"peer": peer, "reason": reason})
-            self._nursery.start_soon(self._disconnect, peer)
+            self._nursery.start_soon(self.disconnect, peer)
 
     def ban(self, peer: PeerId, reason: str) -> None:
         log.warning("peer banned", extra={"peer": peer, "reason": reason})
         self.book.ban(peer, trio.current_time())
         if self._nursery is not None:
-            self._nursery.start_soon(self._disconnect, peer)
+            self._nursery.start_soon(self.disconnect, peer)
 
-    async def _disconnect(self, peer: PeerId) -> None:
-        with contextlib.suppress(Exception):
-            await self._host.disconnect(ID.from_base58(peer))
+

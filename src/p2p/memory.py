@@ -25,6 +25,7 @@ from p2p.network import (
     UnsupportedProtocol,
     Validation,
     Validator,
+    peer_of,
 )
 from p2p.peers import PeerBook, PeerId
 
@@ -46,6 +47,12 @@ class MemoryHub:
         self.nodes[node.local_id] = node
         return node
 
+    def leave(self, peer: PeerId) -> None:
+        """Take ``peer`` off the network (its process stopped): its links drop."""
+        node = self.nodes.pop(peer)
+        for other in sorted(node.connected):
+            self.disconnect(peer, other)
+
     def connect(self, a: PeerId, b: PeerId) -> bool:
         """Connect ``a`` and ``b`` unless either has banned the other."""
         node_a, node_b = self.nodes[a], self.nodes[b]
@@ -57,8 +64,9 @@ class MemoryHub:
         return True
 
     def disconnect(self, a: PeerId, b: PeerId) -> None:
-        self.nodes[a]._unlink(b)
-        self.nodes[b]._unlink(a)
+        for one, other in ((a, b), (b, a)):
+            if one in self.nodes:
+                self.nodes[one]._unlink(other)
 
 
 class MemoryNetwork:
@@ -83,6 +91,26 @@ class MemoryNetwork:
 
     def peers(self) -> list[PeerId]:
         return sorted(self.connected)
+
+    def listen_addrs(self) -> list[str]:
+        return [f"/memory/p2p/{self._id}"]
+
+    async def connect(self, address: str) -> PeerId:
+        peer = peer_of(address)
+        if peer == self._id:
+            raise NetworkError("cannot connect to itself")
+        if peer not in self.hub.nodes or not address.startswith("/memory/"):
+            raise NetworkError(f"cannot connect to {address}: nobody there")
+        if self.book.is_banned(peer, self.hub.clock()):
+            raise NetworkError(f"peer {peer} is banned")
+        if peer not in self.connected and not self.hub.connect(self._id, peer):
+            raise NetworkError(f"cannot connect to {address}: refused")
+        await trio.lowlevel.checkpoint()
+        return peer
+
+    async def disconnect(self, peer: PeerId) -> None:
+        self.hub.disconnect(self._id, peer)
+        await trio.lowlevel.checkpoint()
 
     def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         send, receive = trio.open_memory_channel[PeerEvent](1_024)
@@ -194,6 +222,9 @@ class MemoryNetwork:
         log.warning("peer banned", extra={"peer": peer, "reason": reason})
         self.book.ban(peer, self.hub.clock())
         self.hub.disconnect(self._id, peer)
+
+    def score(self, peer: PeerId) -> float:
+        return self.book.score(peer)
 
     def penalize(self, peer: PeerId, points: float, reason: str) -> None:
         log.info("peer penalized", extra={"peer": peer, "points": points, "reason": reason})

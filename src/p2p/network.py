@@ -77,8 +77,21 @@ class Network(Protocol):
                       timeout: float) -> bytes:
         """``peer``'s answer; NetworkError if it fails, is too large or is late."""
 
+    def listen_addrs(self) -> list[str]:
+        """This node's addresses, each ending in ``/p2p/<peer id>``."""
+
+    async def connect(self, address: str) -> PeerId:
+        """Dial ``address`` (ending in ``/p2p/<peer id>``) unless connected already;
+        NetworkError if it fails or the peer is banned."""
+
+    async def disconnect(self, peer: PeerId) -> None:
+        """Close the connection to ``peer``, if any."""
+
     def peers(self) -> list[PeerId]:
         """The peers connected now."""
+
+    def score(self, peer: PeerId) -> float:
+        """``peer``'s score: 0 for a good peer, lower for one that misbehaved."""
 
     def penalize(self, peer: PeerId, points: float, reason: str) -> None:
         """Lower ``peer``'s score; below the threshold it is disconnected and banned."""
@@ -88,6 +101,14 @@ class Network(Protocol):
 
     def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         """Connections and disconnections, from now on."""
+
+
+def peer_of(address: str) -> PeerId:
+    """The peer id an address ends in (``.../p2p/<peer id>``); NetworkError if none."""
+    _, sep, peer = address.rpartition("/p2p/")
+    if not sep or not peer or "/" in peer:
+        raise NetworkError(f"not a peer address (it must end in /p2p/<peer id>): {address}")
+    return PeerId(peer)
 
 
 def gossip_topic(chain_id: str, name: str) -> str:

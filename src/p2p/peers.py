@@ -49,3 +49,27 @@ class PeerBook:
 
     def ban(self, peer: PeerId, now: float, seconds: float | None = None) -> None:
         self.banned_until[peer] = now + (self.ban_seconds if seconds is None else seconds)
+
+
+@dataclass
+class RateLimit:
+    """A token bucket per peer: ``rate`` units a second, bursts up to ``burst``.
+
+    ``allow(peer, cost, now)`` spends ``cost`` units of ``peer``'s bucket if it holds
+    them; a peer over its limit has the rest of its traffic refused (not queued) until
+    the bucket refills. Time is an argument.
+    """
+
+    rate: float
+    burst: float
+    _buckets: dict[PeerId, tuple[float, float]] = field(default_factory=dict)  # tokens, when
+
+    def allow(self, peer: PeerId, cost: float, now: float) -> bool:
+        tokens, when = self._buckets.get(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - when) * self.rate)
+        allowed = tokens >= cost
+        self._buckets[peer] = (tokens - cost if allowed else tokens, now)
+        return allowed
+
+    def forget(self, peer: PeerId) -> None:
+        self._buckets.pop(peer, None)

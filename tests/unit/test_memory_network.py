@@ -158,4 +158,5 @@ async def test_a_peer_with_another_genesis_is_banned_too(autojump_clock: trio.te
 def test_a_status_that_does_not_decode_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
         Status.decode(b"\x80")
-    assert Status.decode(Status("c", bytes(32), 3, ("x",)).encode()) == Status("c", bytes(32), 3, ("x",))
+    status = Status("c", bytes(32), 3, ("x/p2p/a",), ("y/p2p/b",))
+    assert Status.decode(status.encode()) == status
