@@ -1,7 +1,9 @@
 """The status handshake (``/bizra/<chain id>/status/1``, §8): on every new connection
-each side asks the other for its chain id, genesis hash, height and addresses, and a
-peer of another chain or genesis is banned at once. What peers said is kept for block
-sync and peer exchange.
+each side asks the other for its chain id, genesis hash, height, its addresses and the
+addresses of the peers it is connected to; a peer of another chain or genesis is
+banned at once. Connected peers are asked again every ``REFRESH_S``. What peers said
+is kept for block sync (their heights) and peer exchange (:mod:`p2p.peering` dials the
+addresses they know).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_STATUS_BYTES = 4_096
 STATUS_TIMEOUT_S = 5.0
 MAX_ADDRESSES = 16
+REFRESH_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +41,26 @@ class Status:
     genesis_hash: bytes
     height: int
     addresses: tuple[str, ...]
+    """Where the peer listens, each ending in ``/p2p/<its peer id>``."""
+    peers: tuple[str, ...] = ()
+    """Addresses of the peers it is connected to (peer exchange)."""
 
     def encode(self) -> bytes:
-        return dumps([self.chain_id, self.genesis_hash, self.height, list(self.addresses)])
+        return dumps([self.chain_id, self.genesis_hash, self.height, list(self.addresses), list(self.peers)])
 
     @classmethod
     def decode(cls, data: bytes) -> Status:
-        chain_id, genesis_hash, height, addresses = expect_array(loads_canonical(data, "status"), 4, "status")
+        chain_id, genesis_hash, height, addresses, peers = expect_array(loads_canonical(data, "status"), 5,
+                                                                        "status")
         return cls(expect_text(chain_id, "status.chain_id", 50),
                    expect_bytes(genesis_hash, "status.genesis_hash", 32),
                    expect_uint(height, "status.height"),
-                   tuple(expect_text(a, "status.address", 200)
-                         for a in expect_list(addresses, "status.addresses", MAX_ADDRESSES)))
+                   _addresses(addresses, "status.addresses"),
+                   _addresses(peers, "status.peers"))
+
+
+def _addresses(value: object, what: str) -> tuple[str, ...]:
+    return tuple(expect_text(a, what, 200) for a in expect_list(value, what, MAX_ADDRESSES))
 
 
 class StatusService:
@@ -69,7 +80,8 @@ class StatusService:
     def status(self) -> Status:
         """What this node tells its peers."""
         addresses = tuple(self.addresses()[:MAX_ADDRESSES])
-        return Status(self.chain_id, self.genesis_hash, self.height(), addresses)
+        peers = tuple(status.addresses[0] for status in self.peers.values() if status.addresses)
+        return Status(self.chain_id, self.genesis_hash, self.height(), addresses, peers[:MAX_ADDRESSES])
 
     async def _answer(self, peer: PeerId, request: bytes) -> bytes:
         return self.status().encode()
@@ -78,11 +90,19 @@ class StatusService:
         events = self.network.peer_events()
         task_status.started()
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._refresh)
             async for event in events:
                 if event.connected:
                     nursery.start_soon(self.check, event.peer)
                 else:
                     self.peers.pop(event.peer, None)
+
+    async def _refresh(self) -> None:
+        while True:
+            await trio.sleep(REFRESH_S)
+            async with trio.open_nursery() as nursery:
+                for peer in self.network.peers():
+                    nursery.start_soon(self.check, peer)
 
     async def check(self, peer: PeerId) -> Status | None:
         """Ask ``peer`` for its status; ban it if it is another chain's (or lies)."""

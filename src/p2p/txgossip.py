@@ -70,11 +70,12 @@ class TxGossip:
     """Publishes this node's txs in batches and hands peers' txs to ``received``."""
 
     def __init__(self, network: Network, chain_id: str, check: TxCheck, *,
-                 batch_bytes: int = MAX_GOSSIP_BYTES) -> None:
+                 batch_bytes: int = MAX_GOSSIP_BYTES, interval: float = BATCH_INTERVAL_S) -> None:
         self.network = network
         self.topic = gossip_topic(chain_id, "txs")
         self.check = check
         self._batcher = Batcher(batch_bytes)
+        self.interval = interval
         self._messages = network.subscribe(self.topic, self._validate)
         self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, bytes]](65_536)
         self.batches_sent = 0
@@ -108,7 +109,7 @@ class TxGossip:
 
     async def _flush_every_interval(self) -> None:
         while True:
-            await trio.sleep(BATCH_INTERVAL_S)
+            await trio.sleep(self.interval)
             txs = self._batcher.take()
             if txs:
                 await self._publish(txs)

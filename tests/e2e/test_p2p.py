@@ -1,7 +1,9 @@
-"""libp2p between separate processes on loopback: gossip, request/response of a 4 MiB
-body, a peer sending garbage disconnected and banned, a node of another chain refused
-at the status handshake; and in-process, a peer that
-offers only plaintext is refused (the test builds that peer with py-libp2p itself)."""
+"""libp2p between separate processes on loopback: 4 nodes find each other from one
+bootnode and gossip reaches all, killed and restarted peers are back within 10 s,
+gossip and request/response of a 4 MiB body, a peer sending garbage disconnected and
+banned, a node of another chain refused at the status handshake; and in-process, a
+peer that offers only plaintext is refused (the test builds that peer with py-libp2p
+itself), a busy port, a burst of full-size messages."""
 
 from __future__ import annotations
 
@@ -65,6 +67,16 @@ class Node:
         self.process.kill()
         self.process.wait()
 
+    def wait_for_peers(self, count: int, timeout: float) -> float:
+        """Seconds until the node reports ``count`` peers."""
+        started = time.monotonic()
+        self.wait_for(f"peers {count}", timeout)
+        return time.monotonic() - started
+
+    def forget(self) -> None:
+        """Drop the lines seen so far (the next wait_for looks at new ones only)."""
+        self.seen.clear()
+
 
 @contextmanager
 def nodes() -> Iterator[list[Node]]:
@@ -75,6 +87,52 @@ def nodes() -> Iterator[list[Node]]:
     finally:
         for node in started:
             node.stop()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_four_nodes_find_each_other_from_one_bootnode_and_come_back_after_a_restart() -> None:
+    with nodes() as running:
+        boot_port = free_port()
+        boot = Node("10", "--port", str(boot_port), "--discover", "3")
+        running.append(boot)
+        address = boot.wait_for("addr").split()[1]
+        others = [Node(str(seed), "--bootnode", address, "--discover", "3") for seed in (11, 12)]
+        publisher = Node("13", "--bootnode", address, "--discover", "3", "--publish", "hello")
+        running += [*others, publisher]
+        for node in [boot, *others, publisher]:
+            node.wait_for_peers(3, timeout=30)
+        for node in [boot, *others]:
+            assert node.wait_for("got hello 9")
+
+        # A peer is killed and restarts with the same key on another port.
+        others[0].stop()
+        for node in [boot, others[1], publisher]:
+            node.wait_for("peers 2", timeout=15)
+            node.forget()
+        restarted = Node("11", "--bootnode", address, "--discover", "3")
+        running.append(restarted)
+        restarted.wait_for("addr")
+        assert restarted.wait_for_peers(3, timeout=10) <= 10
+        for node in [boot, others[1], publisher]:
+            node.wait_for("peers 3", timeout=10)
+            node.forget()
+
+        # The bootnode is killed, stays down while the others' dials back off, and
+        # restarts on its port: the others dial it again.
+        boot.stop()
+        for node in [restarted, others[1], publisher]:
+            node.wait_for("peers 2", timeout=15)
+        time.sleep(10)
+        boot = Node("10", "--port", str(boot_port), "--discover", "3")
+        running.append(boot)
+        boot.wait_for("addr")
+        assert boot.wait_for_peers(3, timeout=10) <= 10
 
 
 @pytest.mark.slow
