@@ -2,8 +2,8 @@
 
 - tx gossip: every node originates a quarter of ``--rate`` txs a second of ``--tx-bytes``
   bytes for ``--seconds``, through :class:`p2p.txgossip.TxGossip` (batches of up to
-  60 KiB, one every 25 ms or when full); each node records every tx it receives from
-  the others. Reported: tx/s carried, delivery ratio (txs received by every node over
+  60 KiB, one every batch interval, 50 ms, or when full); each node records every tx it
+  receives from the others. Reported: tx/s carried, delivery ratio (txs received by every node over
   txs the other nodes sent), p50/p95/max latency from submit to arrival, and the CPU
   each node used (user + system seconds over wall seconds).
 - request/response: node 1 fetches ``--body-mib`` MiB bodies from node 0, one after

@@ -26,6 +26,18 @@ def dumps(obj: object) -> bytes:
     return cbor2.dumps(obj)
 
 
+def join_array(encoded_items: list[bytes]) -> bytes:
+    """The encoding of an array whose items are ``encoded_items``, already encoded (as
+    :func:`dumps` of the decoded items would give, without decoding them again)."""
+    n = len(encoded_items)
+    if n < 24:
+        head = bytes([0x80 | n])
+    else:
+        size = 1 if n < 1 << 8 else 2 if n < 1 << 16 else 4 if n < 1 << 32 else 8
+        head = bytes([0x98 + size.bit_length() - 1]) + n.to_bytes(size, "big")
+    return head + b"".join(encoded_items)
+
+
 def loads_canonical(data: bytes, what: str) -> Any:
     """Decode ``data`` and check it is the canonical encoding of what it decodes to."""
     if type(data) is not bytes:

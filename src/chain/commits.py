@@ -14,6 +14,7 @@ from chain.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, address_of, sign_bytes, v
 from chain.errors import InvalidBlock
 from chain.merkle import merkle_root
 from chain.types import (
+    Block,
     Commit,
     CommitFlag,
     DuplicateVoteEvidence,
@@ -57,6 +58,19 @@ def commit_hash(commit: Commit | None) -> bytes:
 
 def evidence_hash(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
     return merkle_root([sha256(encode(e)) for e in evidence])
+
+
+def check_body(block: Block, tx_hashes: Sequence[bytes]) -> None:
+    """InvalidBlock unless the block's txs (``tx_hashes``, in order), evidence and last
+    commit are the ones its header commits to: a body that passes belongs to the header,
+    so to the block id (what a node checks of a body fetched from a peer)."""
+    h = block.header
+    if h.data_hash != merkle_root(list(tx_hashes)):
+        raise InvalidBlock(f"block {h.height}: data_hash does not match the txs")
+    if h.evidence_hash != evidence_hash(block.evidence):
+        raise InvalidBlock(f"block {h.height}: evidence_hash does not match")
+    if h.last_commit_hash != commit_hash(block.last_commit):
+        raise InvalidBlock(f"block {h.height}: last_commit_hash does not match")
 
 
 def results_hash(results: Sequence[TxResult]) -> bytes:

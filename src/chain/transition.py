@@ -25,8 +25,7 @@ from enum import IntEnum
 from chain import statekeys as keys
 from chain.codec import dumps
 from chain.commits import (
-    commit_hash,
-    evidence_hash,
+    check_body,
     median_time,
     results_hash,
     validators_hash,
@@ -43,7 +42,6 @@ from chain.crypto import (
 from chain.epoch import end_epoch
 from chain.errors import DecodeError, InvalidBlock, InvalidEvidence, InvalidTx
 from chain.ledger import Ledger, StateReader
-from chain.merkle import merkle_root
 from chain.params import PPM, ChainConfig, Params
 from chain.poi import (
     ATTESTATION_FINALIZED,
@@ -224,9 +222,7 @@ def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list
     expect(len(block.txs) <= params.max_block_txs, f"more than {params.max_block_txs} txs")
     expect(sum(len(t) for t in block.txs) <= params.max_block_bytes,
            f"txs exceed max_block_bytes {params.max_block_bytes}")
-    expect(h.data_hash == merkle_root(tx_hashes), "data_hash does not match the txs")
-    expect(h.evidence_hash == evidence_hash(block.evidence), "evidence_hash does not match")
-    expect(h.last_commit_hash == commit_hash(block.last_commit), "last_commit_hash does not match")
+    check_body(block, tx_hashes)
     current = validator_set_at(ledger, h.height, config)
     expect(h.validators_hash == validators_hash(current), "validators_hash does not match")
     expect(h.next_validators_hash == validators_hash(validator_set_at(ledger, h.height + 1, config)),

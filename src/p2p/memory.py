@@ -209,6 +209,9 @@ class MemoryNetwork:
                 answer = await handler(self._id, data)
         except trio.TooSlowError:
             raise NetworkError(f"{protocol} request to {peer} took more than {timeout} s") from None
+        except NetworkError as exc:  # a bad request: as the libp2p network, penalize its sender
+            remote.penalize(self._id, INVALID_MESSAGE_PENALTY, f"bad {protocol} request: {exc}")
+            raise NetworkError(f"{peer} refused the {protocol} request: {exc}") from None
         except BizraError as exc:
             raise NetworkError(f"{peer} could not answer {protocol}: {exc}") from None
         if len(answer) > max_response_bytes:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chain.codec import dumps
+from chain.codec import dumps, join_array
 from chain.errors import DecodeError
 from chain.types import (
     Account,
@@ -209,3 +209,13 @@ def test_indefinite_length_array_is_rejected() -> None:
     encoded = encode(Account(5, 1))
     with pytest.raises(DecodeError):
         decode(Account, b"\x9f" + encoded[1:] + b"\xff")
+
+
+@given(st.lists(st.one_of(st.integers(0, 2**64 - 1), st.binary(max_size=40), st.none()), max_size=300))
+def test_an_array_joined_from_encoded_items_is_the_arrays_encoding(items: list[Any]) -> None:
+    assert join_array([dumps(item) for item in items]) == dumps(items)
+
+
+def test_a_joined_array_of_more_than_65535_items_has_a_four_byte_length() -> None:
+    items = [0] * 70_000
+    assert join_array([dumps(i) for i in items]) == dumps(items)

@@ -1,5 +1,5 @@
-"""Tx gossip: batches that fit a gossip message, sent when full or every 25 ms, and a
-batch with an invalid tx rejected (its sender penalized)."""
+"""Tx gossip: batches that fit a gossip message, sent when full or every batch interval,
+and a batch with an invalid tx rejected (its sender penalized)."""
 
 from __future__ import annotations
 

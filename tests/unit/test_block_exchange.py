@@ -1,0 +1,200 @@
+"""Blocks between peers: announcements (header and commit) on gossip, blocks by height
+range and by id on request/response, every answer checked and a lying peer penalized."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+
+import p2p.blocks
+from chain.codec import dumps
+from chain.errors import NetworkError
+from chain.types import Block, Commit
+from p2p.blocks import MAX_BLOCKS_PER_REQUEST, Announcement, BlockExchange, BlockSource
+from p2p.memory import MemoryHub, MemoryNetwork
+from p2p.network import Validation
+from storage.memory import MemoryKV
+from storage.store import Store
+
+from chainkit import LocalChain
+from storekit import GENESIS_HASH, commit_next, transfers
+
+HEIGHTS = 12
+
+
+@pytest.fixture(scope="module")
+def chain_and_store() -> tuple[LocalChain, Store]:
+    chain = LocalChain()
+    store = Store.open(MemoryKV(), chain.genesis, GENESIS_HASH)
+    for _ in range(HEIGHTS):
+        commit_next(chain, store, transfers(chain, 5))
+    return chain, store
+
+
+class Forged:
+    """A source that lies: ``how`` says what it gets wrong."""
+
+    def __init__(self, store: Store, how: str) -> None:
+        self.store, self.how = store, how
+
+    def block(self, height: int) -> Block | None:
+        block = self.store.blocks.block(height)
+        if block is None:
+            return None
+        if self.how == "body":
+            return dataclasses.replace(block, txs=block.txs[1:])
+        if self.how == "height":
+            return self.store.blocks.block(height + 1)
+        return block
+
+    def commit(self, height: int) -> Commit | None:
+        commit = self.store.blocks.commit(height)
+        if commit is not None and self.how == "commit":
+            other = self.store.blocks.block(height - 1)
+            assert other is not None
+            return dataclasses.replace(commit, block_id=other.block_id())
+        return commit
+
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        return self.store.blocks.block(3) if self.how == "id" else self.store.blocks.block_by_id(block_id)
+
+
+def accept(peer: str, announcement: Announcement) -> Validation:
+    return Validation.ACCEPT
+
+
+@asynccontextmanager
+async def pair(server_source: BlockSource, chain_id: str,
+               check: p2p.blocks.AnnouncementCheck = accept
+               ) -> AsyncIterator[tuple[BlockExchange, BlockExchange, MemoryNetwork, MemoryNetwork]]:
+    """A client and a server exchange on two connected in-memory nodes, running."""
+    hub = MemoryHub()
+    a, b = hub.join("client"), hub.join("server")
+    hub.connect(a.local_id, b.local_id)
+    empty = Store.open(MemoryKV(), LocalChain().genesis, GENESIS_HASH)
+    client = BlockExchange(a, chain_id, empty.blocks, check, max_block_bytes=1 << 20)
+    server = BlockExchange(b, chain_id, server_source, check, max_block_bytes=1 << 20)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        await nursery.start(server.run)
+        yield client, server, a, b
+        nursery.cancel_scope.cancel()
+
+
+async def test_blocks_come_by_height_range_each_with_its_commit(
+        chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    async with pair(store.blocks, chain.config.chain_id) as (client, _, a, b):
+        pairs = await client.fetch_blocks(b.local_id, 3, 5)
+        assert [block.header.height for block, _ in pairs] == [3, 4, 5, 6, 7]
+        for block, commit in pairs:
+            assert block == store.blocks.block(block.header.height)
+            assert commit.block_id == block.block_id()
+        tip = await client.fetch_blocks(b.local_id, HEIGHTS - 1, 10)
+        # the tip comes with the commit this node saw
+        assert [block.header.height for block, _ in tip] == [HEIGHTS - 1, HEIGHTS]
+        assert await client.fetch_blocks(b.local_id, HEIGHTS + 1, 10) == []
+        assert a.score(b.local_id) == 0
+
+
+async def test_a_block_comes_by_id_and_an_unknown_id_is_none(
+        chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    block = store.blocks.block(5)
+    assert block is not None
+    async with pair(store.blocks, chain.config.chain_id) as (client, _, _, b):
+        assert await client.fetch_block(b.local_id, block.block_id()) == block
+        assert await client.fetch_block(b.local_id, bytes(32)) is None
+
+
+async def test_a_large_range_is_cut_at_the_response_budget(chain_and_store: tuple[LocalChain, Store],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    chain, store = chain_and_store
+    one = store.blocks.block(2)
+    assert one is not None
+    monkeypatch.setattr(p2p.blocks, "RESPONSE_BUDGET_BYTES", 1)
+    async with pair(store.blocks, chain.config.chain_id) as (client, _, _, b):
+        assert len(await client.fetch_blocks(b.local_id, 2, 10)) == 1  # never less than one
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("body", "data_hash does not match the txs"),
+    ("commit", "commit of block 4 is for another block"),
+    ("height", "sent block 5 where 4 was asked for"),
+])
+async def test_a_peer_that_sends_wrong_blocks_is_penalized(
+        chain_and_store: tuple[LocalChain, Store], how: str, problem: str) -> None:
+    chain, store = chain_and_store
+    async with pair(Forged(store, how), chain.config.chain_id) as (client, _, a, b):
+        with pytest.raises(NetworkError, match=problem):
+            await client.fetch_blocks(b.local_id, 4, 3)
+        assert a.score(b.local_id) < 0
+
+
+async def test_a_peer_that_sends_another_block_for_an_id_is_penalized(
+        chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    wanted = store.blocks.block(7)
+    assert wanted is not None
+    async with pair(Forged(store, "id"), chain.config.chain_id) as (client, _, a, b):
+        with pytest.raises(NetworkError, match="sent block"):
+            await client.fetch_block(b.local_id, wanted.block_id())
+        assert a.score(b.local_id) < 0
+
+
+async def test_garbage_answers_and_requests_cost_their_sender(
+        chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    async with pair(store.blocks, chain.config.chain_id) as (client, server, a, b):
+        async def garbage(peer: str, request: bytes) -> bytes:
+            return b"\xff\x00"
+        b.set_handler(server.blocks_protocol, garbage, max_request_bytes=64)
+        with pytest.raises(NetworkError, match="unreadable blocks response"):
+            await client.fetch_blocks(b.local_id, 1, 2)
+        assert a.score(b.local_id) < 0
+
+    async with pair(store.blocks, chain.config.chain_id) as (client, server, a, b):
+        for request in (dumps([1, MAX_BLOCKS_PER_REQUEST + 1]), b"\xff", dumps(b"short")):
+            protocol = server.parts_protocol if request == dumps(b"short") else server.blocks_protocol
+            with pytest.raises(NetworkError, match="refused"):
+                await a.request(b.local_id, protocol, request, max_response_bytes=1 << 20, timeout=5)
+        assert b.score(a.local_id) < 0
+
+
+async def test_announcements_reach_peers_and_a_false_one_is_rejected(
+        autojump_clock: trio.testing.MockClock, chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    seen: list[int] = []
+
+    def check(peer: str, announcement: Announcement) -> Validation:
+        seen.append(announcement.header.height)
+        return Validation.ACCEPT
+
+    block, commit = store.blocks.block(HEIGHTS), store.blocks.commit(HEIGHTS)
+    assert block is not None and commit is not None
+    forged = dataclasses.replace(block.header, app_hash=bytes(32))
+    async with pair(store.blocks, chain.config.chain_id, check) as (client, server, a, b):
+        await server.announce(block.header, commit)
+        with trio.fail_after(1):
+            peer, announcement = await client.announced.receive()
+        assert (peer, announcement) == (b.local_id, Announcement(block.header, commit))
+        assert a.score(b.local_id) >= 0
+
+        await server.announce(forged, commit)  # the commit is for another block
+        await trio.sleep(1)
+        assert seen == [HEIGHTS]  # rejected before the node's check
+        assert client.announced.statistics().current_buffer_used == 0
+        assert a.score(b.local_id) < 0
+
+
+async def test_a_block_of_another_chain_is_refused(chain_and_store: tuple[LocalChain, Store]) -> None:
+    _, store = chain_and_store
+    async with pair(store.blocks, "bizra-other-1") as (client, _, a, b):
+        with pytest.raises(NetworkError, match="is of chain 'bizra-devnet-1'"):
+            await client.fetch_blocks(b.local_id, 1, 1)
+        assert a.score(b.local_id) < 0
