@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import libp2p.pubsub.pubsub as pubsub_module
@@ -60,6 +61,7 @@ SUBSCRIPTION_BUFFER = 4_096
 OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
 QUEUE_WAIT_S = 2.0
 DIAL_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
 # Our limits in place of py-libp2p's 10-messages-a-second one: a peer's gossip (what it
 # forwards, not only what it publishes) and the requests it makes of us. Well above what
 # an honest peer sends at full load (bench/p2p.py: ~120 messages/s), well below what
@@ -88,6 +90,40 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror}; is another node "
                                "running there?") from None
+
+
+class _Pubsub(Pubsub):
+    """py-libp2p's Pubsub with two faults of 0.8.1 closed.
+
+    - It writes to a peer's stream from several tasks (the peer's outbound queue, the
+      replay of recent messages to a peer that just connected, flushes of pending
+      messages). A write leaves as several yamux frames whenever the peer's receive
+      window is short (under load, any size), and two such writes interleave their
+      frames and corrupt the stream. Here the writes to one stream take turns.
+    - An RPC that does not parse (protobuf DecodeError) escapes the read loop and stops
+      the whole host. Here it costs the peer that sent it (``on_garbage``) and closes
+      its stream; the node runs on.
+    """
+
+    def __init__(self, host: Any, router: Any, *, on_garbage: Callable[[ID, str], None]) -> None:
+        super().__init__(host, router, strict_signing=True)
+        self._on_garbage = on_garbage
+        self._write_turns: weakref.WeakKeyDictionary[Any, trio.Lock] = weakref.WeakKeyDictionary()
+
+    async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
+        turn = self._write_turns.setdefault(stream, trio.Lock())
+        async with turn:
+            return bool(await super().write_msg(stream, rpc_msg))
+
+    async def stream_handler(self, stream: Any) -> None:
+        try:
+            await super().stream_handler(stream)
+        except Exception as exc:  # the adapter's edge: what the peer sent broke the read loop
+            peer = stream.muxed_conn.peer_id
+            self._on_garbage(peer, f"unreadable gossip: {exc!r}")
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            self._handle_dead_peer(peer)
 
 
 async def _read_exact(stream: Any, n: int) -> bytes:
@@ -126,7 +162,8 @@ class Libp2pNetwork:
         # topic, and drops the rest: far below a node's tx and vote traffic.
         self._router: Any = GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
                                       heartbeat_interval=HEARTBEAT_SECONDS, spam_protection_enabled=False)
-        self._pubsub: Any = Pubsub(self._host, self._router, strict_signing=True)
+        self._pubsub: Any = _Pubsub(self._host, self._router,
+                                    on_garbage=lambda peer, why: self.ban(PeerId(peer.to_base58()), why))
         self.book = PeerBook()
         self._subs: dict[str, tuple[Validator, trio.MemorySendChannel[Gossip]]] = {}
         self._nursery: trio.Nursery | None = None
@@ -160,9 +197,21 @@ class Libp2pNetwork:
                     await self._start_subscription(topic)
                 nursery.start_soon(self._watch_peers)
                 task_status.started()
-                await trio.sleep_forever()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    await self._close_connections()
         finally:
             self._nursery = None
+
+    async def _close_connections(self) -> None:
+        """Close every connection, so that peers see this node leave at once: py-libp2p's
+        own shutdown is cancelled before it gets to them."""
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            for connections in list(self._host.get_network().connections.values()):
+                for connection in list(connections):
+                    with contextlib.suppress(Exception):
+                        await connection.close()
 
     @contextlib.asynccontextmanager
     async def _services(self) -> AsyncIterator[None]:

@@ -3,10 +3,12 @@ bootnode and gossip reaches all, killed and restarted peers are back within 10 s
 gossip and request/response of a 4 MiB body, a peer sending garbage disconnected and
 banned, a node of another chain refused at the status handshake; and in-process, a
 peer that offers only plaintext is refused (the test builds that peer with py-libp2p
-itself), a busy port, a burst of full-size messages."""
+itself), a peer writing unreadable bytes on the gossip stream, a busy port, a burst
+of full-size messages, a clean shutdown under load."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import subprocess
@@ -23,12 +25,15 @@ import pytest
 import trio
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 
 from chain.errors import NetworkError
 from p2p.host import Libp2pNetwork
-from p2p.network import MAX_GOSSIP_BYTES, Validation
+from p2p.network import MAX_GOSSIP_BYTES, TaskStatus, Validation
+from p2p.peers import PeerId
 
 NODE = Path(__file__).resolve().parent.parent / "p2pnode.py"
 
@@ -192,6 +197,34 @@ async def test_a_plaintext_only_peer_is_refused() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_a_peer_sending_unreadable_gossip_is_banned_and_the_node_runs_on() -> None:
+    """Bytes on the gossip stream that are no pubsub RPC stop py-libp2p's read loop with
+    an exception that would stop the whole host; the node bans the sender instead, and
+    goes on gossiping with the others."""
+    net, good = Libp2pNetwork(sha256(b"victim").digest()), Libp2pNetwork(sha256(b"good").digest())
+    topic = "/bizra/bizra-test-1/txs/1"
+    received = net.subscribe(topic, lambda peer, data: Validation.ACCEPT)
+    good.subscribe(topic, lambda peer, data: Validation.ACCEPT)
+    key_pair = create_new_key_pair(sha256(b"rogue").digest())
+    rogue = new_host(key_pair=key_pair)
+    rogue_id = PeerId(rogue.get_id().to_base58())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        await nursery.start(good.run)
+        async with rogue.run(listen_addrs=[]):
+            await rogue.connect(info_from_p2p_addr(multiaddr.Multiaddr(net.listen_addrs()[0])))
+            stream = await rogue.new_stream(ID.from_base58(net.local_id), [TProtocol("/meshsub/1.1.0")])
+            await stream.write(b"\x06" + b"\xff" * 6)  # a length, then bytes that are no RPC
+            with trio.fail_after(10):
+                while rogue_id in net.peers() or not net.book.is_banned(rogue_id, trio.current_time()):
+                    await trio.sleep(0.1)
+        await good.connect(net.listen_addrs()[0])
+        await trio.sleep(2)  # the mesh forms
+        await good.publish(topic, b"still here")
+        with trio.fail_after(10):
+            assert (await received.receive()).data == b"still here"
+        nursery.cancel_scope.cancel()
+
 async def test_a_port_in_use_is_refused_with_a_clear_message() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
@@ -227,3 +260,61 @@ async def test_a_burst_of_full_size_messages_all_arrive() -> None:
             while len(got) < 200:
                 got.add(int.from_bytes((await received.receive()).data[:2], "big"))
         nursery.cancel_scope.cancel()
+
+
+async def echo(peer: PeerId, data: bytes) -> bytes:
+    return data
+
+
+async def test_shutdown_under_load_is_clean() -> None:
+    """Two nodes flood each other with full-size gossip and 4 MiB requests; one stops
+    mid-stream and the other carries on, then stops too: nothing escapes either (no
+    ExceptionGroup out of py-libp2p's pubsub), and each stops within seconds."""
+    a, b = Libp2pNetwork(sha256(b"load a").digest()), Libp2pNetwork(sha256(b"load b").digest())
+    topic = "/bizra/bizra-test-1/txs/1"
+    protocol = "/bizra/bizra-test-1/echo/1"
+    inbox = {net.local_id: net.subscribe(topic, lambda peer, data: Validation.ACCEPT) for net in (a, b)}
+    for net in (a, b):
+        net.set_handler(protocol, echo, max_request_bytes=8 << 20)
+    received = {a.local_id: 0, b.local_id: 0}
+    scopes: dict[PeerId, trio.CancelScope] = {}
+
+    async def flood(net: Libp2pNetwork) -> None:
+        while True:
+            with contextlib.suppress(NetworkError):
+                await net.publish(topic, bytes(MAX_GOSSIP_BYTES))
+            await trio.sleep(0.005)
+
+    async def count(net: Libp2pNetwork) -> None:
+        async for _ in inbox[net.local_id]:
+            received[net.local_id] += 1
+
+    async def fetch(net: Libp2pNetwork, peer: PeerId) -> None:
+        while True:
+            with contextlib.suppress(NetworkError):
+                await net.request(peer, protocol, bytes(4 << 20), max_response_bytes=8 << 20, timeout=10)
+
+    async def node(net: Libp2pNetwork, other: PeerId, *, task_status: TaskStatus) -> None:
+        with trio.CancelScope() as scopes[net.local_id]:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(net.run)
+                task_status.started()
+                nursery.start_soon(count, net)
+                nursery.start_soon(flood, net)
+                nursery.start_soon(fetch, net, other)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node, a, b.local_id)
+        await nursery.start(node, b, a.local_id)
+        await a.connect(b.listen_addrs()[0])
+        await trio.sleep(4)
+        assert received[a.local_id] > 0 and received[b.local_id] > 0, received
+
+        started = trio.current_time()
+        scopes[b.local_id].cancel()
+        await trio.sleep(2)  # a goes on publishing and requesting with its peer gone
+        with trio.fail_after(5):
+            while b.local_id in a.peers():  # a sees b leave
+                await trio.sleep(0.1)
+        scopes[a.local_id].cancel()
+    assert trio.current_time() - started < 10
