@@ -300,7 +300,11 @@ class Libp2pNetwork:
                     and self._gossip_bytes.allow(peer, len(message.data), now)):
                 self._count_limited(peer, topic)
                 return False
-            verdict = validator(peer, bytes(message.data))
+            try:
+                verdict = validator(peer, bytes(message.data))
+            except Exception:  # a fault of ours: raised into py-libp2p, it would stop the host
+                log.exception("gossip validator failed; message dropped", extra={"topic": topic})
+                return False
             if verdict is Validation.REJECT:
                 self.penalize(peer, INVALID_MESSAGE_PENALTY, f"invalid message on {topic}")
             return verdict is Validation.ACCEPT

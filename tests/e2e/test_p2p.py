@@ -225,6 +225,28 @@ async def test_a_peer_sending_unreadable_gossip_is_banned_and_the_node_runs_on()
             assert (await received.receive()).data == b"still here"
         nursery.cancel_scope.cancel()
 
+async def test_a_validator_that_raises_drops_the_message_not_the_node() -> None:
+    def validate(peer: PeerId, data: bytes) -> Validation:
+        if data == b"boom":
+            raise RuntimeError("a bug in a validator")
+        return Validation.ACCEPT
+
+    a, b = Libp2pNetwork(sha256(b"raises a").digest()), Libp2pNetwork(sha256(b"raises b").digest())
+    topic = "/bizra/bizra-test-1/txs/1"
+    received = b.subscribe(topic, validate)
+    a.subscribe(topic, validate)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await a.connect(b.listen_addrs()[0])
+        await trio.sleep(2)  # the mesh forms
+        await a.publish(topic, b"boom")
+        await a.publish(topic, b"after")
+        with trio.fail_after(10):
+            assert (await received.receive()).data == b"after"
+        assert b.score(a.local_id) == 0 and a.local_id in b.peers()
+        nursery.cancel_scope.cancel()
+
 async def test_a_port_in_use_is_refused_with_a_clear_message() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
