@@ -1,0 +1,236 @@
+"""The node's configuration: ``config.toml`` in its home, then ``BIZRA_<SECTION>_<KEY>``
+environment variables over it (``BIZRA_P2P_PORT=26700``, ``BIZRA_LOG_FORMAT=json``,
+``BIZRA_MONIKER=val-3``), then command-line options over both.
+
+Every key has a default, so an empty file (or none) is a working configuration. An
+unknown key, a value of the wrong type or out of range is refused with a ConfigError
+that names the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.errors import BizraError
+
+
+class ConfigError(BizraError):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class P2pConfig:
+    host: str = "0.0.0.0"
+    """The interface to listen on (0.0.0.0: all)."""
+    port: int = 26656
+    external_addresses: tuple[str, ...] = ()
+    """Addresses peers can reach this node at, told to them in place of the listening ones
+    (``/ip4/203.0.113.7/tcp/26656``); empty: the listening addresses."""
+    bootnodes: tuple[str, ...] = ()
+    """Multiaddrs ending in ``/p2p/<peer id>``, besides the network's own."""
+    target_peers: int = 10
+    max_peers: int = 40
+
+
+@dataclass(frozen=True, slots=True)
+class RpcConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    requests_per_minute: int = 1_000
+    """Per client address; over it a client gets HTTP 429."""
+    max_body_bytes: int = 1 << 20
+    max_batch: int = 100
+    timeout_broadcast_tx_commit_s: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolConfig:
+    max_txs: int = 50_000
+    max_bytes: int = 64 << 20
+    max_per_sender: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    keep_heights: int = 0
+    """Keep the state of this many recent heights (0: all); blocks are always kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    moniker: str = "bizra-node"
+    p2p: P2pConfig = field(default_factory=P2pConfig)
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+_LEVELS = ("debug", "info", "warning", "error")
+_FORMATS = ("text", "json")
+
+
+def _check(config: Config) -> None:
+    def expect(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {what}")
+
+    for key, port in (("p2p.port", config.p2p.port), ("rpc.port", config.rpc.port)):
+        expect(0 <= port <= 65_535, key, f"{port} is not a port (0–65535)")
+    expect(config.p2p.target_peers >= 1, "p2p.target_peers", "must be at least 1")
+    expect(config.p2p.max_peers >= config.p2p.target_peers, "p2p.max_peers",
+           f"must be at least p2p.target_peers ({config.p2p.target_peers})")
+    for key in ("requests_per_minute", "max_body_bytes", "max_batch", "timeout_broadcast_tx_commit_s"):
+        expect(getattr(config.rpc, key) >= 1, f"rpc.{key}", "must be at least 1")
+    for key in ("max_txs", "max_bytes", "max_per_sender"):
+        expect(getattr(config.mempool, key) >= 1, f"mempool.{key}", "must be at least 1")
+    expect(config.log.level in _LEVELS, "log.level",
+           f"{config.log.level!r} is not one of {', '.join(_LEVELS)}")
+    expect(config.log.format in _FORMATS, "log.format",
+           f"{config.log.format!r} is not one of {', '.join(_FORMATS)}")
+    expect(config.storage.keep_heights >= 0, "storage.keep_heights", "must be 0 (all) or more")
+    expect(bool(config.moniker) and len(config.moniker) <= 64, "moniker", "must be 1–64 characters")
+
+
+def load(path: Path | None, environ: Mapping[str, str] = os.environ,
+         overrides: Mapping[str, Any] | None = None) -> Config:
+    """The configuration in ``path`` (none, or a missing file: the defaults), with the
+    ``BIZRA_*`` variables of ``environ`` and then ``overrides`` (``{"p2p.port": 1}``)
+    over it."""
+    document: dict[str, Any] = {}
+    if path is not None and path.exists():
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    values = _flatten(document, "", str(path))
+    for name, raw in environ.items():
+        if name.startswith("BIZRA_") and name not in _NOT_CONFIG:
+            key, origin = _env_key(name), f"environment variable {name}"
+            values[key] = (_from_text(key, raw, origin), origin)
+    for key, value in (overrides or {}).items():
+        values[key] = (value, "the command line")
+    return _build(values)
+
+
+_NOT_CONFIG = frozenset({"BIZRA_NO_MYPYC", "BIZRA_HOME", "BIZRA_SIM_SCHEDULES", "BIZRA_SIM_SEED",
+                         "BIZRA_CRASH_ROUNDS"})
+"""``BIZRA_*`` variables that are not configuration keys."""
+
+
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "p2p": P2pConfig, "rpc": RpcConfig, "mempool": MempoolConfig, "log": LogConfig, "storage": StorageConfig,
+}
+
+
+def _field_types(section: str | None) -> dict[str, Any]:
+    if section is None:
+        return {"moniker": str}
+    cls = _SECTION_TYPES[section]
+    defaults = cls()
+    return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(cls)}
+
+
+def _env_key(name: str) -> str:
+    rest = name[len("BIZRA_"):].lower()
+    section, _, key = rest.partition("_")
+    if section in _SECTION_TYPES and key:
+        return f"{section}.{key}"
+    return rest
+
+
+def _flatten(document: dict[str, Any], prefix: str, origin: str) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
+    for name, value in document.items():
+        if isinstance(value, dict) and not prefix:
+            if name not in _SECTION_TYPES:
+                raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(_SECTION_TYPES)})")
+            out.update(_flatten(value, f"{name}.", origin))
+        else:
+            out[f"{prefix}{name}"] = (value, origin)
+    return out
+
+
+def _split(key: str) -> tuple[str | None, str]:
+    section, dot, name = key.partition(".")
+    return (section, name) if dot else (None, key)
+
+
+def _kind(key: str, origin: str) -> Any:
+    section, name = _split(key)
+    if section is not None and section not in _SECTION_TYPES:
+        raise ConfigError(f"{key} ({origin}): unknown section {section!r}")
+    types = _field_types(section)
+    if name not in types:
+        raise ConfigError(f"{key} ({origin}): unknown key (known: "
+                          f"{', '.join(sorted((section + '.' if section else '') + n for n in types))})")
+    return types[name]
+
+
+def _from_text(key: str, raw: str, origin: str) -> Any:
+    """An environment variable's text as the key's type (lists: comma-separated)."""
+    kind = _kind(key, origin)
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} ({origin}): {raw!r} is not an integer") from None
+    if kind is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def _build(values: dict[str, tuple[Any, str]]) -> Config:
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_TYPES}
+    top: dict[str, Any] = {}
+    for key, (value, origin) in values.items():
+        kind = _kind(key, origin)
+        if kind is tuple and isinstance(value, list):
+            value = tuple(value)
+        if not _is(kind, value):
+            expected = {int: "an integer", str: "a string", tuple: "a list of strings"}[kind]
+            raise ConfigError(f"{key} ({origin}): expected {expected}, got {value!r}")
+        section, name = _split(key)
+        (top if section is None else sections[section])[name] = value
+    return Config(**top, **{name: _SECTION_TYPES[name](**fields) for name, fields in sections.items()})
+
+
+def _is(kind: Any, value: Any) -> bool:
+    if kind is int:
+        return type(value) is int  # not a bool
+    if kind is str:
+        return isinstance(value, str)
+    return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+
+
+def render(config: Config) -> str:
+    """``config`` as the TOML text ``init`` writes (every key, with its value)."""
+    lines = [f"moniker = {_toml(config.moniker)}"]
+    for name in _SECTION_TYPES:
+        lines += ["", f"[{name}]"]
+        section = getattr(config, name)
+        lines += [f"{f.name} = {_toml(getattr(section, f.name))}" for f in dataclasses.fields(section)]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
