@@ -18,7 +18,7 @@ with any bad tx signature is invalid and its outcome discarded.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -201,6 +201,37 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     if not all(checks):
         raise InvalidBlock(f"block {height}: tx {unverified[checks.index(False)]} has an invalid signature")
     return BlockOutcome(ledger.diff(), results, res_hash, tx_hashes, epoch_ended, slashed)
+
+
+def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable[bytes], *,
+                   max_txs: int, max_bytes: int) -> list[bytes]:
+    """The ``candidates``, in their order, that the next block on top of ``state`` can
+    carry: each decodes, pays its fee and has its sender's next nonce once the ones
+    before it have executed; the others are left out. At most ``max_txs`` txs and
+    ``max_bytes`` bytes (and never more than the params allow). Signatures are not
+    checked here (the mempool admitted only signed txs).
+    """
+    params = config.params
+    max_txs = min(max_txs, params.max_block_txs)
+    max_bytes = min(max_bytes, params.max_block_bytes)
+    ledger = Ledger(state)
+    height = ledger.meta().height + 1
+    ctx = _TxContext(ledger, config, params.epoch_of(height, config.initial_height),
+                     validator_set_at(ledger, height, config))
+    chosen: list[bytes] = []
+    size = 0
+    for raw in candidates:
+        if len(chosen) == max_txs:
+            break
+        if size + len(raw) > max_bytes:
+            continue
+        try:
+            ctx.execute(raw, len(chosen))  # raises before it changes anything
+        except InvalidBlock:
+            continue
+        chosen.append(raw)
+        size += len(raw)
+    return chosen
 
 
 def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list[bytes],

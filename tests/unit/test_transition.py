@@ -24,6 +24,7 @@ from chain.transition import (
     attestation_id,
     check_tx_against_state,
     decode_tx,
+    includable_txs,
     verify_tx_signature,
 )
 from chain.types import (
@@ -336,3 +337,25 @@ def test_admission_checks_say_what_is_wrong_with_a_tx() -> None:
     poor = decode_tx(chain.tx(broke, Transfer(bytes(20), 1)), params)
     with pytest.raises(InvalidTx, match="cannot pay the fee"):
         check_tx_against_state(Ledger(chain.state), addr(broke), poor)
+
+
+def test_a_proposer_takes_only_the_txs_the_block_can_carry() -> None:
+    chain = LocalChain()
+    alice, bob = chain.users[0], chain.users[1]
+    poor = key(99)  # no account: cannot pay a fee
+    to_bob = Transfer(address_of(bob.public_key), 1)
+    first = chain.tx(alice, to_bob)
+    gap = chain.tx(alice, to_bob, nonce=5)
+    second = chain.tx(alice, to_bob, nonce=1)
+    broke = sign_tx(chain.config.chain_id, poor, 0, to_bob, FEE)
+    failing = chain.tx(bob, Transfer(address_of(alice.public_key), 2_000_000 * SEED))  # fails its rule
+    candidates = [second, first, gap, b"not a tx", broke, second, failing]
+    chosen = includable_txs(chain.state, chain.config, candidates, max_txs=100, max_bytes=1 << 20)
+    assert chosen == [first, second, failing]  # second waits for first; the rest never fit
+    outcome = chain.run(chosen)
+    assert [r.code for r in outcome.results] == [Code.OK, Code.OK, Code.INSUFFICIENT_FUNDS]
+
+    more = [chain.tx(alice, to_bob) for _ in range(5)]
+    assert includable_txs(chain.state, chain.config, more, max_txs=3, max_bytes=1 << 20) == more[:3]
+    two = 2 * len(more[0])
+    assert includable_txs(chain.state, chain.config, more, max_txs=100, max_bytes=two) == more[:2]
