@@ -1,0 +1,195 @@
+"""The mempool: txs admitted and waiting for a block.
+
+Admission (§3) refuses, with an InvalidTx that says why, a tx that does not decode, is
+too large, pays less than ``min_fee``, is already pending or committed, is not signed
+by its sender, does not carry its sender's next nonce (the account's nonce plus the
+sender's pending txs), or whose sender cannot pay its fee on top of its pending ones;
+and a tx over the pool's limits (count, bytes, per sender) with MempoolFull.
+Signatures are checked in worker threads (:func:`chain.crypto.verify_many`), a batch at
+a time, and remembered in the node's verified-hash cache, so block execution does not
+check them again.
+
+Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
+taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
+committed txs leave and the rest are checked again against the new state: those whose
+nonce has passed, or whose sender can no longer pay, are evicted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from chain.crypto import VerifiedCache, address_of, verify_many
+from chain.errors import BizraError, InvalidTx
+from chain.ledger import Ledger, StateReader
+from chain.params import ChainConfig
+from chain.transition import decode_tx, tx_sign_prefix
+from chain.types import Tx, tx_hash, unsigned_tx_encoding
+from node.config import MempoolConfig
+
+
+class MempoolFull(BizraError):
+    """The pool is at a limit; the message says which. Try again after a block."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    raw: bytes
+    hash: bytes
+    nonce: int
+    fee: int
+
+
+class Mempool:
+    """See the module docstring. ``state`` is read for nonces and balances: the node's
+    latest committed state."""
+
+    def __init__(self, config: ChainConfig, state: StateReader, limits: MempoolConfig,
+                 verified: VerifiedCache) -> None:
+        self.config = config
+        self.state = state
+        self.limits = limits
+        self.verified = verified
+        self._senders: OrderedDict[bytes, list[_Pending]] = OrderedDict()
+        self._hashes: dict[bytes, bytes] = {}  # tx hash -> sender address
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._hashes
+
+    async def add_many(self, raws: Sequence[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
+        """Admit each of ``raws`` in order: its hash, or the error that refused it.
+        Signatures of the ones not in the verified cache are checked off the event loop,
+        in one batch."""
+        decoded: list[tuple[bytes, bytes, Tx] | InvalidTx] = []
+        to_check: list[int] = []
+        prefix = tx_sign_prefix(self.config.chain_id)
+        for raw in raws:
+            try:
+                tx = decode_tx(raw, self.config.params)
+            except InvalidTx as exc:
+                decoded.append(exc)
+                continue
+            h = tx_hash(raw)
+            decoded.append((raw, h, tx))
+            if h not in self.verified:
+                to_check.append(len(decoded) - 1)
+        if to_check:
+            items = []
+            for i in to_check:
+                entry = decoded[i]
+                assert not isinstance(entry, InvalidTx)
+                raw, _, tx = entry
+                items.append((tx.sender, prefix + unsigned_tx_encoding(raw), tx.signature))
+            valid = await trio.to_thread.run_sync(verify_many, items)
+            for i, ok in zip(to_check, valid, strict=True):
+                entry = decoded[i]
+                assert not isinstance(entry, InvalidTx)
+                if ok:
+                    self.verified.add(entry[1])
+                else:
+                    decoded[i] = InvalidTx("invalid signature")
+        out: list[bytes | InvalidTx | MempoolFull] = []
+        for entry in decoded:
+            if isinstance(entry, InvalidTx):
+                out.append(entry)
+                continue
+            try:
+                self._admit(*entry)
+                out.append(entry[1])
+            except (InvalidTx, MempoolFull) as exc:
+                out.append(exc)
+        return out
+
+    async def add(self, raw: bytes) -> bytes:
+        """Admit ``raw``; its hash. Raises InvalidTx or MempoolFull."""
+        (result,) = await self.add_many([raw])
+        if isinstance(result, BizraError):
+            raise result
+        return result
+
+    def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
+        if h in self._hashes:
+            raise InvalidTx("tx already in the mempool")
+        sender = address_of(tx.sender)
+        pending = self._senders.get(sender, [])
+        account = Ledger(self.state).account(sender)
+        expected = account.nonce + len(pending)
+        if tx.nonce != expected:
+            if tx.nonce < account.nonce:
+                raise InvalidTx(f"nonce {tx.nonce} was used already: the account's next nonce is "
+                                f"{account.nonce}")
+            raise InvalidTx(f"nonce {tx.nonce} is not the sender's next one ({expected}, counting "
+                            f"{len(pending)} pending)")
+        fees = sum(p.fee for p in pending) + tx.fee
+        if account.balance < fees:
+            raise InvalidTx(f"balance {account.balance} cannot pay the fee {tx.fee} on top of "
+                            f"{fees - tx.fee} in pending fees")
+        limits = self.limits
+        if len(self._hashes) >= limits.max_txs:
+            raise MempoolFull(f"the mempool holds its limit of {limits.max_txs} txs")
+        if self.bytes + len(raw) > limits.max_bytes:
+            raise MempoolFull(f"the mempool holds its limit of {limits.max_bytes} bytes")
+        if len(pending) >= limits.max_per_sender:
+            raise MempoolFull(f"the sender has {len(pending)} pending txs, the limit")
+        self._senders.setdefault(sender, []).append(_Pending(raw, h, tx.nonce, tx.fee))
+        self._hashes[h] = sender
+        self.bytes += len(raw)
+
+    def reap(self) -> Iterable[bytes]:
+        """Pending txs in block order: senders take turns (first come, first served),
+        each sender's txs in nonce order."""
+        queues = [list(pending) for pending in self._senders.values()]
+        depth = 0
+        while queues:
+            queues = [q for q in queues if len(q) > depth]
+            for q in queues:
+                yield q[depth].raw
+            depth += 1
+
+    def pending(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` pending txs, in block order (``unconfirmed_txs``)."""
+        out: list[bytes] = []
+        for raw in self.reap():
+            if len(out) == limit:
+                break
+            out.append(raw)
+        return out
+
+    def update(self, committed: Iterable[bytes]) -> int:
+        """After a block: drop its txs (``committed``: their hashes) and those the new
+        state makes stale; the number evicted (not counting the committed ones)."""
+        gone = set(committed)
+        evicted = 0
+        ledger = Ledger(self.state)
+        for sender in list(self._senders):
+            account = ledger.account(sender)
+            kept, nonce, fees = [], account.nonce, 0
+            for p in self._senders[sender]:
+                if p.hash in gone:
+                    continue
+                if p.nonce == nonce and fees + p.fee <= account.balance:
+                    kept.append(p)
+                    nonce += 1
+                    fees += p.fee
+                else:
+                    evicted += 1
+            self._replace(sender, kept)
+        return evicted
+
+    def _replace(self, sender: bytes, kept: list[_Pending]) -> None:
+        for p in self._senders[sender]:
+            if p not in kept:
+                del self._hashes[p.hash]
+                self.bytes -= len(p.raw)
+        if kept:
+            self._senders[sender] = kept
+        else:
+            del self._senders[sender]

@@ -1,0 +1,126 @@
+"""The mempool: what it admits and refuses (with the reason), its limits, the order txs
+leave it in, and how a block cleans it."""
+
+from __future__ import annotations
+
+import pytest
+
+import node.mempool
+from chain.crypto import SignedItem, VerifiedCache, address_of, verify_many
+from chain.errors import InvalidTx
+from chain.types import Transfer, tx_hash
+from node.config import MempoolConfig
+from node.mempool import Mempool, MempoolFull
+
+from chainkit import SEED, LocalChain, key, sign_tx
+
+
+def pool(chain: LocalChain, **limits: int) -> Mempool:
+    return Mempool(chain.config, chain.state, MempoolConfig(**limits), VerifiedCache())
+
+
+def pay(chain: LocalChain, sender: int, amount: int = 1, **kw: int) -> bytes:
+    to = address_of(chain.users[(sender + 1) % len(chain.users)].public_key)
+    return chain.tx(chain.users[sender], Transfer(to, amount), **kw)
+
+
+async def test_a_valid_tx_is_admitted_once() -> None:
+    chain = LocalChain()
+    mempool = pool(chain)
+    tx = pay(chain, 0)
+    assert await mempool.add(tx) == tx_hash(tx)
+    assert tx_hash(tx) in mempool and len(mempool) == 1 and mempool.bytes == len(tx)
+    with pytest.raises(InvalidTx, match="already in the mempool"):
+        await mempool.add(tx)
+
+
+async def test_each_kind_of_bad_tx_is_refused_with_its_reason() -> None:
+    chain = LocalChain()
+    mempool = pool(chain)
+    good = pay(chain, 0)
+    forged = good[:-1] + bytes([good[-1] ^ 1])
+    poor = sign_tx(chain.config.chain_id, key(77), 0, Transfer(bytes(20), 1), 1_000)
+    results = await mempool.add_many([
+        b"\x01\x02",
+        forged,
+        pay(chain, 1, nonce=3),
+        poor,
+        pay(chain, 2, fee=999),
+        pay(chain, 3, amount=1, fee=2_000_000 * SEED),
+    ])
+    reasons = [str(r) for r in results]
+    assert reasons[0].startswith("tx: ")
+    assert reasons[1] == "invalid signature"
+    assert reasons[2] == "nonce 3 is not the sender's next one (0, counting 0 pending)"
+    assert reasons[3] == "balance 0 cannot pay the fee 1000 on top of 0 in pending fees"
+    assert reasons[4] == "fee 999 is below min_fee 1000"
+    assert reasons[5].startswith("balance ")
+    assert all(isinstance(r, InvalidTx) for r in results) and len(mempool) == 0
+
+
+async def test_a_sender_can_queue_its_next_nonces() -> None:
+    chain = LocalChain()
+    mempool = pool(chain)
+    txs = [pay(chain, 0) for _ in range(3)]
+    assert await mempool.add_many(txs) == [tx_hash(t) for t in txs]
+    with pytest.raises(InvalidTx, match=r"nonce 1 is not the sender's next one \(3, counting 3 pending\)"):
+        await mempool.add(pay(chain, 0, amount=2, nonce=1))  # a replacement is not taken either
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"max_txs": 2}, "limit of 2 txs"),
+    ({"max_bytes": 300}, "limit of 300 bytes"),
+    ({"max_per_sender": 2}, "the sender has 2 pending txs"),
+])
+async def test_a_full_pool_refuses_with_the_limit_it_hit(limits: dict[str, int], message: str) -> None:
+    chain = LocalChain()
+    mempool = pool(chain, **limits)
+    await mempool.add(pay(chain, 0))
+    await mempool.add(pay(chain, 0))
+    with pytest.raises(MempoolFull, match=message):
+        await mempool.add(pay(chain, 0))
+
+
+async def test_txs_leave_in_nonce_order_senders_taking_turns() -> None:
+    chain = LocalChain()
+    mempool = pool(chain)
+    a = [pay(chain, 0) for _ in range(3)]
+    b = [pay(chain, 1) for _ in range(2)]
+    await mempool.add_many([a[0], b[0], a[1], a[2], b[1]])
+    assert list(mempool.reap()) == [a[0], b[0], a[1], b[1], a[2]]
+    assert mempool.pending(2) == [a[0], b[0]]
+
+
+async def test_a_block_takes_its_txs_out_and_evicts_the_stale_ones() -> None:
+    chain = LocalChain()
+    mempool = pool(chain)
+    mine = [pay(chain, 0) for _ in range(3)]
+    theirs = pay(chain, 1)
+    await mempool.add_many([*mine, theirs])
+    # another node's block spends sender 1's nonce 0 with a different tx
+    other = pay(chain, 1, amount=5, nonce=0)
+    chain.run([mine[0], other])
+    assert mempool.update([tx_hash(mine[0]), tx_hash(other)]) == 1
+    assert list(mempool.reap()) == mine[1:]
+    assert mempool.bytes == sum(len(t) for t in mine[1:])
+    with pytest.raises(InvalidTx, match="nonce 0 was used already: the account's next nonce is 1"):
+        await mempool.add(pay(chain, 1, amount=7, nonce=0))
+
+
+async def test_signatures_are_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    chain = LocalChain()
+    checked: list[int] = []
+
+    def counting(items: list[SignedItem]) -> list[bool]:
+        checked.append(len(items))
+        return verify_many(items)
+
+    monkeypatch.setattr(node.mempool, "verify_many", counting)
+    cache = VerifiedCache()
+    first = Mempool(chain.config, chain.state, MempoolConfig(), cache)
+    txs = [pay(chain, 0) for _ in range(4)]
+    await first.add_many(txs)
+    second = Mempool(chain.config, chain.state, MempoolConfig(), cache)  # e.g. after a recheck
+    await second.add_many(txs)
+    assert checked == [4]
+    assert all(tx_hash(t) in cache for t in txs)
