@@ -17,6 +17,9 @@ STORE_INFO = b"\x00store-info"
 LATEST = _V + b"m/latest"
 """CBOR ``[height, app_hash]`` of the last committed block (the genesis state: height
 ``initial_height - 1``). Written in the same batch as everything of that height."""
+CONSENSUS = _V + b"m/consensus"
+"""What consensus keeps of the latest height (the proposer priorities), opaque to the
+store; written in the same batch as the block."""
 STATE_BASE = _V + b"m/state-base"
 """8-byte height: the lowest height whose state can still be read (pruning moves it)."""
 

@@ -117,9 +117,11 @@ class Store:
             self._failed = f"computing the state root of height {height}: {exc}"
             raise
 
-    def commit_block(self, block: Block, seen_commit: Commit, outcome: BlockOutcome) -> bytes:
-        """Store ``block`` (the next height), the commit this node saw for it and its
-        executed ``outcome`` in one synced batch; return the new state root.
+    def commit_block(self, block: Block, seen_commit: Commit, outcome: BlockOutcome, *,
+                     consensus_state: bytes | None = None) -> bytes:
+        """Store ``block`` (the next height), the commit this node saw for it, its
+        executed ``outcome`` and ``consensus_state`` (see :meth:`consensus_state`) in one
+        synced batch; return the new state root.
 
         If :meth:`advance_state` ran for this height, it must have been given
         ``outcome.changes``. After a failure here the store refuses all further writes.
@@ -138,11 +140,18 @@ class Store:
             self.blocks.stage(batch, block, seen_commit)
             app_hash = self.state.stage(batch, height)
             batch.put(schema.LATEST, dumps([height, app_hash]))
+            if consensus_state is not None:
+                batch.put(schema.CONSENSUS, consensus_state)
             batch.write()
         except Exception as exc:
             self._failed = f"writing block {height}: {exc}"
             raise StorageError(f"cannot write block {height}: {exc}") from exc
         return app_hash
+
+    def consensus_state(self) -> bytes | None:
+        """What :meth:`commit_block` was last given as ``consensus_state`` (written with
+        the latest block, so never older or newer than it), or None."""
+        return self._kv.get(schema.CONSENSUS)
 
     def txs_at(self, height: int) -> list[TxLocation] | None:
         """The txs of block ``height`` in block order, with their results (what

@@ -312,3 +312,18 @@ def test_a_failed_tx_is_indexed_with_its_code_and_log(store: Store, chain: Local
     assert (found.height, found.index) == (block.header.height, 0)
     assert found.result.code != 0
     assert found.result.log
+
+
+def test_the_consensus_state_is_kept_with_its_block(backend: Backend, chain: LocalChain) -> None:
+    store = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    assert store.consensus_state() is None
+    for height in (1, 2):
+        block = chain.next_block()
+        outcome = apply_block(store.state, store.app_hash, block, chain.config)
+        chain.apply(block)
+        assert chain.last_commit is not None
+        store.commit_block(block, chain.last_commit, outcome, consensus_state=b"priorities %d" % height)
+    store.close()
+    reopened = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    assert (reopened.height, reopened.consensus_state()) == (2, b"priorities 2")
+    reopened.close()
