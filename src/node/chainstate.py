@@ -1,0 +1,142 @@
+"""The chain consensus decides on, over the node's store: what the driver builds,
+validates and commits (:class:`consensus.driver.Chain`).
+
+Blocks are built from the mempool's txs (only those the block can carry), validated
+and executed in a worker thread (the event loop keeps serving peers and RPC meanwhile),
+and committed in one synced write together with the proposer priorities of their
+height, so a restarted node picks the same proposers as its peers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+
+from chain.blocks import make_block
+from chain.codec import dumps, expect_array, expect_bytes, expect_list, loads_canonical
+from chain.commits import median_time
+from chain.crypto import BatchVerifier, VerifiedCache, verify_many_in_background
+from chain.errors import DecodeError, InvalidBlock, StorageError
+from chain.genesis import Genesis
+from chain.ledger import Ledger
+from chain.params import ChainConfig
+from chain.transition import BlockOutcome, apply_block, includable_txs
+from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember
+from chain.validatorsets import validator_set_at
+from consensus.proposer import Priorities, initial, next_height, voters
+from node.mempool import Mempool
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[Block, BlockOutcome], None]
+
+
+def encode_priorities(p: Priorities) -> bytes:
+    return dumps([list(p.addresses), list(p.powers), list(p.priorities), p.proposer])
+
+
+def decode_priorities(data: bytes) -> Priorities:
+    """Raises DecodeError unless ``data`` is what :func:`encode_priorities` makes."""
+    fields = expect_array(loads_canonical(data, "priorities"), 4, "priorities")
+    addresses = tuple(expect_bytes(a, "priorities.address", 20)
+                      for a in expect_list(fields[0], "priorities.addresses"))
+    powers = tuple(expect_list(fields[1], "priorities.powers"))
+    priorities = tuple(expect_list(fields[2], "priorities.priorities"))
+    proposer = fields[3]
+    if not all(type(i) is int for i in (*powers, *priorities, proposer)):
+        raise DecodeError("priorities: expected integers")
+    if not len(addresses) == len(powers) == len(priorities) or not -1 <= proposer < len(addresses):
+        raise DecodeError("priorities: lists of different lengths, or no such proposer")
+    return Priorities(addresses, powers, priorities, proposer)
+
+
+class NodeChain:
+    """See the module docstring. ``listeners`` hear of each committed block (the
+    mempool's recheck, RPC subscriptions, metrics) after it is stored."""
+
+    def __init__(self, store: Store, genesis: Genesis, config: ChainConfig, mempool: Mempool,
+                 verified: VerifiedCache, verifier: BatchVerifier = verify_many_in_background) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.config = config
+        self.mempool = mempool
+        self.verified = verified
+        self.verifier = verifier
+        self.listeners: list[CommitListener] = []
+        self._priorities: dict[int, Priorities] = {}
+        self._outcomes: dict[bytes, BlockOutcome] = {}
+
+    @property
+    def height(self) -> int:
+        return self.store.height
+
+    def members(self, height: int) -> list[SetMember]:
+        return validator_set_at(Ledger(self.store.state), height, self.config)
+
+    def priorities(self, height: int) -> Priorities:
+        """Those of ``height``, the next one to decide (or the one deciding)."""
+        cached = self._priorities.get(height)
+        if cached is not None:
+            return cached
+        if height != self.height + 1:
+            raise ValueError(f"priorities of height {height} asked at height {self.height}")
+        current = voters(self.members(height))
+        stored = self.store.consensus_state()
+        if height == self.config.initial_height or stored is None:
+            if height != self.config.initial_height:
+                raise StorageError("the store has blocks but no proposer priorities")
+            result = initial(current)
+        else:
+            result = next_height(decode_priorities(stored), current)
+        self._priorities = {height: result}
+        return result
+
+    def next_block_time(self) -> int:
+        commit = self.store.blocks.seen_commit()
+        if commit is None:
+            return self.genesis.genesis_time_ns
+        return median_time(commit, self.members(commit.height))
+
+    async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> Block:
+        params = self.config.params
+        candidates = list(self.mempool.reap())  # here: the mempool changes while the thread runs
+        state, app_hash = self.store.state, self.store.app_hash
+        last_commit = self.store.blocks.seen_commit()
+        time_ns = self.next_block_time()
+
+        def build() -> Block:
+            txs = includable_txs(state, self.config, candidates, max_txs=params.max_block_txs,
+                                 max_bytes=params.max_block_bytes)
+            return make_block(state, app_hash, self.config, txs=txs, proposer_address=proposer,
+                              time_ns=time_ns, last_commit=last_commit, evidence=evidence)
+
+        return await trio.to_thread.run_sync(build)
+
+    async def validate(self, block: Block) -> bool:
+        try:
+            outcome = await trio.to_thread.run_sync(self._execute, block)
+        except InvalidBlock as exc:
+            log.warning("invalid block", extra={"height": block.header.height, "error": str(exc)})
+            return False
+        self._outcomes[block.block_id()] = outcome
+        return True
+
+    def _execute(self, block: Block) -> BlockOutcome:
+        return apply_block(self.store.state, self.store.app_hash, block, self.config, self.verified,
+                           self.verifier)
+
+    async def commit(self, block: Block, commit: Commit) -> None:
+        height = block.header.height
+        outcome = self._outcomes.pop(block.block_id(), None)
+        if outcome is None:
+            outcome = await trio.to_thread.run_sync(self._execute, block)
+        state = encode_priorities(self.priorities(height))
+        await trio.to_thread.run_sync(lambda: self.store.commit_block(block, commit, outcome,
+                                                                      consensus_state=state))
+        self._outcomes.clear()
+        self._priorities = {h: p for h, p in self._priorities.items() if h > height}
+        for listener in self.listeners:
+            listener(block, outcome)
