@@ -150,6 +150,14 @@ class Driver:
         self._decided: dict[int, tuple[Block, Commit, list[bytes]]] = {}
         self._helped: dict[int, float] = {}
 
+    def known_block(self, block_id: bytes) -> Block | None:
+        """A block of the current height this node holds (proposed, or fetched), for
+        peers that ask for it by id; or one it decided recently."""
+        block = self._blocks.get(block_id)
+        if block is None:
+            block = next((b for b, _, _ in self._decided.values() if b.block_id() == block_id), None)
+        return block
+
     async def deliver(self, message: Message) -> None:
         """A peer's message (back-pressure: waits while the inbox is full)."""
         await self._inbox_send.send(message)

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
+import signal
+import subprocess
+import time
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as distribution_version
+from pathlib import Path
+from typing import Any
 
 import click
+import trio
 
+from chain.address import format_address
 from chain.compiled import compiled_status, module_file
+from chain.crypto import PrivateKey, address_of, private_key_to_pem
+from chain.errors import BizraError
+from chain.genesis import operator_key_for
+from chain.params import Params
+from node import devnet
+from node.config import Config, P2pConfig, load
+from node.daemon import Node
+from node.home import Home, init_home, write_private
+from node.logs import setup as setup_logs
+
+log = logging.getLogger("node")
 
 DISTRIBUTION = "bizra-node"
 
@@ -22,22 +41,28 @@ def package_version() -> str:
         return "unknown"
 
 
+DEFAULT_HOME = Path("~/.bizra").expanduser()
+LOCAL_CHAIN_ID = "bizra-local-1"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """BIZRA NODE-0, a node of the BIZRA chain.
 
-    BIZRA is a proof-of-stake chain with Tendermint-style BFT consensus, SEED
-    transfers, a validator lifecycle and Proof of Impact.
-
-    This release holds the ledger core: the rules every node applies (encoding,
-    signatures, merkle trees, the state root, the state transition, genesis). The
-    node itself (storage, networking, consensus, JSON-RPC) does not run yet.
-
-    Commands available today:
+    BIZRA is a proof-of-stake chain with Tendermint-style BFT consensus (a block every
+    6 seconds), SEED transfers, a validator lifecycle and Proof of Impact.
 
     \b
-      version   the installed version, and whether each hot module runs
-                compiled (mypyc) or interpreted
+    Start here:
+      bizra-node start                 run a node; with no home yet, first make a
+                                       one-validator local chain in ~/.bizra
+      bizra-node devnet --validators 4 run a 4-validator chain on this machine
+      bizra-node init --home DIR       make a node home (config, genesis, keys)
+
+    A node's home holds config.toml (every key documented in docs/), the genesis,
+    its keys and its data. Configuration comes from config.toml, then BIZRA_<SECTION>_<KEY>
+    environment variables (BIZRA_P2P_PORT=26700, BIZRA_LOG_FORMAT=json), then the
+    command line.
     """
 
 
@@ -76,3 +101,154 @@ def version_command(as_json: bool, require_compiled: bool) -> None:
     if require_compiled and interpreted:
         click.echo(f"error: running interpreted: {', '.join(interpreted)}", err=True)
         raise SystemExit(1)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+def _local_genesis(chain_id: str, key: PrivateKey, params: Params) -> bytes:
+    return devnet.genesis_json(chain_id, [key], operator_key_for(key), params, time.time_ns())
+
+
+@main.command("init")
+@click.option("--home", "home_dir", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True,
+              envvar="BIZRA_HOME", help="The node's home directory (or BIZRA_HOME).")
+@click.option("--chain-id", default=LOCAL_CHAIN_ID, show_default=True,
+              help="The chain id of a new one-validator chain (ignored with --genesis).")
+@click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Join the chain of this genesis file instead of making a new chain.")
+@click.option("--moniker", default="bizra-node", show_default=True, help="The node's name, for humans.")
+@click.option("--validator/--no-validator", default=None,
+              help="Make a validator key (default: yes for a new chain, no with --genesis).")
+def init_command(home_dir: Path, chain_id: str, genesis_file: Path | None, moniker: str,
+                 validator: bool | None) -> None:
+    """Make a node home: config.toml, the genesis and the keys.
+
+    Without --genesis it makes a new local chain whose only validator is this node
+    and whose validator operator account is funded (its key: operator_key.pem).
+    """
+    try:
+        _init(home_dir, chain_id, genesis_file, moniker, validator)
+    except BizraError as exc:
+        _fail(str(exc))
+
+
+def _init(home_dir: Path, chain_id: str, genesis_file: Path | None, moniker: str,
+          validator: bool | None) -> Home:
+    key = PrivateKey.generate() if (validator if validator is not None else genesis_file is None) else None
+    if genesis_file is not None:
+        genesis = genesis_file.read_bytes()
+    else:
+        if key is None:
+            raise BizraError("a new chain needs a validator: drop --no-validator or give --genesis")
+        genesis = _local_genesis(chain_id, key, Params())
+    config = Config(moniker=moniker, p2p=P2pConfig(host="127.0.0.1") if genesis_file is None else P2pConfig())
+    home = init_home(home_dir, genesis, config, key)
+    if key is not None and genesis_file is None:
+        operator = operator_key_for(key)
+        write_private(home.path / "operator_key.pem", private_key_to_pem(operator))
+        click.echo(f"operator account {format_address(address_of(operator.public_key))} "
+                   f"(key: {home.path / 'operator_key.pem'})")
+    click.echo(f"node home ready: {home.path}")
+    return home
+
+
+@main.command("start")
+@click.option("--home", "home_dir", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True,
+              envvar="BIZRA_HOME",
+              help="The node's home directory (or BIZRA_HOME); made (a one-validator local chain) "
+                   "if it has none.")
+@click.option("--p2p-port", type=int, help="Listen for peers on this port (p2p.port).")
+@click.option("--rpc-port", type=int, help="Serve JSON-RPC on this port (rpc.port).")
+@click.option("--bootnode", "bootnodes", multiple=True,
+              help="A peer to dial first: /ip4/HOST/tcp/PORT/p2p/PEER_ID (repeatable; p2p.bootnodes).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="log.format")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="log.level")
+def start_command(home_dir: Path, p2p_port: int | None, rpc_port: int | None, bootnodes: tuple[str, ...],
+                  log_format: str | None, log_level: str | None) -> None:
+    """Run the node until SIGINT or SIGTERM (a clean stop within seconds).
+
+    It opens its store as it was left, replays its consensus log, connects to its
+    peers, and follows (or, as a validator, makes) the chain. Logs go to stderr.
+    """
+    overrides: dict[str, Any] = {}
+    for key, value in (("p2p.port", p2p_port), ("rpc.port", rpc_port), ("log.format", log_format),
+                       ("log.level", log_level)):
+        if value is not None:
+            overrides[key] = value
+    if bootnodes:
+        overrides["p2p.bootnodes"] = bootnodes
+    try:
+        home = Home(home_dir)
+        if not home.exists():
+            click.echo(f"{home_dir} has no node yet: making a one-validator local chain there", err=True)
+            _init(home_dir, LOCAL_CHAIN_ID, None, "bizra-node", True)
+        config = load(home.config_file, overrides=overrides)
+        setup_logs(config.log.level, config.log.format)
+        node = Node(home, config)
+    except BizraError as exc:
+        _fail(str(exc))
+    try:
+        trio.run(_run_until_signalled, node)
+    except BizraError as exc:
+        log.error("the node stopped", extra={"error": str(exc)})
+        raise SystemExit(1) from None
+
+
+async def _run_until_signalled(node: Node) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            async for signum in signals:
+                log.info("stopping", extra={"signal": signal.Signals(signum).name})
+                nursery.cancel_scope.cancel()
+                break
+    log.info("stopped")
+
+
+@main.command("devnet")
+@click.option("--validators", type=click.IntRange(1, 100), default=4, show_default=True)
+@click.option("--home", "home_dir", type=click.Path(path_type=Path), default=Path("devnet"),
+              show_default=True, help="Where the nodes' homes go (node0, node1, ...) and faucet.key.")
+@click.option("--chain-id", default="bizra-devnet-1", show_default=True)
+@click.option("--rpc-port", type=int, default=8080, show_default=True, help="Node i serves RPC on this + i.")
+@click.option("--p2p-port", type=int, default=26656, show_default=True, help="Node i listens on this + i.")
+@click.option("--block-time-ms", type=click.IntRange(10), default=6_000, show_default=True)
+@click.option("--epoch-length", type=click.IntRange(1), default=600, show_default=True,
+              help="Blocks per epoch (rewards, validator set changes).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int, p2p_port: int,
+                   block_time_ms: int, epoch_length: int, log_format: str) -> None:
+    """Run a chain of N validators on this machine, each its own process, until Ctrl-C.
+
+    The first run makes the homes (HOME/node<i>) and a genesis that funds every
+    operator and a faucet (its key: HOME/faucet.key); later runs resume the same chain,
+    and the chain options are then ignored. Node logs: HOME/node<i>/node.log.
+    """
+    try:
+        nodes = devnet.nodes(home_dir)
+        if not nodes:
+            params = Params(block_time_ms=block_time_ms, epoch_length=epoch_length)
+            nodes = devnet.create(home_dir, validators, chain_id=chain_id, p2p_port=p2p_port,
+                                  rpc_port=rpc_port, params=params, log_format=log_format)
+    except BizraError as exc:
+        _fail(str(exc))
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        processes = [devnet.start(n, n.home.path / "node.log") for n in nodes]
+        click.echo(f"{'node':<6}{'rpc':<24}{'p2p':<60}home")
+        for n in nodes:
+            click.echo(f"{n.index:<6}{'http://127.0.0.1:' + str(n.rpc_port):<24}"
+                       f"{'/ip4/127.0.0.1/tcp/' + str(n.p2p_port) + '/p2p/' + n.peer_id:<60}{n.home.path}")
+        click.echo("Ctrl-C stops them all.")
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        failed = [n.index for n, p in zip(nodes, processes, strict=True) if p.poll() is not None]
+        click.echo(f"error: node {failed} stopped; see its node.log", err=True)
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        click.echo("stopping ...")
+    finally:
+        devnet.stop(processes)

@@ -429,3 +429,8 @@ class Libp2pNetwork:
             self._nursery.start_soon(self.disconnect, peer)
 
 
+
+
+def peer_id_of(key_seed: bytes) -> PeerId:
+    """The peer id of the node whose key has the Ed25519 seed ``key_seed``."""
+    return PeerId(ID.from_pubkey(create_new_key_pair(key_seed).public_key).to_base58())

@@ -1,0 +1,215 @@
+"""The node: its services started in order, each ready before the next, and stopped
+together (ARCHITECTURE, lifecycle): storage → chain state → p2p → mempool → consensus →
+RPC.
+
+On start the store is opened as it was left (every block whole or absent) and the
+consensus driver replays its WAL for the height it was deciding, so a node killed at
+any instant starts again where it was, without signing anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import trio
+
+from chain.crypto import VerifiedCache, address_of
+from chain.errors import BizraError, InvalidTx
+from chain.genesis import Genesis
+from chain.params import ChainConfig
+from chain.state import chain_config
+from chain.transition import BlockOutcome, decode_tx
+from chain.types import Block, Commit, tx_hash
+from consensus.driver import Driver
+from consensus.signer import FileSigner
+from consensus.wal import Wal
+from node.chainstate import NodeChain
+from node.config import Config
+from node.consensus_gossip import ConsensusGossip
+from node.home import Home
+from node.mempool import Mempool
+from p2p.blocks import Announcement, BlockExchange
+from p2p.host import Libp2pNetwork
+from p2p.network import INVALID_MESSAGE_PENALTY, TaskStatus, Validation
+from p2p.nodekey import load_or_create
+from p2p.peering import PeerManager
+from p2p.peers import PeerId
+from p2p.status import StatusService
+from p2p.txgossip import TxGossip
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+RECEIVED_BATCH = 4_096
+"""Txs from peers admitted to the mempool in one signature-checking batch at most."""
+
+
+@dataclass
+class Counters:
+    """What the node counts for its metrics and ``status``."""
+
+    txs_received: int = 0
+    txs_refused: int = 0
+    blocks_committed: int = 0
+    last_block_time: float = 0.0
+    block_intervals: list[float] = field(default_factory=list)
+
+
+class Node:
+    """One node, from its home and configuration. Run it with ``await nursery.start(node.run)``;
+    its parts are attributes once it has started."""
+
+    def __init__(self, home: Home, config: Config) -> None:
+        self.home = home
+        self.config = config
+        self.genesis: Genesis
+        self.genesis, self.genesis_hash = home.genesis()
+        self.chain_config: ChainConfig = chain_config(self.genesis)
+        self.validator_key = home.validator_key()
+        self.counters = Counters()
+        self.best_known_height = 0
+        """The highest height a peer announced."""
+        self._committed_send, self._committed = trio.open_memory_channel[tuple[Block, BlockOutcome]](64)
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        config = self.config
+        self.store = store = Store.open_leveldb(self.home.store_dir, self.genesis, self.genesis_hash)
+        try:
+            self.verified = VerifiedCache()
+            self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified)
+            self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified)
+            self.chain.listeners.append(self._on_commit)
+
+            node_key = load_or_create(self.home.node_key_file)
+            self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
+            self.status = StatusService(self.network, self.chain_id, self.genesis_hash, lambda: store.height,
+                                        self.advertised_addresses)
+            self.peers = PeerManager(self.network, self.status, list(config.p2p.bootnodes),
+                                     target=config.p2p.target_peers, maximum=config.p2p.max_peers)
+            self.txs = TxGossip(self.network, self.chain_id, self._check_gossiped_tx)
+            self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
+                                        self._check_announcement,
+                                        max_block_bytes=self.chain_config.params.max_block_bytes)
+            self.consensus_net = ConsensusGossip(self.network, self.chain_id, self.blocks,
+                                                 lambda: store.height + 1)
+            signer, address = None, None
+            if self.validator_key is not None:
+                signer = FileSigner(self.validator_key, self.home.signer_state_file, self.chain_id)
+                address = address_of(self.validator_key.public_key)
+            self.home.wal_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.wal = Wal.open(self.home.wal_dir, start_height=store.height)
+            self.driver = Driver(self.chain, self.consensus_net, self.wal, signer, address, self.chain_id,
+                                 self.genesis.params, time.time_ns)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.network.run)
+                await nursery.start(self.status.run)
+                await nursery.start(self.peers.run)
+                await nursery.start(self.txs.run)
+                await nursery.start(self.blocks.run)
+                nursery.start_soon(self._admit_gossiped_txs)
+                nursery.start_soon(self._announce_blocks)
+                nursery.start_soon(self._note_announcements)
+                await nursery.start(self.consensus_net.run, self.driver.deliver)
+                await nursery.start(self.driver.run)
+                log.info("node started", extra={
+                    "chain_id": self.chain_id, "height": store.height, "peer_id": self.network.local_id,
+                    "validator": address.hex() if address else None,
+                    "p2p": self.network.listen_addrs()})
+                task_status.started()
+        finally:
+            store.close()
+
+    def advertised_addresses(self) -> list[str]:
+        """Where peers can reach this node: the configured external addresses, or the
+        listening ones (not the unspecified 0.0.0.0)."""
+        suffix = f"/p2p/{self.network.local_id}"
+        external = [a if a.endswith(suffix) else a + suffix for a in self.config.p2p.external_addresses]
+        return external or [a for a in self.network.listen_addrs() if "/ip4/0.0.0.0/" not in a]
+
+    # --- txs -----------------------------------------------------------------------
+
+    async def submit_tx(self, raw: bytes) -> bytes:
+        """Admit a client's tx and gossip it; its hash. InvalidTx or MempoolFull."""
+        h = await self.mempool.add(raw)
+        await self.txs.submit(raw)
+        return h
+
+    def _check_gossiped_tx(self, raw: bytes) -> Validation:
+        try:
+            decode_tx(raw, self.chain_config.params)
+        except InvalidTx:
+            return Validation.REJECT
+        return Validation.IGNORE if tx_hash(raw) in self.mempool else Validation.ACCEPT
+
+    async def _admit_gossiped_txs(self) -> None:
+        received = self.txs.received
+        while True:
+            batch = [await received.receive()]
+            while len(batch) < RECEIVED_BATCH:
+                try:
+                    batch.append(received.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            results = await self.mempool.add_many([raw for _, raw in batch])
+            self.counters.txs_received += len(batch)
+            for (peer, _), result in zip(batch, results, strict=True):
+                if isinstance(result, InvalidTx):
+                    self.counters.txs_refused += 1
+                    if str(result) == "invalid signature":
+                        self.network.penalize(PeerId(peer), INVALID_MESSAGE_PENALTY,
+                                              "a tx with an invalid signature")
+
+    # --- blocks --------------------------------------------------------------------
+
+    def _on_commit(self, block: Block, outcome: BlockOutcome) -> None:
+        self.mempool.update(outcome.tx_hashes)
+        now = time.monotonic()
+        if self.counters.last_block_time:
+            self.counters.block_intervals = [*self.counters.block_intervals[-99:],
+                                             now - self.counters.last_block_time]
+        self.counters.last_block_time = now
+        self.counters.blocks_committed += 1
+        try:
+            self._committed_send.send_nowait((block, outcome))
+        except trio.WouldBlock:
+            log.warning("block announcement skipped: the announcer is behind",
+                        extra={"height": block.header.height})
+
+    async def _announce_blocks(self) -> None:
+        async for block, _ in self._committed:
+            commit = self.store.blocks.commit(block.header.height)
+            if commit is None:
+                continue
+            try:
+                await self.blocks.announce(block.header, commit)
+            except BizraError as exc:
+                log.warning("block not announced", extra={"height": block.header.height, "error": str(exc)})
+
+    def _check_announcement(self, peer: PeerId, announcement: Announcement) -> Validation:
+        return Validation.ACCEPT if announcement.header.height > self.store.height else Validation.IGNORE
+
+    async def _note_announcements(self) -> None:
+        async for _, announcement in self.blocks.announced:
+            self.best_known_height = max(self.best_known_height, announcement.header.height)
+
+
+@dataclass
+class _BlockSource:
+    """What peers may fetch: committed blocks, and the block consensus is deciding."""
+
+    node: Node
+
+    def block(self, height: int) -> Block | None:
+        return self.node.store.blocks.block(height)
+
+    def commit(self, height: int) -> Commit | None:
+        return self.node.store.blocks.commit(height)
+
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        return self.node.driver.known_block(block_id) or self.node.store.blocks.block_by_id(block_id)
