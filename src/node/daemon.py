@@ -30,6 +30,9 @@ from node.config import Config
 from node.consensus_gossip import ConsensusGossip
 from node.home import Home
 from node.mempool import Mempool
+from node.metrics import Metrics
+from node.rpc.methods import Methods
+from node.rpc.server import RpcApp, run_server
 from p2p.blocks import Announcement, BlockExchange
 from p2p.host import Libp2pNetwork
 from p2p.network import INVALID_MESSAGE_PENALTY, TaskStatus, Validation
@@ -50,6 +53,7 @@ RECEIVED_BATCH = 4_096
 class Counters:
     """What the node counts for its metrics and ``status``."""
 
+    txs_committed: int = 0
     txs_received: int = 0
     txs_refused: int = 0
     blocks_committed: int = 0
@@ -71,6 +75,8 @@ class Node:
         self.counters = Counters()
         self.best_known_height = 0
         """The highest height a peer announced."""
+        self._tx_watchers: dict[bytes, trio.Event] = {}
+        self.nursery: trio.Nursery
         self._committed_send, self._committed = trio.open_memory_channel[tuple[Block, BlockOutcome]](64)
 
     @property
@@ -107,6 +113,7 @@ class Node:
             self.driver = Driver(self.chain, self.consensus_net, self.wal, signer, address, self.chain_id,
                                  self.genesis.params, time.time_ns)
             async with trio.open_nursery() as nursery:
+                self.nursery = nursery
                 await nursery.start(self.network.run)
                 await nursery.start(self.status.run)
                 await nursery.start(self.peers.run)
@@ -117,6 +124,9 @@ class Node:
                 nursery.start_soon(self._note_announcements)
                 await nursery.start(self.consensus_net.run, self.driver.deliver)
                 await nursery.start(self.driver.run)
+                self.metrics = Metrics(self)
+                app = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready)
+                await nursery.start(run_server, app, config.rpc.host, config.rpc.port)
                 log.info("node started", extra={
                     "chain_id": self.chain_id, "height": store.height, "peer_id": self.network.local_id,
                     "validator": address.hex() if address else None,
@@ -139,6 +149,32 @@ class Node:
         h = await self.mempool.add(raw)
         await self.txs.submit(raw)
         return h
+
+    def watch_tx(self, h: bytes) -> trio.Event:
+        """An event set when the tx of hash ``h`` is committed (``unwatch_tx`` after)."""
+        return self._tx_watchers.setdefault(h, trio.Event())
+
+    def unwatch_tx(self, h: bytes) -> None:
+        self._tx_watchers.pop(h, None)
+
+    def is_validator(self) -> bool:
+        """Whether this node's key is in the validator set of the next height."""
+        key = self.validator_key
+        members = self.chain.members(self.store.height + 1)
+        return key is not None and any(m.pubkey == key.public_key for m in members)
+
+    def not_ready(self) -> str | None:
+        """Why the node should not get traffic yet (``/ready``), or None."""
+        if self.catching_up():
+            return f"catching up: at height {self.store.height}, peers are ahead"
+        if not self.network.peers() and len(self.chain.members(self.store.height + 1)) > 1:
+            return "no peers"
+        return None
+
+    def catching_up(self) -> bool:
+        """Whether peers are more than one block ahead of this node."""
+        best = max([self.best_known_height, *(s.height for s in self.status.peers.values())])
+        return best > self.store.height + 1
 
     def _check_gossiped_tx(self, raw: bytes) -> Validation:
         try:
@@ -169,12 +205,17 @@ class Node:
 
     def _on_commit(self, block: Block, outcome: BlockOutcome) -> None:
         self.mempool.update(outcome.tx_hashes)
+        for h in outcome.tx_hashes:
+            watcher = self._tx_watchers.get(h)
+            if watcher is not None:
+                watcher.set()
         now = time.monotonic()
         if self.counters.last_block_time:
             self.counters.block_intervals = [*self.counters.block_intervals[-99:],
                                              now - self.counters.last_block_time]
         self.counters.last_block_time = now
         self.counters.blocks_committed += 1
+        self.counters.txs_committed += len(block.txs)
         try:
             self._committed_send.send_nowait((block, outcome))
         except trio.WouldBlock:

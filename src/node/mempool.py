@@ -115,7 +115,19 @@ class Mempool:
             raise result
         return result
 
-    def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
+    def check(self, raw: bytes) -> None:
+        """Raise InvalidTx (or MempoolFull) unless ``raw`` would be admitted now; admits
+        nothing (``check_tx``). The signature is checked on the calling thread."""
+        tx = decode_tx(raw, self.config.params)
+        h = tx_hash(raw)
+        if h not in self.verified:
+            prefix = tx_sign_prefix(self.config.chain_id)
+            if not verify_many([(tx.sender, prefix + unsigned_tx_encoding(raw), tx.signature)])[0]:
+                raise InvalidTx("invalid signature")
+        self._check(raw, h, tx)
+
+    def _check(self, raw: bytes, h: bytes, tx: Tx) -> bytes:
+        """The sender's address, once every rule but the signature's holds."""
         if h in self._hashes:
             raise InvalidTx("tx already in the mempool")
         sender = address_of(tx.sender)
@@ -139,6 +151,10 @@ class Mempool:
             raise MempoolFull(f"the mempool holds its limit of {limits.max_bytes} bytes")
         if len(pending) >= limits.max_per_sender:
             raise MempoolFull(f"the sender has {len(pending)} pending txs, the limit")
+        return sender
+
+    def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
+        sender = self._check(raw, h, tx)
         self._senders.setdefault(sender, []).append(_Pending(raw, h, tx.nonce, tx.fee))
         self._hashes[h] = sender
         self.bytes += len(raw)

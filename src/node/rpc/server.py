@@ -1,0 +1,185 @@
+"""The RPC server (§9): an ASGI application served by Hypercorn under trio.
+
+- ``POST /``: JSON-RPC 2.0, one request or a batch (at most ``rpc.max_batch``);
+- ``GET /<method>?name=value``: the same methods with URI parameters (as CometBFT:
+  strings may be quoted, bytes may be ``0x…`` hex);
+- ``GET /health`` (200 while the node runs), ``GET /ready`` (200 when caught up and
+  connected, else 503 with the reason), ``GET /metrics`` (Prometheus text).
+
+Limits: a body above ``rpc.max_body_bytes`` gets 413, a client (by address) above
+``rpc.requests_per_minute`` gets 429; both with a JSON-RPC error saying so. No request,
+however malformed, gets a stack trace or a 500: an unexpected failure is logged with
+its traceback and answered with -32603.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from node.config import RpcConfig
+from node.metrics import CONTENT_TYPE, Metrics
+from node.rpc.methods import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, Methods, RpcError
+from p2p.network import TaskStatus
+from p2p.peers import PeerId, RateLimit
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+RATE_LIMITED = -32000
+TOO_LARGE = -32001
+
+
+def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+
+
+class RpcApp:
+    """The ASGI application; ``ready`` says whether the node is ready, and if not why."""
+
+    def __init__(self, methods: Methods, config: RpcConfig, metrics: Metrics,
+                 ready: Callable[[], str | None]) -> None:
+        self.methods = methods
+        self.config = config
+        self.metrics = metrics
+        self.ready = ready
+        per_second = config.requests_per_minute / 60
+        self._limit = RateLimit(per_second, config.requests_per_minute)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # WebSocket subscriptions are not served yet: the handshake is refused
+        client = (scope.get("client") or ("unknown", 0))[0]
+        if not self._limit.allow(PeerId(client), 1, trio.current_time()):
+            await self._json(send, 429, _error(-1, RpcError(
+                RATE_LIMITED, "Too many requests",
+                f"more than {self.config.requests_per_minute} requests a minute from {client}")))
+            return
+        path, method = scope["path"], scope["method"]
+        if method == "POST" and path == "/":
+            body = await self._body(receive)
+            if body is None:
+                await self._json(send, 413, _error(-1, RpcError(
+                    TOO_LARGE, "Request too large", f"the body is above {self.config.max_body_bytes} bytes")))
+                return
+            await self._json(send, 200, await self._post(body))
+        elif method == "GET" and path == "/health":
+            await self._json(send, 200, {"jsonrpc": "2.0", "id": -1, "result": {}})
+        elif method == "GET" and path == "/ready":
+            reason = self.ready()
+            await self._json(send, 503 if reason else 200,
+                             {"ready": reason is None, **({"reason": reason} if reason else {})})
+        elif method == "GET" and path == "/metrics":
+            await self._respond(send, 200, self.metrics.render(), CONTENT_TYPE)
+        elif method == "GET" and path.count("/") == 1 and path != "/":
+            query = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+            answer = await self._call(-1, path[1:], {k: _uri_value(v) for k, v in query})
+            if "result" in answer:
+                await self._json(send, 200, answer)
+            else:
+                await self._json(send, 404 if answer["error"]["code"] == METHOD_NOT_FOUND else 400, answer)
+        else:
+            await self._json(send, 404, _error(-1, RpcError(INVALID_REQUEST, "Not found",
+                                                            f"nothing at {method} {path}")))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _post(self, body: bytes) -> Any:
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
+        if isinstance(document, list):
+            if not document:
+                return _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "an empty batch"))
+            if len(document) > self.config.max_batch:
+                return _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
+                                             f"a batch of {len(document)} requests; the limit is "
+                                             f"{self.config.max_batch}"))
+            return [await self._one(request) for request in document]
+        return await self._one(document)
+
+    async def _one(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            return _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "a request must be an object"))
+        request_id = request.get("id")
+        if request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
+            return _error(request_id, RpcError(INVALID_REQUEST, "Invalid Request",
+                                               'a request needs "jsonrpc": "2.0" and a "method" string'))
+        return await self._call(request_id, request["method"], request.get("params"))
+
+    async def _call(self, request_id: Any, method: str, params: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            result = await self.methods.call(method, params)
+            return {"jsonrpc": "2.0", "id": request_id, "result": result}
+        except RpcError as exc:
+            return _error(request_id, exc)
+        except Exception:  # the server's edge: the client gets -32603, the log the traceback
+            log.exception("RPC method failed", extra={"method": method})
+            return _error(request_id, RpcError(INTERNAL_ERROR, "Internal error",
+                                               f"{method} failed; see the node's log"))
+        finally:
+            if method in self.methods.table:
+                self.metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
+
+    async def _json(self, send: Send, status: int, document: Any) -> None:
+        await self._respond(send, status, json.dumps(document).encode(), "application/json")
+
+    @staticmethod
+    async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", content_type.encode()),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _uri_value(text: str) -> Any:
+    """A URI parameter as CometBFT reads it: "quoted" is a string, 0x… is hex bytes
+    (kept as hex text here), a bare value as is."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+async def run_server(app: RpcApp, host: str, port: int, *,
+                     task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve ``app`` on ``host:port`` until cancelled."""
+    config = HypercornConfig()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 1.0
+    await serve(app, config, task_status=task_status)  # type: ignore[arg-type]

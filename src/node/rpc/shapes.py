@@ -1,0 +1,102 @@
+"""Chain objects as CometBFT v0.38's JSON-RPC shows them (§9), so that its clients and
+explorers read this chain unchanged: int64 as decimal strings, hashes and addresses as
+upper-case hex, txs and signatures as base64, times as RFC 3339 with nanoseconds, keys
+as ``{"type": "tendermint/PubKeyEd25519", "value": <base64>}``.
+
+A block is one part here (BIZRA has no part sets), so ``parts`` is ``{"total": 1,
+"hash": <block hash>}``. Fields CometBFT has and BIZRA lacks are present with their
+neutral values (``consensus_hash``: the hash of the empty string; ``gas_*``: "0").
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from chain.crypto import address_of
+from chain.timefmt import format_rfc3339_ns
+from chain.types import Block, Commit, CommitSig, Header, SetMember, TxResult, sha256
+
+JSON = dict[str, Any]
+EMPTY_HASH = sha256(b"")
+
+
+def hex_upper(data: bytes) -> str:
+    return data.hex().upper()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def pub_key(key: bytes) -> JSON:
+    return {"type": "tendermint/PubKeyEd25519", "value": b64(key)}
+
+
+def block_id(block_hash: bytes) -> JSON:
+    if not block_hash:
+        return {"hash": "", "parts": {"total": 0, "hash": ""}}
+    return {"hash": hex_upper(block_hash), "parts": {"total": 1, "hash": hex_upper(block_hash)}}
+
+
+def header(h: Header) -> JSON:
+    return {
+        "version": {"block": str(h.version), "app": "0"},
+        "chain_id": h.chain_id,
+        "height": str(h.height),
+        "time": format_rfc3339_ns(h.time_ns),
+        "last_block_id": block_id(h.last_block_id if h.height > 1 else b""),
+        "last_commit_hash": hex_upper(h.last_commit_hash),
+        "data_hash": hex_upper(h.data_hash),
+        "validators_hash": hex_upper(h.validators_hash),
+        "next_validators_hash": hex_upper(h.next_validators_hash),
+        "consensus_hash": hex_upper(EMPTY_HASH),
+        "app_hash": hex_upper(h.app_hash),
+        "last_results_hash": hex_upper(h.last_results_hash),
+        "evidence_hash": hex_upper(h.evidence_hash),
+        "proposer_address": hex_upper(h.proposer_address),
+    }
+
+
+def commit_sig(sig: CommitSig, validator: bytes) -> JSON:
+    return {
+        "block_id_flag": int(sig.flag),
+        "validator_address": hex_upper(validator) if sig.signature else "",
+        "timestamp": format_rfc3339_ns(sig.timestamp_ns) if sig.signature else "0001-01-01T00:00:00Z",
+        "signature": b64(sig.signature) if sig.signature else None,
+    }
+
+
+def commit(c: Commit, validators: list[bytes]) -> JSON:
+    """``validators``: the consensus addresses of the commit's set, in set order."""
+    return {
+        "height": str(c.height),
+        "round": c.round,
+        "block_id": block_id(c.block_id),
+        "signatures": [commit_sig(s, v) for s, v in zip(c.signatures, validators, strict=True)],
+    }
+
+
+def block(b: Block, last_validators: list[bytes]) -> JSON:
+    return {
+        "header": header(b.header),
+        "data": {"txs": [b64(t) for t in b.txs]},
+        "evidence": {"evidence": [_evidence(e) for e in b.evidence]},
+        "last_commit": (commit(b.last_commit, last_validators) if b.last_commit is not None else
+                        {"height": "0", "round": 0, "block_id": block_id(b""), "signatures": []}),
+    }
+
+
+def _evidence(e: Any) -> JSON:
+    return {"type": "tendermint/DuplicateVoteEvidence",
+            "value": {"height": str(e.height), "validator_address": hex_upper(e.vote_a.validator_address)}}
+
+
+def tx_result(r: TxResult) -> JSON:
+    return {"code": r.code, "data": b64(r.data), "log": r.log, "info": "", "gas_wanted": "0",
+            "gas_used": "0", "events": [], "codespace": "bizra" if r.code else ""}
+
+
+def validator(member: SetMember, proposer_priority: int = 0) -> JSON:
+    return {"address": hex_upper(address_of(member.pubkey)), "pub_key": pub_key(member.pubkey),
+            "voting_power": str(member.power), "proposer_priority": str(proposer_priority)}
