@@ -16,7 +16,7 @@ import trio
 
 from chain.blocks import make_block
 from chain.codec import dumps, expect_array, expect_bytes, expect_list, loads_canonical
-from chain.commits import median_time
+from chain.commits import median_time, verify_commit
 from chain.crypto import BatchVerifier, VerifiedCache, verify_many_in_background
 from chain.errors import DecodeError, InvalidBlock, StorageError
 from chain.genesis import Genesis
@@ -127,6 +127,21 @@ class NodeChain:
     def _execute(self, block: Block) -> BlockOutcome:
         return apply_block(self.store.state, self.store.app_hash, block, self.config, self.verified,
                            self.verifier)
+
+    async def apply_synced(self, block: Block, commit: Commit) -> None:
+        """Check that ``commit`` finalizes ``block`` (the next height) with the validator
+        set of its height, execute it and commit it. InvalidBlock if either fails."""
+        height = block.header.height
+        if height != self.height + 1:
+            raise InvalidBlock(f"block {height} does not follow height {self.height}")
+        members = self.members(height)
+
+        def check_and_execute() -> BlockOutcome:
+            verify_commit(self.config.chain_id, commit, members, height, block.block_id())
+            return self._execute(block)
+
+        self._outcomes[block.block_id()] = await trio.to_thread.run_sync(check_and_execute)
+        await self.commit(block, commit)
 
     async def commit(self, block: Block, commit: Commit) -> None:
         height = block.header.height

@@ -243,10 +243,15 @@ def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int
             click.echo(f"{n.index:<6}{'http://127.0.0.1:' + str(n.rpc_port):<24}"
                        f"{'/ip4/127.0.0.1/tcp/' + str(n.p2p_port) + '/p2p/' + n.peer_id:<60}{n.home.path}")
         click.echo("Ctrl-C stops them all.")
-        while all(p.poll() is None for p in processes):
+        reported: set[int] = set()
+        while any(p.poll() is None for p in processes):
+            for n, p in zip(nodes, processes, strict=True):
+                if p.poll() is not None and n.index not in reported:
+                    reported.add(n.index)
+                    click.echo(f"node {n.index} exited (status {p.returncode}; log: {n.home.path}/node.log); "
+                               f"the others go on. Restart it with: bizra-node start --home {n.home.path}",
+                               err=True)
             time.sleep(0.5)
-        failed = [n.index for n, p in zip(nodes, processes, strict=True) if p.poll() is not None]
-        click.echo(f"error: node {failed} stopped; see its node.log", err=True)
         raise SystemExit(1)
     except KeyboardInterrupt:
         click.echo("stopping ...")

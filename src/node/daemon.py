@@ -23,6 +23,7 @@ from chain.state import chain_config
 from chain.transition import BlockOutcome, decode_tx
 from chain.types import Block, Commit, tx_hash
 from consensus.driver import Driver
+from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from consensus.signer import FileSigner
 from consensus.wal import Wal
 from node.chainstate import NodeChain
@@ -33,6 +34,7 @@ from node.mempool import Mempool
 from node.metrics import Metrics
 from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
+from node.sync import BlockSync
 from p2p.blocks import Announcement, BlockExchange
 from p2p.host import Libp2pNetwork
 from p2p.network import INVALID_MESSAGE_PENALTY, TaskStatus, Validation
@@ -45,6 +47,10 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+FALLEN_BEHIND = 3
+BEHIND_CHECKS = 3
+"""Consensus gives way to sync when peers are ``FALLEN_BEHIND`` blocks ahead for this
+many checks a second apart (a block or two behind, consensus catches up by itself)."""
 RECEIVED_BATCH = 4_096
 """Txs from peers admitted to the mempool in one signature-checking batch at most."""
 
@@ -73,8 +79,10 @@ class Node:
         self.chain_config: ChainConfig = chain_config(self.genesis)
         self.validator_key = home.validator_key()
         self.counters = Counters()
-        self.best_known_height = 0
-        """The highest height a peer announced."""
+        self._announced: dict[PeerId, int] = {}
+        """The highest height each peer announced."""
+        self.driver: Driver | None = None
+        """Consensus, while it runs (not while the node syncs)."""
         self._tx_watchers: dict[bytes, trio.Event] = {}
         self.nursery: trio.Nursery
         self._committed_send, self._committed = trio.open_memory_channel[tuple[Block, BlockOutcome]](64)
@@ -110,8 +118,8 @@ class Node:
                 address = address_of(self.validator_key.public_key)
             self.home.wal_dir.parent.mkdir(parents=True, exist_ok=True)
             self.wal = Wal.open(self.home.wal_dir, start_height=store.height)
-            self.driver = Driver(self.chain, self.consensus_net, self.wal, signer, address, self.chain_id,
-                                 self.genesis.params, time.time_ns)
+            self._signer, self._address = signer, address
+            self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights)
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 await nursery.start(self.network.run)
@@ -122,8 +130,8 @@ class Node:
                 nursery.start_soon(self._admit_gossiped_txs)
                 nursery.start_soon(self._announce_blocks)
                 nursery.start_soon(self._note_announcements)
-                await nursery.start(self.consensus_net.run, self.driver.deliver)
-                await nursery.start(self.driver.run)
+                await nursery.start(self.consensus_net.run, self._to_driver)
+                await nursery.start(self._consensus)
                 self.metrics = Metrics(self)
                 app = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready)
                 await nursery.start(run_server, app, config.rpc.host, config.rpc.port)
@@ -172,9 +180,51 @@ class Node:
         return None
 
     def catching_up(self) -> bool:
-        """Whether peers are more than one block ahead of this node."""
-        best = max([self.best_known_height, *(s.height for s in self.status.peers.values())])
-        return best > self.store.height + 1
+        """Whether the node is syncing, or peers are more than one block ahead of it."""
+        return self.sync.progress is not None or self.sync.behind()
+
+    def peer_heights(self) -> dict[PeerId, int]:
+        """Each connected peer's height, as its status or its last announcement says."""
+        connected = set(self.network.peers())
+        heights = {p: s.height for p, s in self.status.peers.items() if p in connected}
+        for peer, height in self._announced.items():
+            if peer in connected:
+                heights[peer] = max(height, heights.get(peer, 0))
+        return heights
+
+    # --- consensus and sync ----------------------------------------------------------
+
+    async def _consensus(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Sync while behind, consensus otherwise; back to syncing whenever the node
+        falls behind (peers more than ``FALLEN_BEHIND`` blocks ahead for a while)."""
+        started = False
+        while True:
+            await self.sync.catch_up()
+            self.driver = Driver(self.chain, self.consensus_net, self.wal, self._signer, self._address,
+                                 self.chain_id, self.genesis.params, time.time_ns)
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.driver.run)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    await self._until_behind()
+                    nursery.cancel_scope.cancel()
+            finally:
+                self.driver = None
+            log.info("behind the network: syncing", extra={"height": self.store.height,
+                                                           "target": self.sync.target()})
+
+    async def _until_behind(self) -> None:
+        checks = 0
+        while checks < BEHIND_CHECKS:
+            await trio.sleep(1)
+            checks = checks + 1 if self.sync.target() > self.store.height + FALLEN_BEHIND else 0
+
+    async def _to_driver(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+        driver = self.driver
+        if driver is not None:
+            await driver.deliver(message)
 
     def _check_gossiped_tx(self, raw: bytes) -> Validation:
         try:
@@ -236,8 +286,8 @@ class Node:
         return Validation.ACCEPT if announcement.header.height > self.store.height else Validation.IGNORE
 
     async def _note_announcements(self) -> None:
-        async for _, announcement in self.blocks.announced:
-            self.best_known_height = max(self.best_known_height, announcement.header.height)
+        async for peer, announcement in self.blocks.announced:
+            self._announced[peer] = max(self._announced.get(peer, 0), announcement.header.height)
 
 
 @dataclass
@@ -253,4 +303,6 @@ class _BlockSource:
         return self.node.store.blocks.commit(height)
 
     def block_by_id(self, block_id: bytes) -> Block | None:
-        return self.node.driver.known_block(block_id) or self.node.store.blocks.block_by_id(block_id)
+        driver = self.node.driver
+        known = driver.known_block(block_id) if driver is not None else None
+        return known or self.node.store.blocks.block_by_id(block_id)

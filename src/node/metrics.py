@@ -28,7 +28,7 @@ class _NodeCollector(Collector):
             return GaugeMetricFamily(f"bizra_{name}", doc, value=value)
 
         yield gauge("consensus_height", "The latest committed height.", node.store.height)
-        rounds = node.driver.committed_rounds.get(node.store.height, 0)
+        rounds = node.driver.committed_rounds.get(node.store.height, 0) if node.driver else 0
         yield gauge("consensus_rounds", "The round the latest height was decided in.", rounds)
         intervals = counters.block_intervals
         yield gauge("consensus_block_interval_seconds", "Seconds between the last two blocks committed here.",

@@ -1,0 +1,155 @@
+"""Block sync: how a node that is behind (new, or back from downtime) catches up.
+
+The target is the highest height its peers report (status, refreshed every few
+seconds, and block announcements). Ranges of ``RANGE`` blocks are fetched from several
+peers at once (``PARALLEL`` requests, each from a peer that has the range), and applied
+in height order: each block must carry the commit that finalizes it, signed by more
+than 2/3 of the validator set of its height (the set this node's state says), and pass
+every rule of the state transition. A peer that sends a block that fails is penalized
+and its range is asked of another peer.
+
+Progress (height, target, blocks/s, ETA) is logged every few seconds and shown in
+``status`` (``catching_up``) and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from chain.errors import InvalidBlock, NetworkError
+from chain.types import Block, Commit
+from node.chainstate import NodeChain
+from p2p.blocks import BlockExchange
+from p2p.network import INVALID_MESSAGE_PENALTY, Network
+from p2p.peers import PeerId
+
+log = logging.getLogger(__name__)
+
+RANGE = 20
+PARALLEL = 4
+PROGRESS_EVERY_S = 3.0
+IDLE_WAIT_S = 0.2
+
+
+@dataclass
+class Progress:
+    start_height: int
+    started: float
+    height: int = 0
+    target: int = 0
+
+    def rate(self, now: float) -> float:
+        elapsed = now - self.started
+        return (self.height - self.start_height) / elapsed if elapsed > 0 else 0.0
+
+
+class BlockSync:
+    """See the module docstring. ``peer_heights`` gives each peer's known height."""
+
+    def __init__(self, chain: NodeChain, blocks: BlockExchange, network: Network,
+                 peer_heights: Callable[[], dict[PeerId, int]]) -> None:
+        self.chain = chain
+        self.blocks = blocks
+        self.network = network
+        self.peer_heights = peer_heights
+        self.progress: Progress | None = None
+        self._fetched: dict[int, tuple[PeerId, Block, Commit]] = {}
+        self._pending: set[int] = set()
+        """Heights requested and not yet answered."""
+        self._requests = 0
+        self.blocks_applied = 0
+
+    def target(self) -> int:
+        heights = self.peer_heights()
+        return max(heights.values(), default=0)
+
+    def behind(self) -> bool:
+        return self.target() > self.chain.height + 1
+
+    async def catch_up(self) -> None:
+        """Fetch and apply blocks until this node is at most one block behind its
+        highest peer (returns at once if it is)."""
+        if not self.behind():
+            return
+        now = trio.current_time()
+        self.progress = Progress(self.chain.height, now, self.chain.height, self.target())
+        log.info("catching up", extra={"height": self.chain.height, "target": self.target()})
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._report)
+                while self.behind():
+                    self._request_more(nursery)
+                    if not await self._apply_ready():
+                        await trio.sleep(IDLE_WAIT_S)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._fetched.clear()
+            self.progress = None
+        log.info("caught up", extra={"height": self.chain.height})
+
+    def _request_more(self, nursery: trio.Nursery) -> None:
+        heights = self.peer_heights()
+        start = self.chain.height + 1
+        limit = min(max(heights.values(), default=0), start + RANGE * PARALLEL * 2 - 1)
+        while self._requests < PARALLEL:
+            while start <= limit and (start in self._pending or start in self._fetched):
+                start += 1
+            if start > limit:
+                return
+            holders = [p for p, h in heights.items() if h >= start]
+            if not holders:
+                return
+            span = range(start, min(start + RANGE, limit + 1))
+            self._pending.update(span)
+            self._requests += 1
+            nursery.start_soon(self._fetch, random.choice(holders), span)
+
+    async def _fetch(self, peer: PeerId, span: range) -> None:
+        try:
+            pairs = await self.blocks.fetch_blocks(peer, span.start, len(span))
+            for block, commit in pairs:
+                self._fetched.setdefault(block.header.height, (peer, block, commit))
+        except NetworkError as exc:
+            log.info("sync request failed", extra={"peer": peer, "start": span.start, "error": str(exc)})
+            await trio.sleep(IDLE_WAIT_S)
+        finally:
+            self._pending.difference_update(span)
+            self._requests -= 1
+
+    async def _apply_ready(self) -> bool:
+        """Apply the fetched blocks that come next; whether any was."""
+        applied = False
+        while (entry := self._fetched.pop(self.chain.height + 1, None)) is not None:
+            peer, block, commit = entry
+            try:
+                await self.chain.apply_synced(block, commit)
+            except InvalidBlock as exc:
+                self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"sent an invalid block: {exc}")
+                log.warning("synced block refused", extra={"peer": peer, "height": block.header.height,
+                                                           "error": str(exc)})
+                return applied
+            applied = True
+            self.blocks_applied += 1
+            if self.progress is not None:
+                self.progress.height = self.chain.height
+        self._fetched = {h: e for h, e in self._fetched.items() if h > self.chain.height}
+        return applied
+
+    async def _report(self) -> None:
+        while True:
+            await trio.sleep(PROGRESS_EVERY_S)
+            progress = self.progress
+            if progress is None:
+                return
+            now = trio.current_time()
+            progress.target = self.target()
+            rate = progress.rate(now)
+            left = progress.target - progress.height
+            log.info("syncing", extra={"height": progress.height, "target": progress.target,
+                                       "blocks_per_s": round(rate, 1),
+                                       "eta_s": round(left / rate) if rate > 0 else None})
