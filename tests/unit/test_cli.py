@@ -67,5 +67,6 @@ def test_help_says_what_the_program_is_and_which_commands_exist() -> None:
     assert code == 0
     assert "BIZRA NODE-0" in out
     commands = out.split("Commands:")[1]
-    assert [line.split()[0] for line in commands.strip().splitlines()] == ["devnet", "init", "start", "version"]
+    names = [line.split()[0] for line in commands.strip().splitlines()]
+    assert names == ["devnet", "init", "start", "version"]
     assert "bizra-node start" in out and "BIZRA_<SECTION>_<KEY>" in out

@@ -1,0 +1,187 @@
+"""The node as operators run it: real processes, real libp2p on loopback, real LevelDB,
+JSON-RPC over HTTP.
+
+- ``bizra-node devnet --validators 4`` makes blocks at the set interval, every node has
+  the same blocks (so the same app hash at every height), a transfer sent to node 0 is
+  found on node 3, and Ctrl-C stops every node;
+- a validator killed with SIGKILL does not stop the chain; restarted, it catches up and
+  signs again; a fifth node that is not a validator, started from the genesis and one
+  bootnode, syncs to the tip.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain.crypto import address_of, private_key_from_pem
+from chain.params import Params
+from chain.timefmt import parse_rfc3339_ns
+from chain.types import Transfer
+from node import devnet
+
+from chainkit import sign_tx
+
+pytestmark = pytest.mark.slow
+BLOCK_MS = 500
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports on 127.0.0.1."""
+    for base in range(31_000 + (os.getpid() % 500) * 40, 60_000, 40):
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free ports")
+
+
+def rpc(port: int, method: str, **params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, {"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    if "error" in answer:
+        raise AssertionError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+def height(port: int) -> int:
+    try:
+        return int(rpc(port, "status")["sync_info"]["latest_block_height"])
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return -1
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.2)
+
+
+def node_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "node", *args]
+
+
+@contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def faucet_transfer(directory: Path, chain_id: str, to: bytes, amount: int) -> bytes:
+    faucet = private_key_from_pem((directory / "faucet.key").read_bytes())
+    return sign_tx(chain_id, faucet, 0, Transfer(to, amount), 1_000)
+
+
+def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -> None:
+    p2p, rpc_base = free_ports(4), free_ports(4) + 20
+    home = tmp_path / "devnet"
+    with processes() as started:
+        command = subprocess.Popen(
+            node_cmd("devnet", "--validators", "4", "--home", str(home), "--block-time-ms", str(BLOCK_MS),
+                     "--p2p-port", str(p2p), "--rpc-port", str(rpc_base), "--chain-id", "bizra-e2e-1"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(command)
+        ports = [rpc_base + i for i in range(4)]
+        wait_until(lambda: min(height(p) for p in ports) >= 6, 60, "4 nodes at height 6")
+
+        to = address_of(bytes(range(32)))
+        tx = faucet_transfer(home, "bizra-e2e-1", to, 5_000_000)
+        committed = rpc(ports[0], "broadcast_tx_commit", tx=base64.b64encode(tx).decode())
+        assert committed["check_tx"]["code"] == 0 and committed["tx_result"]["code"] == 0
+        wait_until(lambda: height(ports[3]) >= int(committed["height"]), 10, "node 3 has the tx's block")
+        found = rpc(ports[3], "tx", hash=committed["hash"])
+        assert found["height"] == committed["height"]
+        account = rpc(ports[3], "bizra_account", address=to.hex())
+        assert account["balance"] == "5000000"
+
+        top = min(height(p) for p in ports)
+        for h in range(1, top + 1):
+            ids = {rpc(p, "block", height=str(h))["block_id"]["hash"] for p in ports}
+            assert len(ids) == 1, f"nodes differ at height {h}"
+        metas = rpc(ports[0], "blockchain", minHeight="1", maxHeight=str(top))["block_metas"]
+        times = sorted(parse_rfc3339_ns(m["header"]["time"]) for m in metas)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert min(gaps) >= BLOCK_MS * 1_000_000  # never faster than the block time
+        assert sorted(gaps)[len(gaps) // 2] < 3 * BLOCK_MS * 1_000_000  # and about at it
+
+        command.send_signal(signal.SIGINT)
+        assert command.wait(timeout=30) in (0, 1)
+        output = command.stdout.read().decode() if command.stdout else ""
+        assert "stopping" in output
+        wait_until(lambda: all(height(p) == -1 for p in ports), 20, "every node stopped")
+
+
+def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) -> None:
+    p2p, rpc_base = free_ports(5), free_ports(5) + 20
+    nodes = devnet.create(tmp_path, 4, chain_id="bizra-e2e-2", p2p_port=p2p, rpc_port=rpc_base,
+                          params=Params(block_time_ms=BLOCK_MS, epoch_length=1_000))
+    ports = [n.rpc_port for n in nodes]
+
+    def start(home: Path) -> subprocess.Popen[bytes]:
+        with (home / "node.log").open("ab") as log:
+            return subprocess.Popen(node_cmd("start", "--home", str(home)), stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+    with processes() as started:
+        started += [start(n.home.path) for n in nodes]
+        wait_until(lambda: min(height(p) for p in ports) >= 3, 60, "4 nodes at height 3")
+
+        started[3].send_signal(signal.SIGKILL)
+        started[3].wait()
+        down_at = height(ports[0])
+        wait_until(lambda: height(ports[0]) >= down_at + 10, 60, "the chain goes on without node 3")
+
+        started.append(start(nodes[3].home.path))
+        wait_until(lambda: height(ports[3]) >= height(ports[0]) - 1, 30, "node 3 catches up")
+        me = rpc(ports[3], "status")["validator_info"]["address"]
+        back_at = height(ports[3])
+
+        def signed_again() -> bool:
+            h = height(ports[0])
+            sigs = rpc(ports[0], "commit", height=str(h))["signed_header"]["commit"]["signatures"]
+            return h > back_at and any(s["validator_address"] == me and s["block_id_flag"] == 2 for s in sigs)
+
+        wait_until(signed_again, 30, "node 3 signs again")
+
+        full = tmp_path / "full"
+        bootnode = f"/ip4/127.0.0.1/tcp/{nodes[0].p2p_port}/p2p/{nodes[0].peer_id}"
+        subprocess.run(node_cmd("init", "--home", str(full), "--genesis", str(nodes[0].home.genesis_file)),
+                       check=True, capture_output=True)
+        env = {**os.environ, "BIZRA_P2P_PORT": str(p2p + 4), "BIZRA_RPC_PORT": str(rpc_base + 4),
+               "BIZRA_P2P_HOST": "127.0.0.1"}
+        with (full / "node.log").open("ab") as log:
+            started.append(subprocess.Popen(node_cmd("start", "--home", str(full), "--bootnode", bootnode),
+                                            stdout=log, stderr=subprocess.STDOUT, env=env))
+        wait_until(lambda: height(rpc_base + 4) >= height(ports[0]) - 1 > 0, 60, "the full node syncs")
+        h = height(rpc_base + 4)
+        same = rpc(rpc_base + 4, "block", height=str(h))["block_id"]
+        assert same == rpc(ports[0], "block", height=str(h))["block_id"]
+        assert rpc(rpc_base + 4, "status")["validator_info"]["voting_power"] == "0"
