@@ -109,7 +109,7 @@ def _fail(message: str) -> None:
 
 
 def _local_genesis(chain_id: str, key: PrivateKey, params: Params) -> bytes:
-    return devnet.genesis_json(chain_id, [key], operator_key_for(key), params, time.time_ns())
+    return devnet.genesis_json(chain_id, [key], None, params, time.time_ns())
 
 
 @main.command("init")

@@ -44,13 +44,15 @@ class DevnetNode:
     peer_id: str
 
 
-def genesis_json(chain_id: str, validator_keys: Sequence[PrivateKey], faucet: PrivateKey, params: Params,
-                 genesis_time_ns: int) -> bytes:
-    """A devnet genesis: one validator per key, their operators funded, and the faucet."""
+def genesis_json(chain_id: str, validator_keys: Sequence[PrivateKey], faucet: PrivateKey | None,
+                 params: Params, genesis_time_ns: int) -> bytes:
+    """A devnet genesis: one validator per key, their operators funded, and the faucet
+    if there is one."""
     genesis = make_devnet_genesis(chain_id, validator_keys, genesis_time_ns, params=params,
                                   balance=DEVNET_BALANCE)
-    genesis = dataclasses.replace(genesis, accounts=(
-        *genesis.accounts, GenesisAccount(address_of(faucet.public_key), FAUCET_BALANCE)))
+    if faucet is not None:
+        genesis = dataclasses.replace(genesis, accounts=(
+            *genesis.accounts, GenesisAccount(address_of(faucet.public_key), FAUCET_BALANCE)))
     return json.dumps(genesis.to_json(), indent=2).encode() + b"\n"
 
 
