@@ -5,26 +5,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from chain import transition
 from chain.blocks import make_block
-from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
 from chain.crypto import PrivateKey, address_of
 from chain.genesis import GenesisAccount, make_devnet_genesis, operator_key_for
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config, state_from_genesis
-from chain.transition import BlockOutcome, apply_block, tx_sign_prefix
+from chain.transition import BlockOutcome, apply_block
 from chain.types import (
     Block,
     Commit,
     CommitFlag,
     CommitSig,
     SetMember,
-    Tx,
     TxBody,
     Vote,
     VoteType,
-    encode,
 )
 from chain.validatorsets import validator_set_at
 
@@ -40,9 +38,8 @@ def key(n: int) -> PrivateKey:
 
 def sign_tx(chain_id: str, signer: PrivateKey, nonce: int, body: TxBody,
             fee: int = 1_000) -> bytes:
-    unsigned = Tx(signer.public_key, nonce, fee, body, bytes(64))
-    sig = signer.sign(tx_sign_prefix(chain_id) + dumps(unsigned.unsigned_cbor()))
-    return encode(dataclasses.replace(unsigned, signature=sig))
+    """:func:`chain.transition.sign_tx` with the minimum fee by default."""
+    return transition.sign_tx(chain_id, signer, nonce, body, fee)
 
 
 def sign_commit(chain_id: str, signers: dict[bytes, PrivateKey], members: Sequence[SetMember],

@@ -35,6 +35,7 @@ from chain.commits import (
 from chain.crypto import (
     DOMAIN_TX,
     BatchVerifier,
+    PrivateKey,
     address_of,
     verify,
     verify_many_in_background,
@@ -53,6 +54,7 @@ from chain.poi import (
 from chain.types import (
     MAX_MONIKER_BYTES,
     PUBKEY_LEN,
+    SIGNATURE_LEN,
     Account,
     Attestation,
     Block,
@@ -64,11 +66,13 @@ from chain.types import (
     SetMember,
     Transfer,
     Tx,
+    TxBody,
     TxResult,
     Unbond,
     Validator,
     ValidatorRegister,
     decode,
+    encode,
     sha256,
     tx_hash,
     unsigned_tx_encoding,
@@ -131,6 +135,13 @@ def decode_tx(encoded: bytes, params: Params) -> Tx:
     if tx.fee < params.min_fee:
         raise InvalidTx(f"fee {tx.fee} is below min_fee {params.min_fee}")
     return tx
+
+
+def sign_tx(chain_id: str, key: PrivateKey, nonce: int, body: TxBody, fee: int) -> bytes:
+    """The encoding of a tx of ``body`` from ``key``'s account, signed (§3)."""
+    unsigned = Tx(key.public_key, nonce, fee, body, bytes(SIGNATURE_LEN))
+    signature = key.sign(tx_sign_prefix(chain_id) + dumps(unsigned.unsigned_cbor()))
+    return encode(replace(unsigned, signature=signature))
 
 
 def verify_tx_signature(chain_id: str, encoded: bytes, tx: Tx) -> None:
