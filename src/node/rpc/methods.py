@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from chain.address import format_address, parse_address
+from chain.codec import dumps
 from chain.crypto import address_of
 from chain.errors import BizraError, InvalidAddress, InvalidTx
 from chain.ledger import Ledger
+from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
 from chain.timefmt import format_rfc3339_ns
-from chain.types import Block, TxResult, encode, tx_hash
+from chain.types import Block, TxResult, Validator, encode, tx_hash
 from node.mempool import MempoolFull
 from node.rpc import shapes
 from node.rpc.shapes import JSON, b64, hex_upper
@@ -37,6 +39,8 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 CODE_INVALID_TX, CODE_MEMPOOL_FULL = 100, 101
 """``check_tx`` codes of a tx the mempool refused (codespace ``mempool``)."""
 MAX_BLOCKCHAIN_RANGE = 20
+ATTESTATION_STATUS = {ATTESTATION_PENDING: "pending", ATTESTATION_FINALIZED: "finalized",
+                      ATTESTATION_REJECTED: "rejected", ATTESTATION_EXPIRED: "expired"}
 
 
 class RpcError(Exception):
@@ -375,6 +379,65 @@ class Methods:
         return {"address": format_address(who), "balance": str(account.balance), "nonce": str(account.nonce),
                 "height": str(self._store.height)}
 
+
+    async def m_bizra_validator(self, operator: Any) -> JSON:
+        who = _address(operator)
+        validator = Ledger(self._store.state).validator(who)
+        if validator is None:
+            raise invalid(f"no validator is operated by {format_address(who)}")
+        return self._validator(validator)
+
+    async def m_bizra_validators(self) -> JSON:
+        validators = Ledger(self._store.state).validators()
+        return {"height": str(self._store.height), "validators": [self._validator(v) for v in validators]}
+
+    def _validator(self, v: Validator) -> JSON:
+        power = next((m.power for m in self.node.chain.members(self._store.height + 1)
+                      if m.pubkey == v.consensus_pubkey), 0)
+        return {"operator": format_address(v.operator), "address": hex_upper(address_of(v.consensus_pubkey)),
+                "pub_key": shapes.pub_key(v.consensus_pubkey), "moniker": v.moniker, "bond": str(v.bond),
+                "reputation": str(v.reputation), "jailed_until_epoch": str(v.jailed_until_epoch),
+                "voting_power": str(power)}
+
+    async def m_bizra_attestation(self, id: Any) -> JSON:
+        attestation_id = _hash("id", id)
+        att = Ledger(self._store.state).attestation(attestation_id)
+        if att is None:
+            raise invalid(f"no attestation {hex_upper(attestation_id)}")
+        return {"id": hex_upper(attestation_id), "contributor": format_address(att.contributor),
+                "epoch": str(att.epoch), "score": str(att.score),
+                "status": ATTESTATION_STATUS.get(att.status, str(att.status)),
+                "endorsing_power": str(att.endorsing_power), "weighted_scores": str(att.weighted_scores)}
+
+    async def m_bizra_epoch(self) -> JSON:
+        config = self.node.chain_config
+        params = config.params
+        next_height = self._store.height + 1
+        epoch = params.epoch_of(next_height, config.initial_height)
+        length = params.epoch_length
+        end = config.initial_height + (epoch + 1) * length - 1
+        issued, slashed = Ledger(self._store.state).supply()
+        return {"epoch": str(epoch), "epoch_length": str(length), "last_height_of_epoch": str(end),
+                "height": str(self._store.height), "issued": str(issued), "slashed": str(slashed)}
+
+    async def m_bizra_poi_score(self, address: Any) -> JSON:
+        who = _address(address)
+        ledger = Ledger(self._store.state)
+        return {"address": format_address(who), "impact": str(ledger.impact(who)),
+                "epoch_score": str(ledger.epoch_score(who)), "height": str(self._store.height)}
+
+    async def m_bizra_proof(self, key: Any, height: Any = None) -> JSON:
+        """A state key's value and its proof against the app hash of ``height``."""
+        if not isinstance(key, str):
+            raise invalid("key: expected hex")
+        try:
+            raw_key = bytes.fromhex(key[2:] if key[:2] in ("0x", "0X") else key)
+        except ValueError:
+            raise invalid("key: expected hex") from None
+        h = self._height(height)
+        value, proof, root = self._store.state.prove(raw_key, h)
+        return {"key": hex_upper(raw_key), "value": b64(value) if value is not None else None,
+                "proof": b64(dumps(proof.to_list())), "root": hex_upper(root), "height": str(h)}
 
 def _check_result(code: int, log: str) -> JSON:
     return {"code": code, "data": "", "log": log, "info": "", "gas_wanted": "0", "gas_used": "0",
