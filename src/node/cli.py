@@ -23,6 +23,7 @@ from chain.errors import BizraError
 from chain.genesis import operator_key_for
 from chain.params import Params
 from node import devnet
+from node.cli_wallet import keys, query, status, tx
 from node.config import Config, P2pConfig, load
 from node.daemon import Node
 from node.home import Home, init_home, write_private
@@ -58,6 +59,9 @@ def main() -> None:
                                        one-validator local chain in ~/.bizra
       bizra-node devnet --validators 4 run a 4-validator chain on this machine
       bizra-node init --home DIR       make a node home (config, genesis, keys)
+      bizra-node status                ask a running node (--node URL) how it is
+      bizra-node tx transfer TO 5seed  send SEED, signed with the home's operator key
+      bizra-node query account ADDR    read the chain's state
 
     A node's home holds config.toml (every key documented in docs/), the genesis,
     its keys and its data. Configuration comes from config.toml, then BIZRA_<SECTION>_<KEY>
@@ -257,3 +261,7 @@ def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int
         click.echo("stopping ...")
     finally:
         devnet.stop(processes)
+
+
+for _command in (keys, tx, status, query):
+    main.add_command(_command)

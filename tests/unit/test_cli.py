@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from importlib.machinery import EXTENSION_SUFFIXES
 from importlib.metadata import version
+from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -68,5 +70,34 @@ def test_help_says_what_the_program_is_and_which_commands_exist() -> None:
     assert "BIZRA NODE-0" in out
     commands = out.split("Commands:")[1]
     names = [line.split()[0] for line in commands.strip().splitlines()]
-    assert names == ["devnet", "init", "start", "version"]
+    assert names == ["devnet", "init", "keys", "query", "start", "status", "tx", "version"]
     assert "bizra-node start" in out and "BIZRA_<SECTION>_<KEY>" in out
+
+
+def test_amounts_are_useed_or_seed() -> None:
+    from node.cli_wallet import parse_amount
+
+    assert parse_amount("1500") == 1_500
+    assert parse_amount("2.5seed") == 2_500_000
+    assert parse_amount("3SEED") == 3_000_000
+    assert parse_amount("7useed") == 7
+    for bad in ("1.0000001seed", "abc", "-"):
+        with pytest.raises(click.BadParameter, match="expected useed"):
+            parse_amount(bad)
+
+
+def test_keys_are_made_listed_and_shown(tmp_path: Path) -> None:
+    code, out, _ = invoke("keys", "new", "alice", "--home", str(tmp_path))
+    assert code == 0
+    name, address, path = out.split()
+    assert (name, Path(path)) == ("alice", tmp_path / "keys" / "alice.pem")
+    assert (Path(path).stat().st_mode & 0o777) == 0o600
+    assert invoke("keys", "list", "--home", str(tmp_path))[1].split() == ["alice", address]
+    assert json.loads(invoke("keys", "show", "alice", "--home", str(tmp_path))[1])["address"] == address
+    code, _, err = invoke("keys", "new", "alice", "--home", str(tmp_path))
+    assert code == 1 and "exists already" in err
+
+
+def test_a_client_command_without_a_node_says_so() -> None:
+    code, _, err = invoke("status", "--node", "http://127.0.0.1:9")
+    assert code == 1 and "cannot reach a node at http://127.0.0.1:9" in err
