@@ -1,0 +1,164 @@
+"""Bad input over RPC, against a running node (a real process): every kind of mistake
+gets an answer that names it (a JSON-RPC error, a check_tx code with a log, or HTTP
+413/429), and the node keeps making blocks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chain.crypto import PrivateKey, address_of, private_key_from_pem
+from chain.transition import sign_tx
+from chain.types import Transfer
+
+pytestmark = pytest.mark.slow
+
+RATE = 600  # requests a minute, with a burst of as many
+
+
+def post(port: int, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def call(port: int, method: str, params: Any = None) -> tuple[int, Any]:
+    return post(port, json.dumps({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).encode())
+
+
+def request(method: str, params: Any = None) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+
+
+def height(port: int) -> int:
+    return int(call(port, "status")[1]["result"]["sync_info"]["latest_block_height"])
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    home = tmp_path_factory.mktemp("bad-input") / "home"
+    port = 31_700 + os.getpid() % 1_000
+    env = {**os.environ, "BIZRA_HOME": str(home), "BIZRA_RPC_PORT": str(port),
+           "BIZRA_P2P_PORT": str(port + 1), "BIZRA_RPC_REQUESTS_PER_MINUTE": str(RATE),
+           "BIZRA_RPC_MAX_BODY_BYTES": "100000"}
+    subprocess.run([sys.executable, "-m", "node", "init", "--chain-id", "bizra-bad-1"], env=env, check=True,
+                   capture_output=True)
+    genesis = json.loads((home / "genesis.json").read_text())
+    genesis["params"]["block_time_ms"] = 500
+    (home / "genesis.json").write_text(json.dumps(genesis))
+    with (home / "node.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "node", "start"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if height(port) >= 1:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, (home / "node.log").read_text()
+            time.sleep(0.3)
+        yield port, home
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def operator(home: Path) -> PrivateKey:
+    return private_key_from_pem((home / "operator_key.pem").read_bytes())
+
+
+def test_protocol_mistakes_get_json_rpc_errors(node: tuple[int, Path]) -> None:
+    port, _ = node
+    cases: list[tuple[bytes, int, str]] = [
+        (b"{not json", -32700, "not JSON"),
+        (b"[]", -32600, "an empty batch"),
+        (b"42", -32600, "a request must be an object"),
+        (json.dumps({"id": 1, "method": "status"}).encode(), -32600, '"jsonrpc": "2.0"'),
+        (request("no_such"), -32601, "no method 'no_such'"),
+        (request("block", {"height": "x"}),
+         -32602, "height: expected a non-negative integer"),
+        (request("block", {"hieght": 1}),
+         -32602, "unknown parameter 'hieght'"),
+        (request("block", {"height": "99999999"}),
+         -32602, "must be less than or equal to the current blockchain height"),
+        (request("tx", {}),
+         -32602, "missing parameter 'hash'"),
+        (request("tx", {"hash": "zz"}),
+         -32602, "hash: expected 64 hex digits"),
+        (request("bizra_account", {"address": "bizra1nope"}), -32602, "address:"),
+        (request("broadcast_tx_sync", {"tx": "!!"}), -32602, "tx: not valid base64"),
+        (json.dumps([{"jsonrpc": "2.0", "id": i, "method": "health"} for i in range(101)]).encode(),
+         -32600, "the limit is 100"),
+    ]
+    for body, code, words in cases:
+        status, answer = post(port, body)
+        assert status == 200, body
+        assert answer["error"]["code"] == code, (body, answer)
+        assert words in answer["error"]["data"], (body, answer)
+        assert "Traceback" not in json.dumps(answer)
+
+    status, answer = post(port, request("status", "x" * 100_000))
+    assert status == 413 and "above 100000 bytes" in answer["error"]["data"]
+
+
+def test_every_kind_of_invalid_tx_is_refused_with_its_reason(node: tuple[int, Path]) -> None:
+    port, home = node
+    key = operator(home)
+    chain_id = "bizra-bad-1"
+    me = address_of(key.public_key)
+    nonce = int(call(port, "bizra_account", {"address": me.hex()})[1]["result"]["nonce"])
+    to = address_of(PrivateKey.generate().public_key)
+    good = sign_tx(chain_id, key, nonce, Transfer(to, 1), 1_000)
+    committed = call(port, "broadcast_tx_commit", {"tx": base64.b64encode(good).decode()})[1]["result"]
+    assert committed["tx_result"]["code"] == 0
+
+    stranger = PrivateKey.generate()
+    forged = bytearray(sign_tx(chain_id, key, nonce + 1, Transfer(to, 1), 1_000))
+    forged[-1] ^= 1
+
+    def pay(signer: PrivateKey, n: int, fee: int = 1_000, chain: str = chain_id) -> bytes:
+        return sign_tx(chain, signer, n, Transfer(to, 1), fee)
+
+    cases = {
+        "replayed": (good, "nonce"),
+        "not a tx": (b"\x01\x02\x03", "tx"),
+        "bad signature": (bytes(forged), "invalid signature"),
+        "other chain": (pay(key, nonce + 1, chain="bizra-other-1"), "invalid signature"),
+        "nonce from the future": (pay(key, nonce + 5), f"nonce {nonce + 5} is not the sender's next one"),
+        "fee below the minimum": (pay(key, nonce + 1, fee=999), "below min_fee"),
+        "no funds for the fee": (pay(stranger, 0), "cannot pay the fee"),
+        "too large": (pay(key, nonce + 1) + bytes(70_000), "max_tx_bytes"),
+    }
+    for name, (raw, words) in cases.items():
+        encoded = {"tx": base64.b64encode(raw).decode()}
+        result = call(port, "broadcast_tx_sync", encoded)[1]["result"]
+        assert result["code"] == 100 and result["codespace"] == "mempool", (name, result)
+        assert words in result["log"], (name, result)
+        assert call(port, "check_tx", encoded)[1]["result"]["code"] == 100, name
+
+
+def test_too_many_requests_get_429_and_the_node_goes_on(node: tuple[int, Path]) -> None:
+    port, _ = node
+    before = height(port)
+    statuses = [call(port, "health")[0] for _ in range(RATE + 50)]
+    assert 429 in statuses
+    refused = call(port, "health")
+    assert refused[0] == 429 and "requests a minute" in refused[1]["error"]["data"]
+    time.sleep(3)  # the bucket refills (10 a second)
+    assert height(port) > before  # and blocks kept coming all along
