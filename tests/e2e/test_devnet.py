@@ -13,19 +13,10 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -36,63 +27,10 @@ from chain.types import Transfer
 from node import devnet
 
 from chainkit import sign_tx
+from nodekit import free_ports, height, node_cmd, processes, rpc, wait_until
 
 pytestmark = pytest.mark.slow
 BLOCK_MS = 500
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports on 127.0.0.1."""
-    for base in range(31_000 + (os.getpid() % 500) * 40, 60_000, 40):
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
-
-
-def rpc(port: int, method: str, **params: Any) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, {"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
-    if "error" in answer:
-        raise AssertionError(f"{method}: {answer['error']}")
-    return answer["result"]
-
-
-def height(port: int) -> int:
-    try:
-        return int(rpc(port, "status")["sync_info"]["latest_block_height"])
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return -1
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.2)
-
-
-def node_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "node", *args]
-
-
-@contextmanager
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
 
 
 def faucet_transfer(directory: Path, chain_id: str, to: bytes, amount: int) -> bytes:
