@@ -32,6 +32,7 @@ from node.consensus_gossip import ConsensusGossip
 from node.home import Home
 from node.mempool import Mempool
 from node.metrics import Metrics
+from node.rpc.events import EventBus
 from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
 from node.sync import BlockSync
@@ -99,6 +100,7 @@ class Node:
             self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified)
             self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified)
             self.chain.listeners.append(self._on_commit)
+            self.events = EventBus(lambda h: [address_of(m.pubkey) for m in self.chain.members(h)])
 
             node_key = load_or_create(self.home.node_key_file)
             self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
@@ -133,7 +135,7 @@ class Node:
                 await nursery.start(self.consensus_net.run, self._to_driver)
                 await nursery.start(self._consensus)
                 self.metrics = Metrics(self)
-                app = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready)
+                app = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events)
                 await nursery.start(run_server, app, config.rpc.host, config.rpc.port)
                 log.info("node started", extra={
                     "chain_id": self.chain_id, "height": store.height, "peer_id": self.network.local_id,
@@ -255,6 +257,7 @@ class Node:
 
     def _on_commit(self, block: Block, outcome: BlockOutcome) -> None:
         self.mempool.update(outcome.tx_hashes)
+        self.events.publish(block, outcome)
         for h in outcome.tx_hashes:
             watcher = self._tx_watchers.get(h)
             if watcher is not None:

@@ -3,6 +3,8 @@
 - ``POST /``: JSON-RPC 2.0, one request or a batch (at most ``rpc.max_batch``);
 - ``GET /<method>?name=value``: the same methods with URI parameters (as CometBFT:
   strings may be quoted, bytes may be ``0x…`` hex);
+- ``/websocket``: JSON-RPC over a WebSocket, with ``subscribe``, ``unsubscribe`` and
+  ``unsubscribe_all`` (:mod:`node.rpc.events`) besides every method;
 - ``GET /health`` (200 while the node runs), ``GET /ready`` (200 when caught up and
   connected, else 503 with the reason), ``GET /metrics`` (Prometheus text).
 
@@ -27,7 +29,16 @@ from hypercorn.trio import serve
 
 from node.config import RpcConfig
 from node.metrics import CONTENT_TYPE, Metrics
-from node.rpc.methods import INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, Methods, RpcError
+from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus, Feed, Query, QueryError
+from node.rpc.methods import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    Methods,
+    RpcError,
+    invalid,
+)
 from p2p.network import TaskStatus
 from p2p.peers import PeerId, RateLimit
 
@@ -48,8 +59,9 @@ class RpcApp:
     """The ASGI application; ``ready`` says whether the node is ready, and if not why."""
 
     def __init__(self, methods: Methods, config: RpcConfig, metrics: Metrics,
-                 ready: Callable[[], str | None]) -> None:
+                 ready: Callable[[], str | None], events: EventBus) -> None:
         self.methods = methods
+        self.events = events
         self.config = config
         self.metrics = metrics
         self.ready = ready
@@ -60,10 +72,11 @@ class RpcApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] != "http":
-            return  # WebSocket subscriptions are not served yet: the handshake is refused
         client = (scope.get("client") or ("unknown", 0))[0]
-        if not self._limit.allow(PeerId(client), 1, trio.current_time()):
+        if scope["type"] == "websocket":
+            await self._websocket(client, scope, receive, send)
+            return
+        if not self._limited(client):
             await self._json(send, 429, _error(-1, RpcError(
                 RATE_LIMITED, "Too many requests",
                 f"more than {self.config.requests_per_minute} requests a minute from {client}")))
@@ -94,6 +107,85 @@ class RpcApp:
         else:
             await self._json(send, 404, _error(-1, RpcError(INVALID_REQUEST, "Not found",
                                                             f"nothing at {method} {path}")))
+
+    def _limited(self, client: str) -> bool:
+        """False when ``client`` is over its rate (the request must be refused)."""
+        return self._limit.allow(PeerId(client), 1, trio.current_time())
+
+    async def _websocket(self, client: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        if scope["path"] != "/websocket":
+            await send({"type": "websocket.close", "code": 4404})
+            return
+        await send({"type": "websocket.accept"})
+        turn = trio.Lock()
+
+        async def say(document: Any) -> None:
+            async with turn:
+                await send({"type": "websocket.send", "text": json.dumps(document)})
+
+        subscriptions: dict[str, tuple[Any, Query]] = {}
+        feed = self.events.subscribe()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._forward, feed, subscriptions, say)
+                while True:
+                    message = await receive()
+                    if message["type"] != "websocket.receive":
+                        break
+                    text = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
+                    if not self._limited(client):
+                        await say(_error(-1, RpcError(RATE_LIMITED, "Too many requests",
+                                                      f"more than {self.config.requests_per_minute} requests "
+                                                      f"a minute from {client}")))
+                    elif len(text) > self.config.max_body_bytes:
+                        await say(_error(-1, RpcError(TOO_LARGE, "Request too large",
+                                                      f"a message above {self.config.max_body_bytes} bytes")))
+                    else:
+                        await say(await self._ws_request(text, subscriptions))
+                nursery.cancel_scope.cancel()
+        finally:
+            self.events.unsubscribe(feed)
+
+    async def _ws_request(self, text: str, subscriptions: dict[str, tuple[Any, Query]]) -> Any:
+        try:
+            request = json.loads(text)
+        except ValueError as exc:
+            return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
+        if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
+                not isinstance(request.get("method"), str):
+            return _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
+                                         'a request needs "jsonrpc": "2.0" and a "method" string'))
+        request_id, method = request.get("id"), request["method"]
+        params = request.get("params") or {}
+        query_text = params.get("query") if isinstance(params, dict) else None
+        if method == "subscribe":
+            if not isinstance(query_text, str):
+                return _error(request_id, invalid("missing parameter 'query'"))
+            try:
+                query = Query.parse(query_text)
+            except QueryError as exc:
+                return _error(request_id, invalid(f"query: {exc}"))
+            if len(subscriptions) >= MAX_SUBSCRIPTIONS_PER_CLIENT and query_text not in subscriptions:
+                return _error(request_id, invalid(f"at most {MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions"))
+            subscriptions[query_text] = (request_id, query)
+            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+        if method == "unsubscribe":
+            if subscriptions.pop(query_text or "", None) is None:
+                return _error(request_id, invalid(f"not subscribed to {query_text!r}"))
+            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+        if method == "unsubscribe_all":
+            subscriptions.clear()
+            return {"jsonrpc": "2.0", "id": request_id, "result": {}}
+        return await self._call(request_id, method, request.get("params"))
+
+    async def _forward(self, feed: Feed, subscriptions: dict[str, tuple[Any, Query]],
+                       say: Callable[[Any], Awaitable[None]]) -> None:
+        async for block, outcome in feed:
+            for request_id, query in list(subscriptions.values()):
+                for result in self.events.events(query, block, outcome):
+                    await say({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -1,6 +1,7 @@
-"""Bad input over RPC, against a running node (a real process): every kind of mistake
-gets an answer that names it (a JSON-RPC error, a check_tx code with a log, or HTTP
-413/429), and the node keeps making blocks."""
+"""JSON-RPC against a running node (a real process): WebSocket subscriptions to new
+blocks and txs; and bad input, where every kind of mistake gets an answer that names it
+(a JSON-RPC error, a check_tx code with a log, or HTTP 413/429) and the node keeps
+making blocks."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
+from trio_websocket import open_websocket_url
 
 from chain.crypto import PrivateKey, address_of, private_key_from_pem
 from chain.transition import sign_tx
-from chain.types import Transfer
+from chain.types import Transfer, sha256
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +165,48 @@ def test_too_many_requests_get_429_and_the_node_goes_on(node: tuple[int, Path]) 
     assert refused[0] == 429 and "requests a minute" in refused[1]["error"]["data"]
     time.sleep(3)  # the bucket refills (10 a second)
     assert height(port) > before  # and blocks kept coming all along
+
+
+async def test_websocket_subscribers_get_new_blocks_and_their_txs(node: tuple[int, Path]) -> None:
+    port, home = node
+    key = operator(home)
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/websocket") as ws:
+        async def ask(method: str, **params: Any) -> Any:
+            """The answer to ``method`` (events of earlier subscriptions are skipped)."""
+            request = {"jsonrpc": "2.0", "id": f"ask {method}", "method": method, "params": params}
+            await ws.send_message(json.dumps(request))
+            while True:
+                answer = json.loads(await ws.get_message())
+                if answer["id"] == request["id"] and "query" not in answer.get("result", {}):
+                    return answer
+
+        assert (await ask("subscribe", query="tm.event='NewBlock'"))["result"] == {}
+        event = json.loads(await ws.get_message())
+        assert event["id"] == "ask subscribe"
+        assert event["result"]["data"]["type"] == "tendermint/event/NewBlock"
+        block_height = int(event["result"]["data"]["value"]["block"]["header"]["height"])
+        assert block_height >= 1
+        assert (await ask("unsubscribe", query="tm.event='NewBlock'"))["result"] == {}
+
+        bad = await ask("subscribe", query="tm.event='Gossip'")
+        assert bad["error"]["code"] == -32602 and "tm.event='NewBlock'" in bad["error"]["data"]
+        status = await ask("status")
+        assert int(status["result"]["sync_info"]["latest_block_height"]) >= block_height
+
+        me = address_of(key.public_key)
+        nonce = int((await ask("bizra_account", address=me.hex()))["result"]["nonce"])
+        raw = sign_tx("bizra-bad-1", key, nonce, Transfer(address_of(bytes(32)), 1), 1_000)
+        tx_hash = sha256(raw).hex().upper()
+        await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": "txs", "method": "subscribe",
+                                          "params": {"query": f"tm.event='Tx' AND tx.hash='{tx_hash}'"}}))
+        assert json.loads(await ws.get_message())["result"] == {}
+        sent = call(port, "broadcast_tx_sync", {"tx": base64.b64encode(raw).decode()})[1]["result"]
+        assert sent["code"] == 0, sent
+        with trio.fail_after(20):
+            while True:
+                message = json.loads(await ws.get_message())
+                if message.get("id") == "txs":
+                    break
+        value = message["result"]["data"]["value"]["TxResult"]
+        assert value["tx"] == base64.b64encode(raw).decode() and value["result"]["code"] == 0
+        assert message["result"]["events"]["tx.hash"] == [tx_hash]
