@@ -135,7 +135,8 @@ class Node:
                 await nursery.start(self.consensus_net.run, self._to_driver)
                 await nursery.start(self._consensus)
                 self.metrics = Metrics(self)
-                app = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events)
+                app = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events,
+                             self.home.rpc_token())
                 await nursery.start(run_server, app, config.rpc.host, config.rpc.port)
                 log.info("node started", extra={
                     "chain_id": self.chain_id, "height": store.height, "peer_id": self.network.local_id,

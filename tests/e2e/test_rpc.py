@@ -30,8 +30,9 @@ pytestmark = pytest.mark.slow
 RATE = 600  # requests a minute, with a burst of as many
 
 
-def post(port: int, body: bytes) -> tuple[int, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, {"content-type": "application/json"})
+def post(port: int, body: bytes, token: str | None = None) -> tuple[int, Any]:
+    headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -210,3 +211,18 @@ async def test_websocket_subscribers_get_new_blocks_and_their_txs(node: tuple[in
         value = message["result"]["data"]["value"]["TxResult"]
         assert value["tx"] == base64.b64encode(raw).decode() and value["result"]["code"] == 0
         assert message["result"]["events"]["tx.hash"] == [tx_hash]
+
+
+def test_admin_methods_need_the_token_from_the_home(node: tuple[int, Path]) -> None:
+    port, home = node
+    token = (home / "rpc_token").read_text().strip()
+    peer = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+    for given in (None, "wrong"):
+        _, answer = post(port, request("dial_peers", {"peers": [peer]}), given)
+        assert answer["error"]["code"] == -32002 and "rpc_token" in answer["error"]["data"]
+    _, answer = post(port, request("dial_peers", {"peers": [peer]}), token)
+    assert answer["result"]["log"].startswith("Dialing peers")
+    _, answer = post(port, request("dial_peers", {"peers": ["/ip4/1.2.3.4/tcp/1"]}), token)
+    assert "must end in /p2p/<peer id>" in answer["error"]["data"]
+    _, answer = post(port, request("bizra_ban_peer", {"peer": peer.rsplit("/", 1)[1]}), token)
+    assert answer["result"] == {}

@@ -29,6 +29,7 @@ from chain.types import Block, TxResult, Validator, encode, tx_hash
 from node.mempool import MempoolFull
 from node.rpc import shapes
 from node.rpc.shapes import JSON, b64, hex_upper
+from p2p.network import peer_of
 from p2p.peers import PeerId
 
 if TYPE_CHECKING:
@@ -438,6 +439,32 @@ class Methods:
         value, proof, root = self._store.state.prove(raw_key, h)
         return {"key": hex_upper(raw_key), "value": b64(value) if value is not None else None,
                 "proof": b64(dumps(proof.to_list())), "root": hex_upper(root), "height": str(h)}
+
+    # --- admin (bearer token: see node.rpc.server) -----------------------------------
+
+    async def m_dial_peers(self, peers: Any, persistent: Any = None) -> JSON:
+        """Dial each of ``peers`` (multiaddrs ending in /p2p/<peer id>) now."""
+        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+            raise invalid("peers: expected a list of addresses")
+        for address in peers:
+            try:
+                peer_of(address)
+            except BizraError as exc:
+                raise invalid(f"peers: {exc}") from None
+        for address in peers:
+            self.node.nursery.start_soon(self._dial, address)
+        return {"log": "Dialing peers in progress. See /net_info for details"}
+
+    async def _dial(self, address: str) -> None:
+        with contextlib.suppress(BizraError):
+            await self.node.network.connect(address)
+
+    async def m_bizra_ban_peer(self, peer: Any, reason: Any = None) -> JSON:
+        """Disconnect ``peer`` and refuse it for the ban period."""
+        if not isinstance(peer, str) or not peer:
+            raise invalid("peer: expected a peer id")
+        self.node.network.ban(PeerId(peer), str(reason or "banned by the operator"))
+        return {}
 
 def _check_result(code: int, log: str) -> JSON:
     return {"code": code, "data": "", "log": log, "info": "", "gas_wanted": "0", "gas_used": "0",

@@ -8,6 +8,9 @@
 - ``GET /health`` (200 while the node runs), ``GET /ready`` (200 when caught up and
   connected, else 503 with the reason), ``GET /metrics`` (Prometheus text).
 
+Admin methods (``dial_peers``, ``bizra_ban_peer``) need the token in the node's home
+(``rpc_token``) as ``Authorization: Bearer <token>``; over a WebSocket they are refused.
+
 Limits: a body above ``rpc.max_body_bytes`` gets 413, a client (by address) above
 ``rpc.requests_per_minute`` gets 429; both with a JSON-RPC error saying so. No request,
 however malformed, gets a stack trace or a 500: an unexpected failure is logged with
@@ -16,6 +19,7 @@ its traceback and answered with -32603.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -49,6 +53,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 RATE_LIMITED = -32000
 TOO_LARGE = -32001
+UNAUTHORIZED = -32002
+ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer"})
+"""Methods that change what the node does, not only what it says: bearer token only."""
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
@@ -59,8 +66,9 @@ class RpcApp:
     """The ASGI application; ``ready`` says whether the node is ready, and if not why."""
 
     def __init__(self, methods: Methods, config: RpcConfig, metrics: Metrics,
-                 ready: Callable[[], str | None], events: EventBus) -> None:
+                 ready: Callable[[], str | None], events: EventBus, admin_token: str) -> None:
         self.methods = methods
+        self.admin_token = admin_token
         self.events = events
         self.config = config
         self.metrics = metrics
@@ -88,7 +96,7 @@ class RpcApp:
                 await self._json(send, 413, _error(-1, RpcError(
                     TOO_LARGE, "Request too large", f"the body is above {self.config.max_body_bytes} bytes")))
                 return
-            await self._json(send, 200, await self._post(body))
+            await self._json(send, 200, await self._post(body, self._is_admin(scope)))
         elif method == "GET" and path == "/health":
             await self._json(send, 200, {"jsonrpc": "2.0", "id": -1, "result": {}})
         elif method == "GET" and path == "/ready":
@@ -99,7 +107,8 @@ class RpcApp:
             await self._respond(send, 200, self.metrics.render(), CONTENT_TYPE)
         elif method == "GET" and path.count("/") == 1 and path != "/":
             query = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
-            answer = await self._call(-1, path[1:], {k: _uri_value(v) for k, v in query})
+            params = {k: _uri_value(v) for k, v in query}
+            answer = await self._call(-1, path[1:], params, self._is_admin(scope))
             if "result" in answer:
                 await self._json(send, 200, answer)
             else:
@@ -208,7 +217,13 @@ class RpcApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def _post(self, body: bytes) -> Any:
+    def _is_admin(self, scope: Scope) -> bool:
+        """Whether the request carries the admin bearer token (``Authorization: Bearer …``)."""
+        expected = f"Bearer {self.admin_token}".encode()
+        return any(name == b"authorization" and hmac.compare_digest(value, expected)
+                   for name, value in scope.get("headers", []))
+
+    async def _post(self, body: bytes, admin: bool) -> Any:
         try:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -220,20 +235,24 @@ class RpcApp:
                 return _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
                                              f"a batch of {len(document)} requests; the limit is "
                                              f"{self.config.max_batch}"))
-            return [await self._one(request) for request in document]
-        return await self._one(document)
+            return [await self._one(request, admin) for request in document]
+        return await self._one(document, admin)
 
-    async def _one(self, request: Any) -> dict[str, Any]:
+    async def _one(self, request: Any, admin: bool) -> dict[str, Any]:
         if not isinstance(request, dict):
             return _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "a request must be an object"))
         request_id = request.get("id")
         if request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
             return _error(request_id, RpcError(INVALID_REQUEST, "Invalid Request",
                                                'a request needs "jsonrpc": "2.0" and a "method" string'))
-        return await self._call(request_id, request["method"], request.get("params"))
+        return await self._call(request_id, request["method"], request.get("params"), admin)
 
-    async def _call(self, request_id: Any, method: str, params: Any) -> dict[str, Any]:
+    async def _call(self, request_id: Any, method: str, params: Any, admin: bool = False) -> dict[str, Any]:
         started = time.perf_counter()
+        if method in ADMIN_METHODS and not admin:
+            return _error(request_id, RpcError(UNAUTHORIZED, "Unauthorized",
+                                               f"{method} needs the node's admin token (the file "
+                                               "rpc_token in its home) as 'Authorization: Bearer <token>'"))
         try:
             result = await self.methods.call(method, params)
             return {"jsonrpc": "2.0", "id": request_id, "result": result}
