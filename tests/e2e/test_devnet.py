@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from chain import statekeys
 from chain.crypto import address_of, private_key_from_pem
 from chain.params import Params
 from chain.timefmt import parse_rfc3339_ns
@@ -54,11 +55,19 @@ def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -
         tx = faucet_transfer(home, "bizra-e2e-1", to, 5_000_000)
         committed = rpc(ports[0], "broadcast_tx_commit", tx=base64.b64encode(tx).decode())
         assert committed["check_tx"]["code"] == 0 and committed["tx_result"]["code"] == 0
-        wait_until(lambda: height(ports[3]) >= int(committed["height"]), 10, "node 3 has the tx's block")
+        wait_until(lambda: min(height(p) for p in ports) >= int(committed["height"]), 10,
+                   "every node has the tx's block")
         found = rpc(ports[3], "tx", hash=committed["hash"])
         assert found["height"] == committed["height"]
         account = rpc(ports[3], "bizra_account", address=to.hex())
         assert account["balance"] == "5000000"
+        faucet = address_of(private_key_from_pem((home / "faucet.key").read_bytes()).public_key)
+        for query in (f"tx.hash='{committed['hash']}'", f"tx.height={committed['height']}",
+                      f"message.sender='{faucet.hex()}'"):
+            searched = rpc(ports[2], "tx_search", query=query)
+            assert [t["hash"] for t in searched["txs"]] == [committed["hash"]], query
+        stored = rpc(ports[1], "abci_query", path="/store", data=statekeys.account(to).hex(), prove=True)
+        assert stored["response"]["code"] == 0 and stored["response"]["proofOps"]["ops"]
 
         top = min(height(p) for p in ports)
         for h in range(1, top + 1):

@@ -300,13 +300,57 @@ class Methods:
     # --- txs -------------------------------------------------------------------------
 
     async def m_tx(self, hash: Any, prove: Any = None) -> JSON:
-        h = _hash("hash", hash)
+        return self._tx_json(_hash("hash", hash))
+
+    def _tx_json(self, h: bytes) -> JSON:
         found = self._store.txs.get(h)
         if found is None:
             raise invalid(f"tx ({hex_upper(h)}) not found")
         block = self._block(found.height)
         return {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
                 "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index])}
+
+    async def m_tx_search(self, query: Any, prove: Any = None, page: Any = None, per_page: Any = None,
+                          order_by: Any = None) -> JSON:
+        """Txs matching one condition: ``tx.hash='HEX'``, ``tx.height=N`` or
+        ``message.sender='ADDRESS'`` (the index this node keeps)."""
+        if not isinstance(query, str):
+            raise invalid("query: expected text such as tx.height=5")
+        key, _, value = query.partition("=")
+        key, value = key.strip(), value.strip().strip("'\"")
+        size = min(100, _int("per_page", per_page)) if per_page is not None else 30
+        number = _int("page", page) if page is not None else 1
+        if size < 1 or number < 1:
+            raise invalid("page and per_page start at 1")
+        if key == "tx.hash":
+            hashes = [_hash("tx.hash", value)] if self._store.txs.get(_hash("tx.hash", value)) else []
+        elif key == "tx.height":
+            located = self._store.txs_at(_int("tx.height", value)) or []
+            hashes = [t.tx_hash for t in located]
+        elif key == "message.sender":
+            found = self._store.txs.by_sender(_address(value), limit=number * size + 1)
+            hashes = [h for _, _, h in found]
+        else:
+            raise invalid(f"query: cannot search by {key!r} (tx.hash, tx.height or message.sender)")
+        if order_by == "desc":
+            hashes.reverse()
+        chosen = hashes[(number - 1) * size:number * size]
+        return {"txs": [self._tx_json(h) for h in chosen], "total_count": str(len(hashes))}
+
+    async def m_abci_query(self, path: Any = None, data: Any = None, height: Any = None,
+                           prove: Any = None) -> JSON:
+        """``path`` ``/store``: ``data`` (hex) is a state key; its value, and with
+        ``prove`` its state proof, at ``height``."""
+        if path != "/store":
+            raise invalid(f"path: {path!r} is not served (the path is /store, data a hex state key)")
+        proof = await self.m_bizra_proof(data, height)
+        value = proof["value"]
+        return {"response": {"code": 0 if value is not None else 1, "log": "" if value else "does not exist",
+                             "info": "", "index": "0", "key": b64(bytes.fromhex(proof["key"])),
+                             "value": value, "proofOps": {"ops": [{"type": "bizra/state", "key": "",
+                                                                    "data": proof["proof"]}]}
+                             if prove in (True, "true") else None,
+                             "height": proof["height"], "codespace": ""}}
 
     async def m_check_tx(self, tx: Any) -> JSON:
         raw = _tx(tx)
