@@ -11,8 +11,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -46,12 +47,22 @@ def height(port: int) -> int:
         return -1
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: Sequence[Path] = ()) -> None:
+    """Poll ``condition`` until it holds; AssertionError after ``timeout`` seconds, with
+    the end of each of ``logs`` (the nodes' logs) to tell why."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
+            tails = "".join(f"\n--- {log} ---\n{tail(log)}" for log in logs)
+            raise AssertionError(f"not within {timeout} s: {what}{tails}")
         time.sleep(0.2)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(unreadable: {exc})"
 
 
 def node_cmd(*args: str) -> list[str]:

@@ -49,7 +49,8 @@ def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         started.append(command)
         ports = [rpc_base + i for i in range(4)]
-        wait_until(lambda: min(height(p) for p in ports) >= 6, 60, "4 nodes at height 6")
+        logs = [home / f"node{i}" / "node.log" for i in range(4)]
+        wait_until(lambda: min(height(p) for p in ports) >= 6, 120, "4 nodes at height 6", logs)
 
         to = address_of(bytes(range(32)))
         tx = faucet_transfer(home, "bizra-e2e-1", to, 5_000_000)
@@ -99,15 +100,16 @@ def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) ->
 
     with processes() as started:
         started += [start(n.home.path) for n in nodes]
-        wait_until(lambda: min(height(p) for p in ports) >= 3, 60, "4 nodes at height 3")
+        logs = [n.home.path / "node.log" for n in nodes]
+        wait_until(lambda: min(height(p) for p in ports) >= 3, 120, "4 nodes at height 3", logs)
 
         started[3].send_signal(signal.SIGKILL)
         started[3].wait()
         down_at = height(ports[0])
-        wait_until(lambda: height(ports[0]) >= down_at + 10, 60, "the chain goes on without node 3")
+        wait_until(lambda: height(ports[0]) >= down_at + 10, 60, "the chain goes on without node 3", logs)
 
         started.append(start(nodes[3].home.path))
-        wait_until(lambda: height(ports[3]) >= height(ports[0]) - 1, 30, "node 3 catches up")
+        wait_until(lambda: height(ports[3]) >= height(ports[0]) - 1, 60, "node 3 catches up", logs)
         me = rpc(ports[3], "status")["validator_info"]["address"]
         back_at = height(ports[3])
 
@@ -116,7 +118,7 @@ def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) ->
             sigs = rpc(ports[0], "commit", height=str(h))["signed_header"]["commit"]["signatures"]
             return h > back_at and any(s["validator_address"] == me and s["block_id_flag"] == 2 for s in sigs)
 
-        wait_until(signed_again, 30, "node 3 signs again")
+        wait_until(signed_again, 60, "node 3 signs again", logs)
 
         full = tmp_path / "full"
         bootnode = f"/ip4/127.0.0.1/tcp/{nodes[0].p2p_port}/p2p/{nodes[0].peer_id}"
@@ -127,7 +129,8 @@ def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) ->
         with (full / "node.log").open("ab") as log:
             started.append(subprocess.Popen(node_cmd("start", "--home", str(full), "--bootnode", bootnode),
                                             stdout=log, stderr=subprocess.STDOUT, env=env))
-        wait_until(lambda: height(rpc_base + 4) >= height(ports[0]) - 1 > 0, 60, "the full node syncs")
+        wait_until(lambda: height(rpc_base + 4) >= height(ports[0]) - 1 > 0, 90, "the full node syncs",
+                   [*logs, full / "node.log"])
         h = height(rpc_base + 4)
         same = rpc(rpc_base + 4, "block", height=str(h))["block_id"]
         assert same == rpc(ports[0], "block", height=str(h))["block_id"]

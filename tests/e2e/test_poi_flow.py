@@ -41,7 +41,8 @@ def test_impact_is_attested_endorsed_finalized_and_rewarded(tmp_path: Path) -> N
             with (n.home.path / "node.log").open("ab") as log:
                 started.append(subprocess.Popen(node_cmd("start", "--home", str(n.home.path)),
                                                 stdout=log, stderr=subprocess.STDOUT))
-        wait_until(lambda: height(port) >= 2, 60, "the devnet makes blocks")
+        logs = [n.home.path / "node.log" for n in nodes]
+        wait_until(lambda: height(port) >= 2, 120, "the devnet makes blocks", logs)
 
         def room_in_epoch() -> bool:
             epoch = rpc(port, "bizra_epoch")
