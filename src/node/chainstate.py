@@ -31,6 +31,7 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY = 100
 CommitListener = Callable[[Block, BlockOutcome], None]
 
 
@@ -58,8 +59,11 @@ class NodeChain:
     mempool's recheck, RPC subscriptions, metrics) after it is stored."""
 
     def __init__(self, store: Store, genesis: Genesis, config: ChainConfig, mempool: Mempool,
-                 verified: VerifiedCache, verifier: BatchVerifier = verify_many_in_background) -> None:
+                 verified: VerifiedCache, verifier: BatchVerifier = verify_many_in_background, *,
+                 keep_heights: int = 0) -> None:
         self.store = store
+        self.keep_heights = keep_heights
+        """Prune the state older than this many heights (0: keep all), every PRUNE_EVERY blocks."""
         self.genesis = genesis
         self.config = config
         self.mempool = mempool
@@ -149,8 +153,14 @@ class NodeChain:
         if outcome is None:
             outcome = await trio.to_thread.run_sync(self._execute, block)
         state = encode_priorities(self.priorities(height))
-        await trio.to_thread.run_sync(lambda: self.store.commit_block(block, commit, outcome,
-                                                                      consensus_state=state))
+
+        def write() -> None:  # the store's writes, one thread at a time
+            self.store.commit_block(block, commit, outcome, consensus_state=state)
+            if self.keep_heights and height % PRUNE_EVERY == 0:
+                pruned = self.store.prune(self.keep_heights)
+                log.info("state pruned", extra={"height": height, "heights_pruned": pruned})
+
+        await trio.to_thread.run_sync(write)
         self._outcomes.clear()
         self._priorities = {h: p for h, p in self._priorities.items() if h > height}
         for listener in self.listeners:

@@ -98,7 +98,8 @@ class Node:
         try:
             self.verified = VerifiedCache()
             self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified)
-            self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified)
+            self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified,
+                                   keep_heights=config.storage.keep_heights)
             self.chain.listeners.append(self._on_commit)
             self.events = EventBus(lambda h: [address_of(m.pubkey) for m in self.chain.members(h)])
 

@@ -1,15 +1,17 @@
 """Four validators' drivers on the node's own chain (store, mempool, block building and
 execution in threads), in one process over an in-memory network, on the real clock
 with short block times: txs submitted to one node are committed on all, every node
-has the same blocks and app hashes, and a node restarted from its store picks the same
-proposers as the others."""
+has the same blocks and app hashes, a node that keeps 2 heights of state prunes the
+rest, and a node restarted from its store picks the same proposers as the others."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
+import node.chainstate
 from chain.crypto import VerifiedCache, address_of
 from chain.params import Params
 from chain.state import chain_config
@@ -32,12 +34,12 @@ FAST = Params(epoch_length=5, block_time_ms=100, timeout_propose_ms=1_000, timeo
               timeout_precommit_ms=300)
 
 
-def node_chain(local: LocalChain, kv: MemoryKV) -> NodeChain:
+def node_chain(local: LocalChain, kv: MemoryKV, keep_heights: int = 0) -> NodeChain:
     store = Store.open(kv, local.genesis, GENESIS_HASH)
     config = chain_config(local.genesis)
     cache = VerifiedCache()
     mempool = Mempool(config, store.state, MempoolConfig(), cache)
-    chain = NodeChain(store, local.genesis, config, mempool, cache)
+    chain = NodeChain(store, local.genesis, config, mempool, cache, keep_heights=keep_heights)
 
     def recheck(block: Block, outcome: BlockOutcome) -> None:
         mempool.update(outcome.tx_hashes)
@@ -61,11 +63,13 @@ def driver(local: LocalChain, chain: NodeChain, hub: Hub, index: int, home: Path
     return made
 
 
-async def test_txs_are_committed_on_every_node_with_the_same_app_hashes(tmp_path: Path) -> None:
+async def test_txs_are_committed_on_every_node_with_the_same_app_hashes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node.chainstate, "PRUNE_EVERY", 2)
     local = LocalChain(validators=4, params=FAST)
     hub = Hub()
     stores = [MemoryKV() for _ in range(4)]
-    chains = [node_chain(local, kv) for kv in stores]
+    chains = [node_chain(local, kv, keep_heights=2 if i == 3 else 0) for i, kv in enumerate(stores)]
     drivers = [driver(local, chain, hub, i, tmp_path / f"node{i}") for i, chain in enumerate(chains)]
     users = local.users
     txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1 + i)) for i in range(40)]
@@ -85,6 +89,7 @@ async def test_txs_are_committed_on_every_node_with_the_same_app_hashes(tmp_path
     assert len({c.store.app_hash for c in chains if c.height == height}) == 1
     for tx in txs:
         assert all(c.store.txs.get(tx_hash(tx)) is not None for c in chains)
+    assert chains[3].store.state.base >= chains[3].height - 3 > chains[0].store.state.base  # pruned
 
     # A node restarted from its store continues with the same proposer priorities.
     restarted = node_chain(local, stores[1])

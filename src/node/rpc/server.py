@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from chain.errors import NetworkError
 from node.config import RpcConfig
 from node.metrics import CONTENT_TYPE, Metrics
 from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus, Feed, Query, QueryError
@@ -287,7 +289,15 @@ def _uri_value(text: str) -> Any:
 
 async def run_server(app: RpcApp, host: str, port: int, *,
                      task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``app`` on ``host:port`` until cancelled."""
+    """Serve ``app`` on ``host:port`` until cancelled; NetworkError at once if that
+    address cannot be listened on (another node there, say)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise NetworkError(f"cannot serve RPC on {host}:{port}: {exc.strerror}; is another node "
+                               "running there? (rpc.port, BIZRA_RPC_PORT or --rpc-port)") from None
     config = HypercornConfig()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
