@@ -51,6 +51,10 @@ class _NodeCollector(Collector):
         yield CounterMetricFamily("bizra_p2p_rate_limited", "Peer messages refused over their rate limit.",
                                   value=node.network.rate_limited)
         yield gauge("blocksync_syncing", "1 while the node is catching up.", 1 if node.catching_up() else 0)
+        yield gauge("blocksync_target_height", "The highest height the node's peers report.",
+                    node.sync.target())
+        yield CounterMetricFamily("bizra_blocksync_blocks", "Blocks applied by block sync since the start.",
+                                  value=node.sync.blocks_applied)
 
 
 class Metrics:

@@ -44,8 +44,14 @@ class Progress:
     target: int = 0
 
     def rate(self, now: float) -> float:
+        """Blocks applied per second since the sync began."""
         elapsed = now - self.started
         return (self.height - self.start_height) / elapsed if elapsed > 0 else 0.0
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left at the current rate, or None before the first block."""
+        rate = self.rate(now)
+        return (self.target - self.height) / rate if rate > 0 else None
 
 
 class BlockSync:
@@ -148,8 +154,7 @@ class BlockSync:
                 return
             now = trio.current_time()
             progress.target = self.target()
-            rate = progress.rate(now)
-            left = progress.target - progress.height
+            eta = progress.eta(now)
             log.info("syncing", extra={"height": progress.height, "target": progress.target,
-                                       "blocks_per_s": round(rate, 1),
-                                       "eta_s": round(left / rate) if rate > 0 else None})
+                                       "blocks_per_s": round(progress.rate(now), 1),
+                                       "eta_s": round(eta) if eta is not None else None})

@@ -211,6 +211,7 @@ class Methods:
                 "earliest_block_height": str(store.blocks.base if latest else 0),
                 "earliest_block_time": when(earliest),
                 "catching_up": node.catching_up(),
+                **self._sync_progress(),
             },
             "validator_info": validator,
         }
@@ -225,6 +226,17 @@ class Methods:
             "peers": [{"node_info": {"id": p, "network": node.chain_id, "listen_addr": self._listen_addr(p)},
                        "is_outbound": False, "remote_ip": ""} for p in peers],
         }
+
+    def _sync_progress(self) -> JSON:
+        """BIZRA's additions to sync_info while the node syncs: target, rate, ETA."""
+        progress = self.node.sync.progress
+        if progress is None:
+            return {}
+        now = trio.current_time()
+        eta = progress.eta(now)
+        return {"sync_target_height": str(progress.target),
+                "sync_blocks_per_second": f"{progress.rate(now):.1f}",
+                "sync_eta_seconds": str(round(eta)) if eta is not None else ""}
 
     def _listen_addr(self, peer: str) -> str:
         status = self.node.status.peers.get(PeerId(peer))
