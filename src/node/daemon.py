@@ -21,7 +21,7 @@ from chain.genesis import Genesis
 from chain.params import ChainConfig
 from chain.state import chain_config
 from chain.transition import BlockOutcome, decode_tx
-from chain.types import Block, Commit, tx_hash
+from chain.types import Block, Commit, CommitFlag, tx_hash
 from consensus.driver import Driver
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from consensus.signer import FileSigner
@@ -291,8 +291,25 @@ class Node:
         return Validation.ACCEPT if announcement.header.height > self.store.height else Validation.IGNORE
 
     async def _note_announcements(self) -> None:
+        """Peers' heights from their announcements; and when a peer announces the block
+        this node is still deciding, its commit's precommits go to consensus (as
+        CometBFT's consensus reactor gossips a commit to a peer that lags): a node that
+        missed the votes, a full node above all, which never sends any and so is never
+        helped by its peers, decides the height at once instead of falling behind."""
         async for peer, announcement in self.blocks.announced:
-            self._announced[peer] = max(self._announced.get(peer, 0), announcement.header.height)
+            height = announcement.header.height
+            self._announced[peer] = max(self._announced.get(peer, 0), height)
+            driver = self.driver
+            if driver is None or height != self.store.height + 1:
+                continue
+            commit = announcement.commit
+            members = self.chain.members(height)
+            if len(members) != len(commit.signatures):
+                continue  # not this height's set: the driver would refuse the votes anyway
+            for index, entry in enumerate(commit.signatures):
+                if entry.flag != CommitFlag.ABSENT:
+                    vote = commit.vote_for(index, address_of(members[index].pubkey))
+                    await driver.deliver(VoteMessage(vote))
 
 
 @dataclass

@@ -135,3 +135,5 @@ def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) ->
         same = rpc(rpc_base + 4, "block", height=str(h))["block_id"]
         assert same == rpc(ports[0], "block", height=str(h))["block_id"]
         assert rpc(rpc_base + 4, "status")["validator_info"]["voting_power"] == "0"
+        # and then it follows the chain as it grows (consensus, not only sync)
+        wait_until(lambda: height(rpc_base + 4) >= h + 10, 60, "the full node follows", [full / "node.log"])
