@@ -22,6 +22,7 @@ import pytest
 
 from chain import statekeys
 from chain.crypto import address_of, private_key_from_pem
+from chain.genesis import genesis_hash
 from chain.params import Params
 from chain.timefmt import parse_rfc3339_ns
 from chain.types import Transfer
@@ -32,6 +33,11 @@ from nodekit import free_ports, height, node_cmd, processes, rpc, wait_until
 
 pytestmark = pytest.mark.slow
 BLOCK_MS = 500
+
+
+def shown_genesis_hash(path: Path) -> str:
+    """The genesis hash as status shows it (§10)."""
+    return genesis_hash(path.read_bytes()).hex().upper()
 
 
 def faucet_transfer(directory: Path, chain_id: str, to: bytes, amount: int) -> bytes:
@@ -58,6 +64,8 @@ def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -
         assert committed["check_tx"]["code"] == 0 and committed["tx_result"]["code"] == 0
         wait_until(lambda: min(height(p) for p in ports) >= int(committed["height"]), 10,
                    "every node has the tx's block")
+        genesis_hash = shown_genesis_hash(home / "node0" / "genesis.json")
+        assert rpc(ports[3], "status")["node_info"]["other"]["genesis_hash"] == genesis_hash
         found = rpc(ports[3], "tx", hash=committed["hash"])
         assert found["height"] == committed["height"]
         account = rpc(ports[3], "bizra_account", address=to.hex())

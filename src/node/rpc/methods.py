@@ -199,7 +199,8 @@ class Methods:
                 "channels": "",
                 "moniker": node.config.moniker,
                 "other": {"tx_index": "on",
-                          "rpc_address": f"tcp://{node.config.rpc.host}:{node.config.rpc.port}"},
+                          "rpc_address": f"tcp://{node.config.rpc.host}:{node.config.rpc.port}",
+                          "genesis_hash": hex_upper(node.genesis_hash)},
             },
             "sync_info": {
                 "latest_block_hash": hex_upper(latest.block_id()) if latest else "",
