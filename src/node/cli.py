@@ -23,11 +23,13 @@ from chain.errors import BizraError
 from chain.genesis import operator_key_for
 from chain.params import Params
 from node import devnet
+from node.cli_genesis import genesis
 from node.cli_wallet import keys, query, status, tx
 from node.config import Config, P2pConfig, load
 from node.daemon import Node
 from node.home import Home, init_home, write_private
 from node.logs import setup as setup_logs
+from node.networks import NETWORKS, network
 
 log = logging.getLogger("node")
 
@@ -119,42 +121,55 @@ def _local_genesis(chain_id: str, key: PrivateKey, params: Params) -> bytes:
 @main.command("init")
 @click.option("--home", "home_dir", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True,
               envvar="BIZRA_HOME", help="The node's home directory (or BIZRA_HOME).")
-@click.option("--chain-id", default=LOCAL_CHAIN_ID, show_default=True,
-              help="The chain id of a new one-validator chain (ignored with --genesis).")
+@click.option("--network", "network_name", type=click.Choice(sorted(NETWORKS)),
+              help="Join this public network (its shipped genesis and bootnodes).")
 @click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Join the chain of this genesis file instead of making a new chain.")
+              help="Join the chain of this genesis file.")
+@click.option("--chain-id", default=LOCAL_CHAIN_ID, show_default=True,
+              help="The chain id of a new one-validator chain (without --network or --genesis).")
 @click.option("--moniker", default="bizra-node", show_default=True, help="The node's name, for humans.")
 @click.option("--validator/--no-validator", default=None,
-              help="Make a validator key (default: yes for a new chain, no with --genesis).")
-def init_command(home_dir: Path, chain_id: str, genesis_file: Path | None, moniker: str,
-                 validator: bool | None) -> None:
+              help="Make a validator key (default: yes for a new chain, no when joining one).")
+def init_command(home_dir: Path, network_name: str | None, genesis_file: Path | None, chain_id: str,
+                 moniker: str, validator: bool | None) -> None:
     """Make a node home: config.toml, the genesis and the keys.
 
-    Without --genesis it makes a new local chain whose only validator is this node
-    and whose validator operator account is funded (its key: operator_key.pem).
+    With --network or --genesis the node joins that chain (a full node, unless
+    --validator). Without either it makes a new local chain whose only validator is
+    this node and whose operator account is funded (its key: operator_key.pem).
     """
     try:
-        _init(home_dir, chain_id, genesis_file, moniker, validator)
+        _init(home_dir, network_name, genesis_file, chain_id, moniker, validator)
     except BizraError as exc:
         _fail(str(exc))
 
 
-def _init(home_dir: Path, chain_id: str, genesis_file: Path | None, moniker: str,
+def _init(home_dir: Path, network_name: str | None, genesis_file: Path | None, chain_id: str, moniker: str,
           validator: bool | None) -> Home:
-    key = PrivateKey.generate() if (validator if validator is not None else genesis_file is None) else None
-    if genesis_file is not None:
+    if network_name and genesis_file:
+        raise BizraError("give --network or --genesis, not both")
+    joining = bool(network_name or genesis_file)
+    key = PrivateKey.generate() if (validator if validator is not None else not joining) else None
+    if network_name:
+        genesis = network(network_name).genesis_json()
+    elif genesis_file is not None:
         genesis = genesis_file.read_bytes()
     else:
         if key is None:
-            raise BizraError("a new chain needs a validator: drop --no-validator or give --genesis")
+            raise BizraError("a new chain needs a validator: drop --no-validator, or join one with "
+                             "--network or --genesis")
         genesis = _local_genesis(chain_id, key, Params())
-    config = Config(moniker=moniker, p2p=P2pConfig(host="127.0.0.1") if genesis_file is None else P2pConfig())
+    config = Config(moniker=moniker, network=network_name or "",
+                    p2p=P2pConfig() if joining else P2pConfig(host="127.0.0.1"))
     home = init_home(home_dir, genesis, config, key)
-    if key is not None and genesis_file is None:
+    if key is not None and not joining:
         operator = operator_key_for(key)
         write_private(home.path / "operator_key.pem", private_key_to_pem(operator))
         click.echo(f"operator account {format_address(address_of(operator.public_key))} "
                    f"(key: {home.path / 'operator_key.pem'})")
+    if key is not None and joining:
+        click.echo(f"validator key: {home.validator_key_file} (consensus public key {key.public_key.hex()}); "
+                   "register it with: bizra-node tx register MONIKER --home ...")
     click.echo(f"node home ready: {home.path}")
     return home
 
@@ -162,16 +177,21 @@ def _init(home_dir: Path, chain_id: str, genesis_file: Path | None, moniker: str
 @main.command("start")
 @click.option("--home", "home_dir", type=click.Path(path_type=Path), default=DEFAULT_HOME, show_default=True,
               envvar="BIZRA_HOME",
-              help="The node's home directory (or BIZRA_HOME); made (a one-validator local chain) "
-                   "if it has none.")
+              help="The node's home directory (or BIZRA_HOME). If it has no node yet, one is made: for "
+                   "--network or --genesis if given, else a one-validator local chain.")
+@click.option("--network", "network_name", type=click.Choice(sorted(NETWORKS)),
+              help="Join this public network (e.g. bizra-testnet-001): its genesis and bootnodes.")
+@click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Join the chain of this genesis file (with --bootnode).")
 @click.option("--p2p-port", type=int, help="Listen for peers on this port (p2p.port).")
 @click.option("--rpc-port", type=int, help="Serve JSON-RPC on this port (rpc.port).")
 @click.option("--bootnode", "bootnodes", multiple=True,
               help="A peer to dial first: /ip4/HOST/tcp/PORT/p2p/PEER_ID (repeatable; p2p.bootnodes).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="log.format")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="log.level")
-def start_command(home_dir: Path, p2p_port: int | None, rpc_port: int | None, bootnodes: tuple[str, ...],
-                  log_format: str | None, log_level: str | None) -> None:
+def start_command(home_dir: Path, network_name: str | None, genesis_file: Path | None, p2p_port: int | None,
+                  rpc_port: int | None, bootnodes: tuple[str, ...], log_format: str | None,
+                  log_level: str | None) -> None:
     """Run the node until SIGINT or SIGTERM (a clean stop within seconds).
 
     It opens its store as it was left, replays its consensus log, connects to its
@@ -187,9 +207,13 @@ def start_command(home_dir: Path, p2p_port: int | None, rpc_port: int | None, bo
     try:
         home = Home(home_dir)
         if not home.exists():
-            click.echo(f"{home_dir} has no node yet: making a one-validator local chain there", err=True)
-            _init(home_dir, LOCAL_CHAIN_ID, None, "bizra-node", True)
+            what = network_name or genesis_file or "a one-validator local chain"
+            click.echo(f"{home_dir} has no node yet: making one there for {what}", err=True)
+            _init(home_dir, network_name, genesis_file, LOCAL_CHAIN_ID, "bizra-node", None)
         config = load(home.config_file, overrides=overrides)
+        if network_name and config.network != network_name:
+            raise BizraError(f"{home_dir} is a node of {config.network or 'a chain of its own'}, not of "
+                             f"{network_name}; use another --home")
         setup_logs(config.log.level, config.log.format)
         node = Node(home, config)
     except BizraError as exc:
@@ -263,5 +287,5 @@ def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int
         devnet.stop(processes)
 
 
-for _command in (keys, tx, status, query):
+for _command in (keys, tx, status, query, genesis):
     main.add_command(_command)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import BizraError
+from node.networks import NETWORKS
 
 
 class ConfigError(BizraError):
@@ -71,6 +72,10 @@ class StorageConfig:
 @dataclass(frozen=True, slots=True)
 class Config:
     moniker: str = "bizra-node"
+    network: str = ""
+    """The public network this node belongs to (its genesis is checked against the
+    network's pinned hash at every start, its bootnodes dialled); empty: a chain of its
+    own (a devnet, a local chain)."""
     p2p: P2pConfig = field(default_factory=P2pConfig)
     rpc: RpcConfig = field(default_factory=RpcConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
@@ -105,6 +110,8 @@ def _check(config: Config) -> None:
            f"{config.log.format!r} is not one of {', '.join(_FORMATS)}")
     expect(config.storage.keep_heights >= 0, "storage.keep_heights", "must be 0 (all) or more")
     expect(bool(config.moniker) and len(config.moniker) <= 64, "moniker", "must be 1–64 characters")
+    expect(not config.network or config.network in NETWORKS, "network",
+           f"{config.network!r} is not one of {', '.join(sorted(NETWORKS))} (or empty: a chain of its own)")
 
 
 def load(path: Path | None, environ: Mapping[str, str] = os.environ,
@@ -140,7 +147,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
 
 def _field_types(section: str | None) -> dict[str, Any]:
     if section is None:
-        return {"moniker": str}
+        return {"moniker": str, "network": str}
     cls = _SECTION_TYPES[section]
     defaults = cls()
     return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(cls)}
@@ -220,7 +227,7 @@ def _is(kind: Any, value: Any) -> bool:
 
 def render(config: Config) -> str:
     """``config`` as the TOML text ``init`` writes (every key, with its value)."""
-    lines = [f"moniker = {_toml(config.moniker)}"]
+    lines = [f"moniker = {_toml(config.moniker)}", f"network = {_toml(config.network)}"]
     for name in _SECTION_TYPES:
         lines += ["", f"[{name}]"]
         section = getattr(config, name)

@@ -32,6 +32,7 @@ from node.consensus_gossip import ConsensusGossip
 from node.home import Home
 from node.mempool import Mempool
 from node.metrics import Metrics
+from node.networks import network
 from node.rpc.events import EventBus
 from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
@@ -77,6 +78,11 @@ class Node:
         self.config = config
         self.genesis: Genesis
         self.genesis, self.genesis_hash = home.genesis()
+        self.bootnodes = list(config.p2p.bootnodes)
+        if config.network:
+            public = network(config.network)
+            public.check(home.genesis_file.read_bytes(), str(home.genesis_file))
+            self.bootnodes += [b for b in public.bootnodes if b not in self.bootnodes]
         self.chain_config: ChainConfig = chain_config(self.genesis)
         self.validator_key = home.validator_key()
         self.counters = Counters()
@@ -107,7 +113,7 @@ class Node:
             self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
             self.status = StatusService(self.network, self.chain_id, self.genesis_hash, lambda: store.height,
                                         self.advertised_addresses)
-            self.peers = PeerManager(self.network, self.status, list(config.p2p.bootnodes),
+            self.peers = PeerManager(self.network, self.status, self.bootnodes,
                                      target=config.p2p.target_peers, maximum=config.p2p.max_peers)
             self.txs = TxGossip(self.network, self.chain_id, self._check_gossiped_tx)
             self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
