@@ -247,22 +247,37 @@ async def _run_until_signalled(node: Node) -> None:
 @click.option("--epoch-length", type=click.IntRange(1), default=600, show_default=True,
               help="Blocks per epoch (rewards, validator set changes).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--full-nodes", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Nodes that follow the chain without validating, after the validators.")
+@click.option("--init-only", is_flag=True, help="Make the homes and stop (for containers: each node "
+                                                 "then runs bizra-node start --home HOME/node<i>).")
+@click.option("--hostname", help="With --init-only: node i is reached at this name, a template such as "
+                                 "'node{i}' (each node on a host of its own, listening on all interfaces "
+                                 "on --p2p-port and --rpc-port).")
 def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int, p2p_port: int,
-                   block_time_ms: int, epoch_length: int, log_format: str) -> None:
+                   block_time_ms: int, epoch_length: int, log_format: str, full_nodes: int, init_only: bool,
+                   hostname: str | None) -> None:
     """Run a chain of N validators on this machine, each its own process, until Ctrl-C.
 
     The first run makes the homes (HOME/node<i>) and a genesis that funds every
     operator and a faucet (its key: HOME/faucet.key); later runs resume the same chain,
     and the chain options are then ignored. Node logs: HOME/node<i>/node.log.
     """
+    if hostname is not None and not init_only:
+        _fail("--hostname describes nodes on hosts of their own: use it with --init-only")
     try:
         nodes = devnet.nodes(home_dir)
         if not nodes:
             params = Params(block_time_ms=block_time_ms, epoch_length=epoch_length)
             nodes = devnet.create(home_dir, validators, chain_id=chain_id, p2p_port=p2p_port,
-                                  rpc_port=rpc_port, params=params, log_format=log_format)
+                                  rpc_port=rpc_port, params=params, log_format=log_format,
+                                  full_nodes=full_nodes, hostname=hostname)
     except BizraError as exc:
         _fail(str(exc))
+    if init_only:
+        for n in nodes:
+            click.echo(f"{n.home.path}  peer id {n.peer_id}")
+        return
     processes: list[subprocess.Popen[bytes]] = []
     try:
         processes = [devnet.start(n, n.home.path / "node.log") for n in nodes]

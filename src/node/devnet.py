@@ -61,8 +61,16 @@ def node_home(directory: Path, index: int) -> Home:
 
 
 def create(directory: Path, validators: int, *, chain_id: str, p2p_port: int, rpc_port: int,
-           params: Params, log_format: str = "text") -> list[DevnetNode]:
-    """Make the devnet's homes under ``directory``; HomeError if one exists there."""
+           params: Params, log_format: str = "text", full_nodes: int = 0,
+           hostname: str | None = None) -> list[DevnetNode]:
+    """Make the devnet's homes under ``directory``: ``validators`` validators, then
+    ``full_nodes`` nodes that only follow; HomeError if a devnet is there already.
+
+    By default every node is on 127.0.0.1, node ``i`` on ``p2p_port + i`` and
+    ``rpc_port + i``. With ``hostname`` (a template such as ``node{i}``: each node on a
+    host of its own, as in a compose file or a cluster) every node listens on all
+    interfaces on ``p2p_port`` and ``rpc_port`` and is reached at that name.
+    """
     if node_home(directory, 0).exists():
         raise HomeError(f"{directory} holds a devnet already")
     directory.mkdir(parents=True, exist_ok=True)
@@ -71,19 +79,25 @@ def create(directory: Path, validators: int, *, chain_id: str, p2p_port: int, rp
     genesis = genesis_json(chain_id, keys, faucet, params, time.time_ns())
     write_private(directory / "faucet.key", private_key_to_pem(faucet))
     bootnode = ""
-    for i, key in enumerate(keys):
+    for i in range(validators + full_nodes):
         home = node_home(directory, i)
         home.path.mkdir(parents=True, exist_ok=True)
         peer_id = peer_id_of(load_or_create(home.node_key_file).seed)
+        if hostname is None:
+            host, where, p2p, rpc = "127.0.0.1", "/ip4/127.0.0.1", p2p_port + i, rpc_port + i
+        else:
+            host, where, p2p, rpc = "0.0.0.0", f"/dns4/{hostname.format(i=i)}", p2p_port, rpc_port
         if i == 0:
-            bootnode = f"/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{peer_id}"
-        config = Config(moniker=f"validator-{i}",
-                        p2p=P2pConfig(host="127.0.0.1", port=p2p_port + i,
-                                      bootnodes=(bootnode,) if i else ()),
-                        rpc=RpcConfig(host="127.0.0.1", port=rpc_port + i),
+            bootnode = f"{where}/tcp/{p2p}/p2p/{peer_id}"
+        config = Config(moniker=f"validator-{i}" if i < validators else f"full-node-{i}",
+                        p2p=P2pConfig(host=host, port=p2p, bootnodes=(bootnode,) if i else (),
+                                      external_addresses=(f"{where}/tcp/{p2p}",) if hostname else ()),
+                        rpc=RpcConfig(host=host, port=rpc),
                         log=LogConfig(format=log_format))
+        key = keys[i] if i < validators else None
         init_home(home.path, genesis, config, key)
-        write_private(home.path / "operator_key.pem", private_key_to_pem(operator_key_for(key)))
+        if key is not None:
+            write_private(home.path / "operator_key.pem", private_key_to_pem(operator_key_for(key)))
     return nodes(directory)
 
 
