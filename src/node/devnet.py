@@ -45,14 +45,13 @@ class DevnetNode:
 
 
 def genesis_json(chain_id: str, validator_keys: Sequence[PrivateKey], faucet: PrivateKey | None,
-                 params: Params, genesis_time_ns: int) -> bytes:
-    """A devnet genesis: one validator per key, their operators funded, and the faucet
-    if there is one."""
+                 params: Params, genesis_time_ns: int, accounts: Sequence[GenesisAccount] = ()) -> bytes:
+    """A devnet genesis: one validator per key, their operators funded, the faucet if
+    there is one, and ``accounts``."""
     genesis = make_devnet_genesis(chain_id, validator_keys, genesis_time_ns, params=params,
                                   balance=DEVNET_BALANCE)
-    if faucet is not None:
-        genesis = dataclasses.replace(genesis, accounts=(
-            *genesis.accounts, GenesisAccount(address_of(faucet.public_key), FAUCET_BALANCE)))
+    extra = [GenesisAccount(address_of(faucet.public_key), FAUCET_BALANCE)] if faucet is not None else []
+    genesis = dataclasses.replace(genesis, accounts=(*genesis.accounts, *extra, *accounts))
     return json.dumps(genesis.to_json(), indent=2).encode() + b"\n"
 
 
@@ -62,7 +61,7 @@ def node_home(directory: Path, index: int) -> Home:
 
 def create(directory: Path, validators: int, *, chain_id: str, p2p_port: int, rpc_port: int,
            params: Params, log_format: str = "text", full_nodes: int = 0,
-           hostname: str | None = None) -> list[DevnetNode]:
+           hostname: str | None = None, accounts: Sequence[GenesisAccount] = ()) -> list[DevnetNode]:
     """Make the devnet's homes under ``directory``: ``validators`` validators, then
     ``full_nodes`` nodes that only follow; HomeError if a devnet is there already.
 
@@ -70,13 +69,14 @@ def create(directory: Path, validators: int, *, chain_id: str, p2p_port: int, rp
     ``rpc_port + i``. With ``hostname`` (a template such as ``node{i}``: each node on a
     host of its own, as in a compose file or a cluster) every node listens on all
     interfaces on ``p2p_port`` and ``rpc_port`` and is reached at that name.
+    ``accounts`` are funded at genesis besides the operators and the faucet.
     """
     if node_home(directory, 0).exists():
         raise HomeError(f"{directory} holds a devnet already")
     directory.mkdir(parents=True, exist_ok=True)
     keys = [PrivateKey.generate() for _ in range(validators)]
     faucet = PrivateKey.generate()
-    genesis = genesis_json(chain_id, keys, faucet, params, time.time_ns())
+    genesis = genesis_json(chain_id, keys, faucet, params, time.time_ns(), accounts)
     write_private(directory / "faucet.key", private_key_to_pem(faucet))
     bootnode = ""
     for i in range(validators + full_nodes):

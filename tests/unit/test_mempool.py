@@ -124,3 +124,17 @@ async def test_signatures_are_checked_once(monkeypatch: pytest.MonkeyPatch) -> N
     await second.add_many(txs)
     assert checked == [4]
     assert all(tx_hash(t) in cache for t in txs)
+
+
+async def test_the_next_nonce_is_right_between_a_block_and_its_recheck() -> None:
+    """The store has the block, the pool has not been told yet: a client's next tx is
+    still admitted (a load test found it refused)."""
+    chain = LocalChain()
+    mempool = pool(chain)
+    txs = [pay(chain, 0) for _ in range(3)]
+    await mempool.add_many(txs)
+    chain.run(txs[:2])  # committed; mempool.update not yet called
+    following = pay(chain, 0)
+    assert await mempool.add(following) == tx_hash(following)
+    assert mempool.update([tx_hash(t) for t in txs[:2]]) == 0
+    assert list(mempool.reap()) == [txs[2], following]
