@@ -69,50 +69,59 @@ class Mempool:
 
     async def add_many(self, raws: Sequence[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
         """Admit each of ``raws`` in order: its hash, or the error that refused it.
-        Signatures of the ones not in the verified cache are checked off the event loop,
-        in one batch."""
+        Signatures of the ones not in the verified cache are checked together."""
         decoded: list[tuple[bytes, bytes, Tx] | InvalidTx] = []
-        to_check: list[int] = []
-        prefix = tx_sign_prefix(self.config.chain_id)
         for raw in raws:
             try:
-                tx = decode_tx(raw, self.config.params)
+                decoded.append((raw, tx_hash(raw), decode_tx(raw, self.config.params)))
             except InvalidTx as exc:
                 decoded.append(exc)
-                continue
-            h = tx_hash(raw)
-            decoded.append((raw, h, tx))
-            if h not in self.verified:
-                to_check.append(len(decoded) - 1)
-        if to_check:
-            items = []
-            for i in to_check:
-                entry = decoded[i]
-                assert not isinstance(entry, InvalidTx)
-                raw, _, tx = entry
-                items.append((tx.sender, prefix + unsigned_tx_encoding(raw), tx.signature))
-            if len(items) < INLINE_CHECKS:  # a thread's round trip costs more than a few checks
-                valid = verify_many(items)
-            else:
-                valid = await trio.to_thread.run_sync(verify_many, items)
-            for i, ok in zip(to_check, valid, strict=True):
-                entry = decoded[i]
-                assert not isinstance(entry, InvalidTx)
-                if ok:
-                    self.verified.add(entry[1])
-                else:
-                    decoded[i] = InvalidTx("invalid signature")
+        forged = await self._check_signatures([e for e in decoded if not isinstance(e, InvalidTx)])
         out: list[bytes | InvalidTx | MempoolFull] = []
         for entry in decoded:
             if isinstance(entry, InvalidTx):
                 out.append(entry)
-                continue
-            try:
-                self._admit(*entry)
-                out.append(entry[1])
-            except (InvalidTx, MempoolFull) as exc:
-                out.append(exc)
+            elif entry[1] in forged:
+                out.append(InvalidTx("invalid signature"))
+            else:
+                try:
+                    self._admit(*entry)
+                    out.append(entry[1])
+                except (InvalidTx, MempoolFull) as exc:
+                    out.append(exc)
         return out
+
+    async def preverify(self, raws: Sequence[bytes]) -> None:
+        """Check the signatures of ``raws`` together and remember the valid ones, so that
+        admitting them one at a time after (the txs of an RPC batch) checks none again."""
+        entries = []
+        for raw in raws:
+            try:
+                entries.append((raw, tx_hash(raw), decode_tx(raw, self.config.params)))
+            except InvalidTx:
+                continue  # its admission will say why
+        await self._check_signatures(entries)
+
+    async def _check_signatures(self, entries: list[tuple[bytes, bytes, Tx]]) -> set[bytes]:
+        """The hashes of ``entries`` whose signature is invalid; the valid ones join the
+        verified cache. Many are checked in a worker thread, a few on the event loop
+        (where a thread's round trip would cost more than the checks)."""
+        unchecked = [e for e in entries if e[1] not in self.verified]
+        if not unchecked:
+            return set()
+        prefix = tx_sign_prefix(self.config.chain_id)
+        items = [(tx.sender, prefix + unsigned_tx_encoding(raw), tx.signature) for raw, _, tx in unchecked]
+        if len(items) < INLINE_CHECKS:
+            valid = verify_many(items)
+        else:
+            valid = await trio.to_thread.run_sync(verify_many, items)
+        forged = set()
+        for (_, h, _), ok in zip(unchecked, valid, strict=True):
+            if ok:
+                self.verified.add(h)
+            else:
+                forged.add(h)
+        return forged
 
     async def add(self, raw: bytes) -> bytes:
         """Admit ``raw``; its hash. Raises InvalidTx or MempoolFull."""

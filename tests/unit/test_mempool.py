@@ -138,3 +138,26 @@ async def test_the_next_nonce_is_right_between_a_block_and_its_recheck() -> None
     assert await mempool.add(following) == tx_hash(following)
     assert mempool.update([tx_hash(t) for t in txs[:2]]) == 0
     assert list(mempool.reap()) == [txs[2], following]
+
+
+async def test_a_batch_preverified_together_is_admitted_without_checking_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    chain = LocalChain()
+    checked: list[int] = []
+
+    def counting(items: list[SignedItem]) -> list[bool]:
+        checked.append(len(items))
+        return verify_many(items)
+
+    monkeypatch.setattr(node.mempool, "verify_many", counting)
+    mempool = pool(chain)
+    txs = [pay(chain, 0) for _ in range(20)]
+    forged = bytearray(pay(chain, 1))
+    forged[-1] ^= 1
+    await mempool.preverify([*txs, bytes(forged), b"junk"])
+    assert checked == [21]  # one batch: the 20 and the forged one
+    for tx in txs:
+        await mempool.add(tx)
+    with pytest.raises(InvalidTx, match="invalid signature"):
+        await mempool.add(bytes(forged))
+    assert checked == [21, 1]  # only the forged one, checked again when it came alone

@@ -138,6 +138,21 @@ class Methods:
             raise invalid(f"missing parameter {missing[0]!r}")
         return await fn(**kwargs)
 
+    async def preverify(self, batch: list[Any]) -> None:
+        """Before a batch is answered one request at a time: the signatures of all its
+        broadcast txs are checked together (one worker-thread hop, not one per tx)."""
+        raws = []
+        for request in batch:
+            params = request.get("params") if isinstance(request, dict) else None
+            if isinstance(request, dict) and str(request.get("method", "")).startswith("broadcast_tx") \
+                    and isinstance(params, dict):
+                try:
+                    raws.append(_tx(params.get("tx")))
+                except RpcError:
+                    continue  # answered on its own
+        if raws:
+            await self.node.mempool.preverify(raws)
+
     # --- helpers ---------------------------------------------------------------------
 
     @property

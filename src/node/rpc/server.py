@@ -237,6 +237,7 @@ class RpcApp:
                 return _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
                                              f"a batch of {len(document)} requests; the limit is "
                                              f"{self.config.max_batch}"))
+            await self.methods.preverify(document)
             return [await self._one(request, admin) for request in document]
         return await self._one(document, admin)
 
