@@ -107,15 +107,21 @@ async def test_a_block_takes_its_txs_out_and_evicts_the_stale_ones() -> None:
         await mempool.add(pay(chain, 1, amount=7, nonce=0))
 
 
-async def test_signatures_are_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    chain = LocalChain()
-    checked: list[int] = []
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch of signatures the mempool checks, from now on."""
+    sizes: list[int] = []
 
     def counting(items: list[SignedItem]) -> list[bool]:
-        checked.append(len(items))
+        sizes.append(len(items))
         return verify_many(items)
 
     monkeypatch.setattr(node.mempool, "verify_many", counting)
+    return sizes
+
+
+async def test_signatures_are_checked_once(checked: list[int]) -> None:
+    chain = LocalChain()
     cache = VerifiedCache()
     first = Mempool(chain.config, chain.state, MempoolConfig(), cache)
     txs = [pay(chain, 0) for _ in range(4)]
@@ -140,16 +146,8 @@ async def test_the_next_nonce_is_right_between_a_block_and_its_recheck() -> None
     assert list(mempool.reap()) == [txs[2], following]
 
 
-async def test_a_batch_preverified_together_is_admitted_without_checking_again(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_batch_preverified_together_is_admitted_without_checking_again(checked: list[int]) -> None:
     chain = LocalChain()
-    checked: list[int] = []
-
-    def counting(items: list[SignedItem]) -> list[bool]:
-        checked.append(len(items))
-        return verify_many(items)
-
-    monkeypatch.setattr(node.mempool, "verify_many", counting)
     mempool = pool(chain)
     txs = [pay(chain, 0) for _ in range(20)]
     forged = bytearray(pay(chain, 1))
