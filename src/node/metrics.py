@@ -50,6 +50,12 @@ class _NodeCollector(Collector):
                                   value=node.network.dropped)
         yield CounterMetricFamily("bizra_p2p_rate_limited", "Peer messages refused over their rate limit.",
                                   value=node.network.rate_limited)
+        yield CounterMetricFamily("bizra_consensus_bodies_not_gossiped",
+                                  "Block bodies too large for gossip, left for peers to fetch.",
+                                  value=node.consensus_net.dropped_bodies)
+        yield CounterMetricFamily("bizra_rpc_events_dropped",
+                                  "Blocks a slow WebSocket subscriber did not get.",
+                                  value=node.events.overflows)
         yield gauge("blocksync_syncing", "1 while the node is catching up.", 1 if node.catching_up() else 0)
         yield gauge("blocksync_target_height", "The highest height the node's peers report.",
                     node.sync.target())

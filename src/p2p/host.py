@@ -205,8 +205,8 @@ class Libp2pNetwork:
             self._nursery = None
 
     async def _close_connections(self) -> None:
-        """Close every connection, so that peers see this node leave at once: py-libp2p's
-        own shutdown is cancelled before it gets to them."""
+        """Close every connection, releasing the sockets: py-libp2p's own shutdown is
+        cancelled before it gets to them."""
         with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
             for connections in list(self._host.get_network().connections.values()):
                 for connection in list(connections):

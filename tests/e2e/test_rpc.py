@@ -226,3 +226,22 @@ def test_admin_methods_need_the_token_from_the_home(node: tuple[int, Path]) -> N
     assert "must end in /p2p/<peer id>" in answer["error"]["data"]
     _, answer = post(port, request("bizra_ban_peer", {"peer": peer.rsplit("/", 1)[1]}), token)
     assert answer["result"] == {}
+
+
+def test_probes_and_metrics_answer_as_operators_expect(node: tuple[int, Path]) -> None:
+    port, _ = node
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=10) as response:
+        assert json.loads(response.read()) == {"ready": True}  # one validator: no peers needed
+    call(port, "status")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line and not line.startswith("#") and "{" not in line}
+    assert values["bizra_consensus_height"] >= 1 and values["bizra_consensus_validator"] == 1
+    for name in ("bizra_consensus_block_interval_seconds", "bizra_consensus_txs_total", "bizra_mempool_size",
+                 "bizra_mempool_size_bytes", "bizra_p2p_peers", "bizra_blocksync_syncing",
+                 "bizra_rpc_events_dropped_total", "bizra_consensus_bodies_not_gossiped_total"):
+        assert name in values, name
+    assert 'bizra_rpc_request_duration_seconds_count{method="status"}' in text
