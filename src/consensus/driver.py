@@ -347,8 +347,12 @@ class Driver:
     async def _feed(self, event: Event) -> None:
         machine = self.machine
         assert machine is not None
+        round_ = machine.round
         for action in machine.step(event):
             await self._act(action)
+        if machine.round > max(round_, 0) and not self._replaying:
+            log.info("round started", extra={"height": machine.height, "round": machine.round,
+                                             "after": type(event).__name__})
 
     async def _act(self, action: Action) -> None:
         machine = self.machine

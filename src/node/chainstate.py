@@ -10,6 +10,7 @@ height, so a restarted node picks the same proposers as its peers.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import trio
@@ -30,6 +31,13 @@ from node.mempool import Mempool
 from storage.store import Store
 
 log = logging.getLogger(__name__)
+
+MIN_PROPOSAL_BYTES = 256 << 10
+"""The smallest tx budget of a proposal (about 1,200 transfers)."""
+SLOW_HEIGHT = 1.5
+"""A height that took longer than this many block times was slowed by its block."""
+ON_TIME_HEIGHT = 1.2
+"""The budget grows only after a height that took at most this many block times."""
 
 PRUNE_EVERY = 100
 CommitListener = Callable[[Block, BlockOutcome], None]
@@ -72,6 +80,10 @@ class NodeChain:
         self.listeners: list[CommitListener] = []
         self._priorities: dict[int, Priorities] = {}
         self._outcomes: dict[bytes, BlockOutcome] = {}
+        self.proposal_bytes = MIN_PROPOSAL_BYTES
+        self._last_commit_at = time.monotonic()
+        """How many bytes of txs this node's round-0 proposals carry at most (see
+        :meth:`proposal_limit`)."""
 
     @property
     def height(self) -> int:
@@ -104,8 +116,35 @@ class NodeChain:
             return self.genesis.genesis_time_ns
         return median_time(commit, self.members(commit.height))
 
+    def proposal_limit(self, round_: int) -> int:
+        """The tx bytes a proposal of ``round_`` carries at most: half as many each round.
+
+        A proposal must reach the other validators, and be executed by them, before
+        their propose timeout; under load its block is what takes the time, and a round
+        that failed for it would fail again with a larger block (the mempool only
+        grows meanwhile), each round. So the budget halves with each round and, from
+        height to height, doubles while round-0 proposals that fill half of it are
+        decided within ``ON_TIME_HEIGHT`` block times (a height that took over
+        ``SLOW_HEIGHT`` block times halves it), and falls to what was decided in a
+        later round. It never goes below
+        :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit.
+        """
+        return max(MIN_PROPOSAL_BYTES, self.proposal_bytes >> round_)
+
+    def _adapt_proposal_limit(self, block: Block, decided_round: int) -> None:
+        now = time.monotonic()
+        took, self._last_commit_at = now - self._last_commit_at, now
+        block_time = self.config.params.block_time_ms / 1000
+        if decided_round > 0:
+            self.proposal_bytes = self.proposal_limit(decided_round)
+        elif took > SLOW_HEIGHT * block_time:
+            self.proposal_bytes = self.proposal_limit(1)
+        elif took <= ON_TIME_HEIGHT * block_time and 2 * sum(map(len, block.txs)) >= self.proposal_bytes:
+            self.proposal_bytes = min(2 * self.proposal_bytes, self.config.params.max_block_bytes)
+
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> Block:
         params = self.config.params
+        max_bytes = min(params.max_block_bytes, self.proposal_limit(round_))
         candidates = list(self.mempool.reap())  # here: the mempool changes while the thread runs
         state, app_hash = self.store.state, self.store.app_hash
         last_commit = self.store.blocks.seen_commit()
@@ -113,18 +152,26 @@ class NodeChain:
 
         def build() -> Block:
             txs = includable_txs(state, self.config, candidates, max_txs=params.max_block_txs,
-                                 max_bytes=params.max_block_bytes)
+                                 max_bytes=max_bytes)
             return make_block(state, app_hash, self.config, txs=txs, proposer_address=proposer,
                               time_ns=time_ns, last_commit=last_commit, evidence=evidence)
 
-        return await trio.to_thread.run_sync(build)
+        started = time.monotonic()
+        block = await trio.to_thread.run_sync(build)
+        log.info("block built", extra={"height": block.header.height, "round": round_, "txs": len(block.txs),
+                                       "candidates": len(candidates), "max_bytes": max_bytes,
+                                       "seconds": round(time.monotonic() - started, 3)})
+        return block
 
     async def validate(self, block: Block) -> bool:
+        started = time.monotonic()
         try:
             outcome = await trio.to_thread.run_sync(self._execute, block)
         except InvalidBlock as exc:
             log.warning("invalid block", extra={"height": block.header.height, "error": str(exc)})
             return False
+        log.info("block checked", extra={"height": block.header.height, "txs": len(block.txs),
+                                         "seconds": round(time.monotonic() - started, 3)})
         self._outcomes[block.block_id()] = outcome
         return True
 
@@ -161,6 +208,7 @@ class NodeChain:
                 log.info("state pruned", extra={"height": height, "heights_pruned": pruned})
 
         await trio.to_thread.run_sync(write)
+        self._adapt_proposal_limit(block, commit.round)
         self._outcomes.clear()
         self._priorities = {h: p for h, p in self._priorities.items() if h > height}
         for listener in self.listeners:

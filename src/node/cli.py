@@ -23,6 +23,7 @@ from chain.errors import BizraError
 from chain.genesis import operator_key_for
 from chain.params import Params
 from node import devnet
+from node.cli_bench import bench
 from node.cli_genesis import genesis
 from node.cli_wallet import keys, query, status, tx
 from node.config import Config, P2pConfig, load
@@ -64,6 +65,7 @@ def main() -> None:
       bizra-node status                ask a running node (--node URL) how it is
       bizra-node tx transfer TO 5seed  send SEED, signed with the home's operator key
       bizra-node query account ADDR    read the chain's state
+      bizra-node bench load            measure a devnet under tx load on this machine
 
     A node's home holds config.toml (every key documented in docs/), the genesis,
     its keys and its data. Configuration comes from config.toml, then BIZRA_<SECTION>_<KEY>
@@ -302,5 +304,5 @@ def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int
         devnet.stop(processes)
 
 
-for _command in (keys, tx, status, query, genesis):
+for _command in (keys, tx, status, query, genesis, bench):
     main.add_command(_command)

@@ -55,6 +55,8 @@ class MempoolConfig:
     max_txs: int = 50_000
     max_bytes: int = 64 << 20
     max_per_sender: int = 1_000
+    max_loop_lag_ms: int = 250
+    """Clients' txs are refused while the event loop runs later than this (0: never)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ def _check(config: Config) -> None:
         expect(getattr(config.rpc, key) >= 1, f"rpc.{key}", "must be at least 1")
     for key in ("max_txs", "max_bytes", "max_per_sender"):
         expect(getattr(config.mempool, key) >= 1, f"mempool.{key}", "must be at least 1")
+    expect(config.mempool.max_loop_lag_ms >= 0, "mempool.max_loop_lag_ms", "must be 0 (never refuse) or more")
     expect(config.log.level in _LEVELS, "log.level",
            f"{config.log.level!r} is not one of {', '.join(_LEVELS)}")
     expect(config.log.format in _FORMATS, "log.format",
@@ -123,7 +126,7 @@ def load(path: Path | None, environ: Mapping[str, str] = os.environ,
     if path is not None and path.exists():
         try:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     values = _flatten(document, "", str(path))
     for name, raw in environ.items():

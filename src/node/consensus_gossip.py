@@ -16,6 +16,7 @@ one height away from the node's are ignored rather than forwarded.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PROPOSAL_BY_ID = 4
 FETCH_PEERS = 4
+RECENT_BLOCKS = 8
 """How many peers a block is asked of, one after the other, before giving up."""
 
 Deliver = Callable[[ProposalMessage | VoteMessage | BlockMessage], Awaitable[None]]
@@ -80,6 +82,11 @@ class ConsensusGossip:
         self._nursery: trio.Nursery | None = None
         self._deliver: Deliver | None = None
         self._fetching: set[bytes] = set()
+        self._waiting: dict[bytes, list[Proposal]] = {}
+        """Proposals of a block being fetched that came after the one that asked for it."""
+        self._recent: OrderedDict[bytes, Block] = OrderedDict()
+        """The last blocks fetched, by id: a proposal gossiped again (every few seconds,
+        or in a later round) is handed over at once, not fetched again."""
         self.dropped_bodies = 0
 
     def _validate(self, peer: PeerId, data: bytes) -> Validation:
@@ -103,7 +110,11 @@ class ConsensusGossip:
             log.warning("consensus message not sent", extra={"error": str(exc)})
 
     async def request_block(self, block_id: bytes) -> None:
-        if self._nursery is not None and block_id not in self._fetching:
+        block = self._recent.get(block_id)
+        if block is not None:
+            await self._hand_over(block, None)
+        elif self._nursery is not None and block_id not in self._fetching:
+            self._fetching.add(block_id)
             self._nursery.start_soon(self._fetch, block_id, None, None)
 
     async def run(self, deliver: Deliver, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
@@ -115,14 +126,26 @@ class ConsensusGossip:
             async for gossip in self._messages:
                 message = decode_gossip(gossip.data)
                 if isinstance(message, Proposal):
-                    nursery.start_soon(self._fetch, message.block_id, gossip.sender, message)
+                    await self._on_proposal(message, gossip.sender)
                 else:
                     await deliver(message)
 
+    async def _on_proposal(self, proposal: Proposal, sender: PeerId) -> None:
+        block_id = proposal.block_id
+        block = self._recent.get(block_id)
+        if block is not None:
+            await self._hand_over(block, proposal)
+        elif block_id in self._fetching:
+            self._waiting.setdefault(block_id, []).append(proposal)
+        else:
+            assert self._nursery is not None
+            self._fetching.add(block_id)
+            self._nursery.start_soon(self._fetch, block_id, sender, proposal)
+
     async def _fetch(self, block_id: bytes, first: PeerId | None, proposal: Proposal | None) -> None:
-        """Fetch ``block_id`` (from ``first``, then others) and deliver it: with
-        ``proposal`` when it is a proposal's block, else as a body."""
-        self._fetching.add(block_id)
+        """Fetch ``block_id`` (from ``first``, then others; the caller has put it in
+        ``_fetching``) and deliver it: with ``proposal`` and any proposal of it that came
+        meanwhile, else as a body."""
         try:
             peers = ([first] if first else []) + [p for p in self.network.peers() if p != first]
             for peer in peers[:FETCH_PEERS]:
@@ -132,10 +155,16 @@ class ConsensusGossip:
                     log.info("block fetch failed", extra={"peer": peer, "error": str(exc)})
                     continue
                 if block is not None:
-                    await self._hand_over(block, proposal)
+                    self._recent[block_id] = block
+                    while len(self._recent) > RECENT_BLOCKS:
+                        self._recent.popitem(last=False)
+                    self._fetching.discard(block_id)
+                    for waiting in [proposal, *self._waiting.pop(block_id, [])]:
+                        await self._hand_over(block, waiting)
                     return
         finally:
             self._fetching.discard(block_id)
+            self._waiting.pop(block_id, None)
 
     async def _hand_over(self, block: Block, proposal: Proposal | None) -> None:
         assert self._deliver is not None  # set before any fetch starts

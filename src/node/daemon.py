@@ -30,7 +30,8 @@ from node.chainstate import NodeChain
 from node.config import Config
 from node.consensus_gossip import ConsensusGossip
 from node.home import Home
-from node.mempool import Mempool
+from node.looplag import LoopLag
+from node.mempool import Mempool, MempoolFull
 from node.metrics import Metrics
 from node.networks import network
 from node.rpc.events import EventBus
@@ -53,6 +54,8 @@ FALLEN_BEHIND = 3
 BEHIND_CHECKS = 3
 """Consensus gives way to sync when peers are ``FALLEN_BEHIND`` blocks ahead for this
 many checks a second apart (a block or two behind, consensus catches up by itself)."""
+PENDING_BLOCKS = 2
+"""Clients' txs are refused while the mempool holds more than this many blocks' worth."""
 RECEIVED_BATCH = 4_096
 """Txs from peers admitted to the mempool in one signature-checking batch at most."""
 
@@ -64,6 +67,8 @@ class Counters:
     txs_committed: int = 0
     txs_received: int = 0
     txs_refused: int = 0
+    txs_shed: int = 0
+    """Clients' txs refused because the node was busy."""
     blocks_committed: int = 0
     last_block_time: float = 0.0
     block_intervals: list[float] = field(default_factory=list)
@@ -86,6 +91,7 @@ class Node:
         self.chain_config: ChainConfig = chain_config(self.genesis)
         self.validator_key = home.validator_key()
         self.counters = Counters()
+        self.loop_lag = LoopLag()
         self._announced: dict[PeerId, int] = {}
         """The highest height each peer announced."""
         self.driver: Driver | None = None
@@ -131,6 +137,7 @@ class Node:
             self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights)
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
+                await nursery.start(self.loop_lag.run)
                 await nursery.start(self.network.run)
                 await nursery.start(self.status.run)
                 await nursery.start(self.peers.run)
@@ -163,10 +170,34 @@ class Node:
     # --- txs -----------------------------------------------------------------------
 
     async def submit_tx(self, raw: bytes) -> bytes:
-        """Admit a client's tx and gossip it; its hash. InvalidTx or MempoolFull."""
+        """Admit a client's tx and gossip it; its hash. InvalidTx or MempoolFull (also
+        while the node is too busy: see :meth:`busy`)."""
+        busy = self.busy()
+        if busy is not None:
+            self.counters.txs_shed += 1
+            raise MempoolFull(busy)
         h = await self.mempool.add(raw)
         await self.txs.submit(raw)
         return h
+
+    def busy(self) -> str | None:
+        """Why clients' txs are refused now, or None. The node takes no new txs from
+        clients while its mempool holds more than the next ``PENDING_BLOCKS`` blocks
+        can carry (at the size blocks get decided at now: see
+        :meth:`~node.chainstate.NodeChain.proposal_limit`), or while its event loop
+        runs later than ``mempool.max_loop_lag_ms``: so that the work it has (its
+        peers' txs, votes, blocks) gets done, blocks keep coming, and a client learns
+        at once that its tx was not taken rather than waiting for one that never comes."""
+        carried = PENDING_BLOCKS * self.chain.proposal_bytes
+        if self.mempool.bytes > carried:
+            return (f"the node is busy: its mempool holds {self.mempool.bytes:,} bytes of txs, more than "
+                    f"the next {PENDING_BLOCKS} blocks carry; retry later")
+        limit = self.config.mempool.max_loop_lag_ms
+        lag = self.loop_lag.seconds * 1000
+        if limit and lag > limit:
+            return (f"the node is busy (its event loop runs {lag:.0f} ms late, over "
+                    f"mempool.max_loop_lag_ms = {limit}); retry later")
+        return None
 
     def watch_tx(self, h: bytes) -> trio.Event:
         """An event set when the tx of hash ``h`` is committed (``unwatch_tx`` after)."""

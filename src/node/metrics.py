@@ -45,6 +45,10 @@ class _NodeCollector(Collector):
                                   value=counters.txs_received)
         yield CounterMetricFamily("bizra_mempool_failed_txs", "Txs refused by the mempool.",
                                   value=counters.txs_refused)
+        yield CounterMetricFamily("bizra_mempool_shed_txs", "Clients' txs refused while the node was busy.",
+                                  value=counters.txs_shed)
+        yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
+                    node.loop_lag.seconds)
         yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))
         yield CounterMetricFamily("bizra_p2p_gossip_dropped", "Gossip a full subscriber could not take.",
                                   value=node.network.dropped)

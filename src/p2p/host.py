@@ -33,9 +33,10 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.protocol_muxer.exceptions import MultiselectClientError
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.rpc_queue import OutBoundQueueSize
+from libp2p.pubsub.rpc_queue import OutBoundQueueSize, PriorityQueue, RpcQueue
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, YamuxStream
 from libp2p.tools.anyio_service import background_trio_service
 
 from chain.errors import BizraError, NetworkError
@@ -60,6 +61,11 @@ HEARTBEAT_SECONDS = 1
 SUBSCRIPTION_BUFFER = 4_096
 OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
 QUEUE_WAIT_S = 2.0
+GOSSIP_WINDOW = 4 << 20
+"""The receive window each peer's gossip stream starts with (yamux: 256 KiB)."""
+URGENT_QUEUE = 1_024
+"""Messages of topics that are not bulk a peer's queue takes (py-libp2p: 32 in all)."""
+POLL_S = 0.001
 DIAL_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 # Our limits in place of py-libp2p's 10-messages-a-second one: a peer's gossip (what it
@@ -92,8 +98,47 @@ def check_port_free(host: str, port: int) -> None:
                                "running there?") from None
 
 
+class _UrgentFirst(PriorityQueue):
+    """A peer's outbound queue where messages of topics that are not bulk (votes,
+    proposals, block announcements) go first and find room when bulk messages (txs)
+    fill it. py-libp2p's queue holds 32 RPCs of any topic, sends them in order and
+    drops what comes while it is full, so under tx load it dropped votes (a
+    4-validator devnet at 2,000 tx/s stopped deciding heights). Bulk RPCs still get at
+    most ``max_size`` places, and are dropped past that as before; ``len`` counts them
+    only, as py-libp2p's full-queue checks and our back-pressure expect."""
+
+    def __init__(self, max_size: int, bulk_topics: set[str]) -> None:
+        super().__init__(max_size)
+        self._bulk_topics = bulk_topics
+
+    def push(self, rpc: Any, priority: bool = False) -> bool:
+        if priority or not any(topic in self._bulk_topics for m in rpc.publish for topic in m.topicIDs):
+            if len(self._priority) >= URGENT_QUEUE:
+                return False
+            self._priority.append(rpc)
+            return True
+        return super().push(rpc)
+
+    def __len__(self) -> int:
+        return len(self._non_priority)
+
+
+class _Queues(dict[Any, RpcQueue]):
+    """``Pubsub.peer_queues``: each peer's queue made :class:`_UrgentFirst` as it is added."""
+
+    def __init__(self, bulk_topics: set[str]) -> None:
+        super().__init__()
+        self._bulk_topics = bulk_topics
+
+    def __setitem__(self, peer: Any, queue: RpcQueue) -> None:
+        inner = getattr(queue, "_queue", None)
+        if type(inner) is PriorityQueue and not inner:
+            queue._queue = _UrgentFirst(inner.max_size, self._bulk_topics)
+        super().__setitem__(peer, queue)
+
+
 class _Pubsub(Pubsub):
-    """py-libp2p's Pubsub with two faults of 0.8.1 closed.
+    """py-libp2p's Pubsub with three faults of 0.8.1 closed.
 
     - It writes to a peer's stream from several tasks (the peer's outbound queue, the
       replay of recent messages to a peer that just connected, flushes of pending
@@ -103,11 +148,14 @@ class _Pubsub(Pubsub):
     - An RPC that does not parse (protobuf DecodeError) escapes the read loop and stops
       the whole host. Here it costs the peer that sent it (``on_garbage``) and closes
       its stream; the node runs on.
+    - A peer's outbound queue drops votes behind txs: see :class:`_UrgentFirst`.
     """
 
     def __init__(self, host: Any, router: Any, *, on_garbage: Callable[[ID, str], None]) -> None:
         super().__init__(host, router, strict_signing=True)
         self._on_garbage = on_garbage
+        self.bulk_topics: set[str] = set()
+        self.peer_queues = _Queues(self.bulk_topics)
         self._write_turns: weakref.WeakKeyDictionary[Any, trio.Lock] = weakref.WeakKeyDictionary()
 
     async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
@@ -117,6 +165,7 @@ class _Pubsub(Pubsub):
 
     async def stream_handler(self, stream: Any) -> None:
         try:
+            await _widen_receive_window(stream, GOSSIP_WINDOW)
             await super().stream_handler(stream)
         except Exception as exc:  # the adapter's edge: what the peer sent broke the read loop
             peer = stream.muxed_conn.peer_id
@@ -127,13 +176,33 @@ class _Pubsub(Pubsub):
 
 
 async def _read_exact(stream: Any, n: int) -> bytes:
+    # Whatever has arrived, in one read: each read waits its turn on the event loop,
+    # and on a loaded node a turn can take a few hundred ms (bench/load.py: a 2.6 MB
+    # block read 64 KiB at a time took 20 s to fetch).
     buf = bytearray()
     while len(buf) < n:
-        chunk = await stream.read(min(n - len(buf), 1 << 16))
+        chunk = await stream.read(n - len(buf))
         if not chunk:
             raise NetworkError(f"stream closed after {len(buf)} of {n} bytes")
         buf += chunk
     return bytes(buf)
+
+
+async def _widen_receive_window(stream: Any, size: int) -> None:
+    """Let the peer send up to ``size`` bytes on ``stream`` (16 MiB at most) without
+    waiting for our window updates. Yamux starts every stream at 256 KiB and grows it
+    one round trip at a time; a response of several MB would wait for many of them,
+    each as slow as the two nodes' event loops."""
+    muxed = getattr(stream, "muxed_stream", None)
+    if not isinstance(muxed, YamuxStream):
+        return
+    async with muxed.window_lock:
+        extra = min(size, MAX_WINDOW_SIZE) - muxed.recv_window
+        if extra <= 0:
+            return
+        muxed.recv_window += extra
+        muxed.target_recv_window = max(muxed.target_recv_window, muxed.recv_window)
+    await muxed.send_window_update(extra)
 
 
 async def _read_frame(stream: Any, limit: int) -> bytes:
@@ -169,6 +238,7 @@ class Libp2pNetwork:
         self._nursery: trio.Nursery | None = None
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._publish_lock = trio.Lock()
+        self._urgent = 0  # publishes of votes, proposals and blocks under way
         self._gossip_messages = RateLimit(GOSSIP_MESSAGES_PER_S, 2 * GOSSIP_MESSAGES_PER_S)
         self._gossip_bytes = RateLimit(GOSSIP_BYTES_PER_S, 2 * GOSSIP_BYTES_PER_S)
         self._requests = RateLimit(REQUESTS_PER_S, 2 * REQUESTS_PER_S)
@@ -277,7 +347,10 @@ class Libp2pNetwork:
 
     # --- gossip --------------------------------------------------------------------
 
-    def subscribe(self, topic: str, validator: Validator) -> trio.MemoryReceiveChannel[Gossip]:
+    def subscribe(self, topic: str, validator: Validator, *, bulk: bool = False
+                  ) -> trio.MemoryReceiveChannel[Gossip]:
+        if bulk:
+            self._pubsub.bulk_topics.add(topic)
         send, receive = trio.open_memory_channel[Gossip](SUBSCRIPTION_BUFFER)
         self._subs[topic] = (validator, send)
         if self._nursery is not None:
@@ -333,22 +406,33 @@ class Libp2pNetwork:
         if len(data) > MAX_GOSSIP_BYTES:
             raise NetworkError(f"a gossip message of {len(data)} bytes is above the {MAX_GOSSIP_BYTES}-byte "
                                "limit; send it by request/response")
+        bulk = topic in self._pubsub.bulk_topics
+        if bulk:
+            # Before the lock, so that a vote never waits behind a batch of txs waiting
+            # for room.
+            while self._urgent:
+                await trio.sleep(POLL_S)
+            await self._wait_for_room()
+        else:
+            self._urgent += 1
         try:
             # One publish at a time: py-libp2p 0.8.1 interleaves concurrent writes to a
             # peer's stream, which corrupts it (ARCHITECTURE, §8).
             async with self._publish_lock:
-                await self._wait_for_room()
                 await self._pubsub.publish(topic, data)
         except Exception as exc:
             raise NetworkError(f"cannot publish on {topic}: {exc}") from None
+        finally:
+            if not bulk:
+                self._urgent -= 1
 
     async def _wait_for_room(self) -> None:
-        """Back-pressure: py-libp2p queues at most 32 messages per peer and drops the
-        rest without a word, so a publish waits while any peer's queue is nearly full
-        (a peer that stays full for ``QUEUE_WAIT_S`` is skipped, and counted)."""
+        """Back-pressure for bulk messages: a peer's queue takes 32 of them and drops
+        the rest without a word, so a publish waits while any peer's queue is nearly
+        full (a peer that stays so for ``QUEUE_WAIT_S`` is skipped, and counted)."""
         with trio.move_on_after(QUEUE_WAIT_S) as waited:
             while any(len(queue) >= OUTBOUND_QUEUE - 2 for queue in self._pubsub.peer_queues.values()):
-                await trio.sleep(0.001)
+                await trio.sleep(POLL_S)
         if waited.cancelled_caught:
             self.slow_peers += 1
             log.warning("a peer's gossip queue stayed full", extra={"slow_peers": self.slow_peers})
@@ -395,6 +479,7 @@ class Libp2pNetwork:
             with trio.fail_after(timeout):
                 stream = await self._host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
                 try:
+                    await _widen_receive_window(stream, max_response_bytes + _LENGTH)
                     await stream.write(len(data).to_bytes(_LENGTH, "big") + data)
                     answer = await _read_frame(stream, max_response_bytes)
                 finally:

@@ -133,7 +133,8 @@ class MemoryNetwork:
 
     # --- gossip --------------------------------------------------------------------
 
-    def subscribe(self, topic: str, validator: Validator) -> trio.MemoryReceiveChannel[Gossip]:
+    def subscribe(self, topic: str, validator: Validator, *, bulk: bool = False
+                  ) -> trio.MemoryReceiveChannel[Gossip]:
         send, receive = trio.open_memory_channel[Gossip](SUBSCRIPTION_BUFFER)
         self._subs.setdefault(topic, []).append((validator, send))
         return receive

@@ -66,9 +66,12 @@ class Network(Protocol):
     async def publish(self, topic: str, data: bytes) -> None:
         """Gossip ``data`` on ``topic``; NetworkError above MAX_GOSSIP_BYTES."""
 
-    def subscribe(self, topic: str, validator: Validator) -> trio.MemoryReceiveChannel[Gossip]:
+    def subscribe(self, topic: str, validator: Validator, *, bulk: bool = False
+                  ) -> trio.MemoryReceiveChannel[Gossip]:
         """Messages of ``topic`` that ``validator`` accepted (it runs before they are
-        forwarded; REJECT penalizes the sender)."""
+        forwarded; REJECT penalizes the sender). The messages of a ``bulk`` topic (txs)
+        give way to all others (votes, proposals, blocks) on their way to each peer,
+        whether this node publishes or forwards them."""
 
     def set_handler(self, protocol: str, handler: Handler, *, max_request_bytes: int) -> None:
         """Answer requests of ``protocol``; a request above the limit is refused."""

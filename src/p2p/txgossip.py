@@ -81,7 +81,7 @@ class TxGossip:
         self.check = check
         self._batcher = Batcher(batch_bytes)
         self.interval = interval
-        self._messages = network.subscribe(self.topic, self._validate)
+        self._messages = network.subscribe(self.topic, self._validate, bulk=True)
         self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, bytes]](65_536)
         self.batches_sent = 0
 

@@ -226,7 +226,7 @@ class StateStore:
 
     def stage(self, batch: WriteBatch, height: int) -> bytes:
         """Put the changes :meth:`advance` made for ``height`` into ``batch``; return
-        the state root after ``height``."""
+        the state root after ``height``. Call :meth:`written` once the batch is."""
         pending = self._pending
         if pending is None or pending.height != height:
             raise StorageError(f"the state of height {height} was not advanced")
@@ -252,8 +252,13 @@ class StateStore:
             put(trie + position + b"/" + suffix, _DELETED)
         put(schema.state_changes(height), dumps([list(paths.values()), [*after, *removed]]))
         put(schema.state_root(height), pending.root)
-        self.height = height
         return pending.root
+
+    def written(self, height: int) -> None:
+        """The batch :meth:`stage` filled for ``height`` is on disk: ``height`` is the
+        latest now (not before: readers on other threads that see a height find its
+        block)."""
+        self.height = height
 
     def prune(self, keep: int) -> int:
         """Forget the state of heights below the last ``keep`` (at least 1); returns how

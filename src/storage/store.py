@@ -146,6 +146,7 @@ class Store:
         except Exception as exc:
             self._failed = f"writing block {height}: {exc}"
             raise StorageError(f"cannot write block {height}: {exc}") from exc
+        self.state.written(height)
         return app_hash
 
     def consensus_state(self) -> bytes | None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from chain.types import Transfer, sha256
 pytestmark = pytest.mark.slow
 
 RATE = 600  # requests a minute, with a burst of as many
+PIDS: dict[Path, int] = {}
+"""The node process of each home the fixture started."""
 
 
 def post(port: int, body: bytes, token: str | None = None) -> tuple[int, Any]:
@@ -67,6 +71,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]
     with (home / "node.log").open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "node", "start"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
+    PIDS[home] = process.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -155,6 +160,42 @@ def test_every_kind_of_invalid_tx_is_refused_with_its_reason(node: tuple[int, Pa
         assert result["code"] == 100 and result["codespace"] == "mempool", (name, result)
         assert words in result["log"], (name, result)
         assert call(port, "check_tx", encoded)[1]["result"]["code"] == 100, name
+
+
+def test_a_busy_node_refuses_clients_txs_until_it_has_caught_up(node: tuple[int, Path]) -> None:
+    """A node whose event loop runs late (here: stopped for a second, as a node fed more
+    than it can handle) refuses clients' txs with code 101 and says so, then takes them
+    again once it has caught up."""
+    port, home = node
+    key = operator(home)
+    account = call(port, "bizra_account", {"address": address_of(key.public_key).hex()})[1]["result"]
+    nonce = int(account["nonce"])
+    tx = {"tx": base64.b64encode(sign_tx("bizra-bad-1", key, nonce, Transfer(bytes(20), 1), 1_000)).decode()}
+    pid = PIDS[home]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(call, port, "broadcast_tx_sync", tx)  # waits in the socket meanwhile
+            time.sleep(1.0)
+            os.kill(pid, signal.SIGCONT)
+            refused = sent.result(timeout=30)[1]["result"]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert refused["code"] == 101 and "busy" in refused["log"] and "retry later" in refused["log"], refused
+
+    deadline = time.monotonic() + 10
+    while (result := call(port, "broadcast_tx_sync", tx)[1]["result"])["code"] == 101:
+        assert time.monotonic() < deadline, result
+        time.sleep(0.2)
+    assert result["code"] == 0, result
+    deadline = time.monotonic() + 20
+    while "result" not in call(port, "tx", {"hash": result["hash"]})[1]:
+        assert time.monotonic() < deadline, "the tx accepted after the busy spell was not committed"
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        shed = [line for line in response.read().decode().splitlines()
+                if line.startswith("bizra_mempool_shed_txs_total ")]
+    assert shed and float(shed[0].split()[1]) >= 1, shed
 
 
 def test_too_many_requests_get_429_and_the_node_goes_on(node: tuple[int, Path]) -> None:

@@ -6,6 +6,7 @@ rest, and a node restarted from its store picks the same proposers as the others
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,30 @@ def test_priorities_round_trip() -> None:
     chain = node_chain(local, MemoryKV())
     first = chain.priorities(1)
     assert decode_priorities(encode_priorities(first)) == first
+
+
+async def test_proposals_halve_each_round_and_grow_while_round_0_proposals_are_decided(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load, a proposal too large to reach the others in time makes its round fail;
+    the next round's is half as large, and the budget follows what gets decided."""
+    monkeypatch.setattr(node.chainstate, "MIN_PROPOSAL_BYTES", 1_000)
+    local = LocalChain(validators=1)
+    chain = node_chain(local, MemoryKV())
+    chain.proposal_bytes = 8_000
+    users = local.users
+    txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1)) for i in range(400)]
+    await chain.mempool.add_many(txs)
+    me = address_of(local.validator_keys[0].public_key)
+
+    sizes = [sum(map(len, (await chain.build_block(r, me, [])).txs)) for r in range(5)]
+    largest_tx = max(map(len, txs))
+    for round_, size in enumerate(sizes):
+        limit = max(1_000, 8_000 >> round_)
+        assert limit - largest_tx < size <= limit, (round_, sizes)
+
+    block = await chain.build_block(0, me, [])
+    await chain.commit(block, local.sign_commit(block))  # decided in round 0, and half full or more
+    assert chain.proposal_bytes == 16_000
+    block = await chain.build_block(2, me, [])
+    await chain.commit(block, dataclasses.replace(local.sign_commit(block), round=2))
+    assert chain.proposal_bytes == 4_000  # what was decided

@@ -83,6 +83,7 @@ def test_reads_proofs_and_pruning_match_the_reference(blocks: list[dict[bytes, b
         batch = kv.write_batch(sync=False)
         root = state.stage(batch, height)
         batch.write()
+        state.written(height)
         assert root == advanced
         for key, value in changes.items():
             if value is None:

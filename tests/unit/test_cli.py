@@ -70,7 +70,8 @@ def test_help_says_what_the_program_is_and_which_commands_exist() -> None:
     assert "BIZRA NODE-0" in out
     commands = out.split("Commands:")[1]
     names = [line.split()[0] for line in commands.strip().splitlines()]
-    assert names == ["devnet", "genesis", "init", "keys", "query", "start", "status", "tx", "version"]
+    assert names == ["bench", "devnet", "genesis", "init", "keys", "query", "start", "status", "tx",
+                     "version"]
     assert "bizra-node start" in out and "BIZRA_<SECTION>_<KEY>" in out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -202,6 +202,7 @@ def test_a_failed_write_loses_nothing_and_stops_the_store(backend: Backend, chai
     assert chain.last_commit is not None
     with pytest.raises(StorageError, match=r"cannot write block 2: .*No space left"):
         store.commit_block(block, chain.last_commit, outcome)
+    assert store.height == 1 and store.blocks.block(2) is None  # nothing shows of the failed block
     kv.fail = False
     with pytest.raises(StorageError, match=r"failed earlier .*restart the node"):
         store.commit_block(block, chain.last_commit, outcome)
@@ -210,6 +211,49 @@ def test_a_failed_write_loses_nothing_and_stops_the_store(backend: Backend, chai
     assert (store.height, store.app_hash) == (1, root)
     store.commit_block(block, chain.last_commit, outcome)
     assert store.app_hash == chain.state.app_hash
+    store.close()
+
+
+class WatchedBatches:
+    """A key/value store that calls ``during`` just before each batch is written."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        self.during: Callable[[], None] = lambda: None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.kv, name)
+
+    def write_batch(self, *, sync: bool) -> object:
+        batch = self.kv.write_batch(sync=sync)
+        owner = self
+
+        class Watched:
+            def put(self, key: bytes, value: bytes) -> None:
+                batch.put(key, value)
+
+            def delete(self, key: bytes) -> None:
+                batch.delete(key)
+
+            def write(self) -> None:
+                owner.during()
+                batch.write()
+
+        return Watched()
+
+
+def test_a_new_height_shows_only_once_its_block_is_written(backend: Backend, chain: LocalChain) -> None:
+    """Readers (RPC, on other threads) that see height h find block h: a store whose
+    height moved before the write answered "no block yet" for the latest height."""
+    kv = WatchedBatches(backend.open())
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)  # type: ignore[arg-type]
+    seen: list[tuple[int, bool]] = []
+    kv.during = lambda: seen.append((store.height, store.blocks.block(store.height) is not None
+                                     or store.height == 0))
+    for _ in range(3):
+        commit_next(chain, store, transfers(chain, 2))
+    assert seen == [(0, True), (1, True), (2, True)]
+    assert store.height == 3
     store.close()
 
 

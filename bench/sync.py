@@ -1,0 +1,387 @@
+"""Block sync speed: a new node catching up with a chain of signed transfers from a peer.
+
+It builds, once, a chain of ``--blocks`` blocks of ``--txs`` transfers (defaults 1,000 ×
+1,000) on a devnet of one validator and one full node: the genesis funds ``--txs``
+accounts, and each block carries one transfer from every account (nonce: the height
+minus one; fee: the minimum, 1,000 useed), signed on all cores, built as the validator's
+proposer builds a block, executed and committed to the validator's store with a commit
+signed by the validator's key (by :class:`node.chainstate.NodeChain`, as the node does).
+The devnet is kept in ``--cache``, by chain id and size, so later runs skip the build.
+
+Each run starts, on a copy of it, the validator and then the full node (a new home of
+the same genesis, with the validator as its bootnode) as node processes on 127.0.0.1,
+and polls the full node's ``/status`` until it is at height ``--blocks``. Reported:
+
+- blocks/s and tx/s, from the full node's first status answer to its last block; the
+  seconds from its start to that answer, and to its first synced block;
+- CPU (cores: user + system seconds over wall seconds) and peak RSS of the syncing
+  node, and the CPU of the validator serving the blocks.
+
+Beside them, after the nodes have stopped, what ``bench/apply_block.py`` measures, here
+for blocks of ``--txs`` transfers over as many accounts: apply (header and commit checks,
+decoding, signature checks on every core, execution and state root: what a node does
+per block) and its floor (decode + signature check + hash, signatures on every core).
+
+Run: ``python bench/sync.py`` (``--blocks 50 --txs 200`` for a quick run); the syncing
+node's pid is printed when it starts (for a profiler); the last line is one JSON object
+with every figure.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's directory comes first on sys.path (see bench/p2p.py); the
+# repository's root goes last, for the benches this one imports.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH] + [str(_BENCH.parent)]
+
+import argparse
+import contextlib
+import functools
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import httpx
+import psutil
+import trio
+
+from bench.apply_block import Bench, floor_seconds, signed_transfers
+from chain.blocks import make_block
+from chain.commits import vote_sign_bytes
+from chain.crypto import BatchVerifier, PrivateKey, VerifiedCache, address_of, verify_many_in_background
+from chain.genesis import GenesisAccount
+from chain.ledger import Ledger
+from chain.params import Params
+from chain.state import chain_config
+from chain.types import Block, Commit, CommitFlag, CommitSig, Vote, VoteType
+from node import devnet
+from node.chainstate import NodeChain
+from node.config import MempoolConfig
+from node.home import Home
+from node.loadgen import account_key
+from node.mempool import Mempool
+from node.verifier import ProcessVerifier
+from storage import schema
+from storage.store import Store
+
+CHAIN = "bizra-sync-1"
+BALANCE = 1_000_000 * 1_000_000
+BLOCK_TIME_MS = 3_600_000
+"""The validator's next block is due an hour after the built chain's last one: it
+serves the chain rather than extending it while the full node syncs (from a cache more
+than an hour old, it makes one empty block as it starts, then none)."""
+POLL_S = 0.25
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def port_base() -> int:
+    """The first of this run's ports (from its pid, in a range the other benches leave)."""
+    return 16_000 + os.getpid() % 1_000 * 10
+
+
+# --- the chain -----------------------------------------------------------------------
+
+
+@functools.cache
+def accounts(count: int) -> list[PrivateKey]:
+    return [account_key(i) for i in range(count)]
+
+
+def block_txs(args: tuple[int, int]) -> list[bytes]:
+    """The txs of block ``height``: a transfer from each of ``count`` accounts, each
+    paying another of them."""
+    height, count = args
+    return signed_transfers(CHAIN, accounts(count), [height - 1] * count, random.Random(height))
+
+
+def sign_commit(key: PrivateKey, block: Block) -> Commit:
+    """The commit of ``block`` by a set of one validator, ``key``'s; its precommit
+    timestamped as the driver does it: the clock, or just after the block's time."""
+    h = block.header
+    ts = max(time.time_ns(), h.time_ns + 1_000_000)
+    vote = Vote(VoteType.PRECOMMIT, h.height, 0, block.block_id(), ts, address_of(key.public_key), 0, b"")
+    return Commit(h.height, 0, block.block_id(),
+                  (CommitSig(CommitFlag.COMMIT, ts, key.sign(vote_sign_bytes(CHAIN, vote))),))
+
+
+async def commit_blocks(home: Home, signed: Iterator[list[bytes]], blocks: int) -> None:
+    """Each list of txs ``signed`` yields as the validator's next block, committed to
+    its store with the validator's commit."""
+    genesis, genesis_hash = home.genesis()
+    config = chain_config(genesis)
+    key = home.validator_key()
+    if key is None:
+        raise SystemExit(f"{home.path} has no validator key")
+    store = Store.open_leveldb(home.store_dir, genesis, genesis_hash)
+    try:
+        verified = VerifiedCache()
+        chain = NodeChain(store, genesis, config, Mempool(config, store.state, MempoolConfig(), verified),
+                          verified)
+        started = reported = time.monotonic()
+        for height, txs in enumerate(signed, start=1):
+            # What NodeChain.build_block makes of these txs (all of them are includable).
+            block = make_block(store.state, store.app_hash, config, txs=txs,
+                               proposer_address=address_of(key.public_key), time_ns=chain.next_block_time(),
+                               last_commit=store.blocks.seen_commit())
+            await chain.commit(block, sign_commit(key, block))
+            now = time.monotonic()
+            if now - reported >= 10 or height == blocks:
+                reported = now
+                rate = height / (now - started)
+                log(f"  built {height:,}/{blocks:,} blocks in {now - started:.0f} s "
+                    f"({rate:.1f} blocks/s, {(blocks - height) / rate:.0f} s left)")
+    finally:
+        store.close()
+
+
+def build(directory: Path, blocks: int, txs: int, ports: tuple[int, int]) -> None:
+    """A devnet in ``directory`` whose validator's store holds the chain."""
+    funded = [GenesisAccount(address_of(k.public_key), BALANCE) for k in accounts(txs)]
+    devnet.create(directory, 1, chain_id=CHAIN, p2p_port=ports[0], rpc_port=ports[1],
+                  params=Params(block_time_ms=BLOCK_TIME_MS), accounts=funded, full_nodes=1)
+    home = devnet.nodes(directory)[0].home
+    with ProcessPoolExecutor() as pool:
+        signed = pool.map(block_txs, [(h, txs) for h in range(1, blocks + 1)], chunksize=4)
+        trio.run(commit_blocks, home, signed, blocks)
+
+
+def cached_chain(cache: Path, blocks: int, txs: int, ports: tuple[int, int],
+                 rebuild: bool) -> tuple[Path, float, bool]:
+    """The devnet holding the chain (built now unless the cache has it), the seconds its
+    build took, and whether it came from the cache."""
+    path = cache / f"{CHAIN}-{blocks}x{txs}-schema{schema.SCHEMA_VERSION}"
+    record = path / "build.json"
+    if rebuild and path.exists():
+        shutil.rmtree(path)
+    if record.exists():
+        log(f"the chain is in the cache: {path}")
+        return path, float(json.loads(record.read_text())["seconds"]), True
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=path.name + ".partial-", dir=cache))
+    try:
+        log(f"building {blocks:,} blocks of {txs:,} transfers into {path} ...")
+        started = time.monotonic()
+        build(partial / "devnet", blocks, txs, ports)
+        seconds = time.monotonic() - started
+        (partial / "devnet" / "build.json").write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
+        (partial / "devnet").rename(path)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return path, seconds, False
+
+
+def copy_devnet(source: Path, target: Path) -> None:
+    # LevelDB never changes a table file once written (compactions write new ones and
+    # delete the old), so the copy's store can share the cache's tables.
+    def link_or_copy(src: str, dst: str) -> object:
+        if src.endswith((".ldb", ".sst")):
+            with contextlib.suppress(OSError):
+                os.link(src, dst)
+                return dst
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(source, target, copy_function=link_or_copy)
+
+
+# --- the nodes -----------------------------------------------------------------------
+
+
+def start(node: devnet.DevnetNode, p2p_port: int, rpc_port: int,
+          bootnode: str | None) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "node", "start", "--home", str(node.home.path),
+               "--p2p-port", str(p2p_port), "--rpc-port", str(rpc_port)]
+    if bootnode is not None:
+        command += ["--bootnode", bootnode]
+    with (node.home.path / "node.log").open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def sync_info(port: int) -> dict[str, Any] | None:
+    """The node's ``sync_info``, or None while it does not answer."""
+    try:
+        info: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/status", timeout=2).json()["result"][
+            "sync_info"]
+        return info
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system seconds of ``process`` and its children."""
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def rss_mib(process: psutil.Process) -> float:
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss / 2**20
+    return total
+
+
+def wait_for_validator(port: int, height: int, process: subprocess.Popen[bytes], log_file: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        info = sync_info(port)
+        if info is not None and int(info["latest_block_height"]) >= height:
+            return
+        time.sleep(POLL_S)
+    raise SystemExit(f"the validator did not serve height {height} within 120 s (see {log_file})")
+
+
+def sync(directory: Path, blocks: int, stall_s: float) -> dict[str, Any]:
+    """Start the validator, then the full node, and time the full node to ``blocks``."""
+    validator, full = devnet.nodes(directory)
+    base = port_base()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        processes.append(start(validator, base, base + 1, None))
+        wait_for_validator(base + 1, blocks, processes[0], validator.home.path / "node.log")
+        serving = psutil.Process(processes[0].pid)
+        started = time.monotonic()
+        bootnode = f"/ip4/127.0.0.1/tcp/{base}/p2p/{validator.peer_id}"
+        processes.append(start(full, base + 2, base + 3, bootnode))
+        syncing = psutil.Process(processes[1].pid)
+        log(f"syncing node: pid {syncing.pid}, log {full.home.path / 'node.log'}")
+        answered = first_block = 0.0
+        first_height = 0
+        cpu_at_answer = serving_at_answer = 0.0
+        height, progressed, peak_rss = 0, started, 0.0
+        node_rate = ""
+        while height < blocks:
+            if processes[1].poll() is not None:
+                raise SystemExit(f"the full node exited (see {full.home.path / 'node.log'})")
+            info = sync_info(base + 3)
+            now = time.monotonic()
+            peak_rss = max(peak_rss, rss_mib(syncing))
+            if info is not None:
+                if not answered:
+                    answered = now
+                    cpu_at_answer, serving_at_answer = cpu_seconds(syncing), cpu_seconds(serving)
+                new_height = int(info["latest_block_height"])
+                node_rate = info.get("sync_blocks_per_second", node_rate)
+                if new_height > height:
+                    height, progressed = new_height, now
+                    if not first_block:
+                        first_block, first_height = now, new_height
+            if now - progressed > stall_s:
+                raise SystemExit(f"the full node stayed at height {height} of {blocks} for {stall_s:.0f} s "
+                                 f"(see {full.home.path / 'node.log'})")
+            time.sleep(POLL_S)
+        done = time.monotonic()
+        cpu, served = cpu_seconds(syncing) - cpu_at_answer, cpu_seconds(serving) - serving_at_answer
+    finally:
+        devnet.stop(processes)
+    window = done - answered
+    return {"sync_s": round(window, 2), "start_to_status_s": round(answered - started, 2),
+            "start_to_first_block_s": round(first_block - started, 2), "final_height": height,
+            "blocks_per_s_after_first_block": round((height - first_height) / (done - first_block), 2)
+            if done > first_block else None,
+            "node_reported_blocks_per_s": float(node_rate) if node_rate else None,
+            "cpu_cores_syncing": round(cpu / window, 2), "rss_mib_peak_syncing": round(peak_rss),
+            "cpu_cores_serving": round(served / window, 2)}
+
+
+# --- the floor -----------------------------------------------------------------------
+
+
+def apply_block_figures(txs: int, repeat: int, verifier: BatchVerifier) -> dict[str, Any]:
+    """bench/apply_block.py's apply and floor for blocks of ``txs`` transfers over as
+    many accounts: the best of ``repeat`` blocks."""
+    rng = random.Random(1)
+    senders = accounts(txs)
+    bench = Bench(txs, senders, rng)
+    applies, floors = [], []
+    for _ in range(repeat):
+        ledger = Ledger(bench.state)
+        nonces = [ledger.account(address_of(k.public_key)).nonce for k in senders]
+        block = bench.next_block(signed_transfers(bench.config.chain_id, senders, nonces, rng))
+        gc.collect()
+        floors.append(floor_seconds(bench.config.chain_id, list(block.txs), bench.config.params, verifier))
+        gc.collect()
+        applies.append(bench.apply(block, verifier)[0])
+    return {"apply_tx_per_s": round(txs / min(applies)), "floor_tx_per_s": round(txs / min(floors))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--blocks", type=int, default=1_000, help="blocks to sync")
+    parser.add_argument("--txs", type=int, default=1_000, help="transfers per block")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bizra-bench-sync",
+                        help="where built chains are kept")
+    parser.add_argument("--rebuild", action="store_true", help="build the chain even if it is cached")
+    parser.add_argument("--stall", type=float, default=120,
+                        help="give up when the full node's height stays the same this many seconds")
+    parser.add_argument("--repeat", type=int, default=3, help="blocks for apply and floor (best)")
+    parser.add_argument("--threads", action="store_true",
+                        help="apply and floor: check signatures on threads instead of worker processes")
+    parser.add_argument("--keep", type=Path, help="run the nodes in this directory and keep it (homes, logs)")
+    args = parser.parse_args()
+
+    base = port_base()
+    source, build_s, cached = cached_chain(args.cache, args.blocks, args.txs, (base, base + 1), args.rebuild)
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="bizra-sync-"))
+    run = directory / "devnet"
+    copy_devnet(source, run)
+    log(f"syncing {args.blocks:,} blocks of {args.txs:,} transfers ...")
+    figures = sync(run, args.blocks, args.stall)
+    if args.keep is None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    log(f"apply and floor: blocks of {args.txs:,} transfers ...")
+    with contextlib.ExitStack() as stack:
+        verifier: BatchVerifier = verify_many_in_background
+        if not args.threads:
+            verifier = stack.enter_context(ProcessVerifier())
+        floor = apply_block_figures(args.txs, args.repeat, verifier)
+
+    window = figures["sync_s"]
+    tx_per_s = args.blocks * args.txs / window
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "blocks": args.blocks, "txs_per_block": args.txs,
+        "blocks_per_s": round(args.blocks / window, 2), "tx_per_s": round(tx_per_s),
+        **figures,
+        **floor,
+        "sync_to_apply": round(tx_per_s / floor["apply_tx_per_s"], 3),
+        "sync_to_floor": round(tx_per_s / floor["floor_tx_per_s"], 3),
+        "apply_signature_checks": "threads" if args.threads else "worker processes",
+        "build_s": round(build_s, 1), "chain_cached": cached,
+    }
+    print(f"synced {args.blocks:,} blocks of {args.txs:,} transfers in {window:.1f} s: "
+          f"{results['blocks_per_s']:,} blocks/s, {results['tx_per_s']:,} tx/s "
+          f"({figures['blocks_per_s_after_first_block']} blocks/s from its first synced block on)")
+    print(f"apply-block {floor['apply_tx_per_s']:,} tx/s (verify+apply+root), floor "
+          f"{floor['floor_tx_per_s']:,} tx/s (decode+verify+hash, {os.cpu_count()} cores): sync is "
+          f"{results['sync_to_apply']:.2f} of apply-block, {results['sync_to_floor']:.2f} of the floor")
+    print(f"syncing node: {figures['cpu_cores_syncing']} cores, peak RSS "
+          f"{figures['rss_mib_peak_syncing']:,} MiB; "
+          f"serving validator: {figures['cpu_cores_serving']} cores; from its start: first status "
+          f"{figures['start_to_status_s']} s, first block {figures['start_to_first_block_s']} s")
+    print(f"chain build: {build_s:.0f} s{' (cached)' if cached else ''}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
