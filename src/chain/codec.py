@@ -17,7 +17,7 @@ from chain.errors import DecodeError
 
 MAX_UINT64 = 2**64 - 1
 
-_DECODER_FAILURES = (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError,
+_DECODER_FAILURES = (cbor2.CBORError, ValueError, TypeError, OverflowError,
                      RecursionError, MemoryError, KeyError, IndexError)
 
 

@@ -51,8 +51,11 @@ class Query:
         tx_height = conditions.pop("tx.height", None)
         if conditions or (event != "Tx" and (tx_hash or tx_height)):
             raise QueryError(f"unsupported conditions: {', '.join(conditions) or 'tx.* on a block event'}")
-        return cls(text, event, tx_hash.upper() if tx_hash else None,
-                   int(tx_height) if tx_height is not None else None)
+        try:
+            height = int(tx_height) if tx_height is not None else None
+        except ValueError:  # more digits than Python converts
+            raise QueryError(f"tx.height: {len(tx_height or '')} digits, not a height") from None
+        return cls(text, event, tx_hash.upper() if tx_hash else None, height)
 
 
 Feed = trio.MemoryReceiveChannel[tuple[Block, BlockOutcome]]

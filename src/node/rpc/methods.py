@@ -64,8 +64,11 @@ def invalid(data: str) -> RpcError:
 
 def _int(name: str, value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if type(value) is int and value >= 0:
+        try:
+            return int(value)
+        except ValueError:  # digits int() does not read: ², or more than 4,300 of them
+            pass
+    elif type(value) is int and value >= 0:
         return value
     raise invalid(f"{name}: expected a non-negative integer (a number or a decimal string), got {value!r}")
 

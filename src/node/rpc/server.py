@@ -57,6 +57,7 @@ RATE_LIMITED = -32000
 TOO_LARGE = -32001
 UNAUTHORIZED = -32002
 ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer"})
+RESTART_DELAY_S = 0.1
 """Methods that change what the node does, not only what it says: bearer token only."""
 
 
@@ -108,7 +109,7 @@ class RpcApp:
         elif method == "GET" and path == "/metrics":
             await self._respond(send, 200, self.metrics.render(), CONTENT_TYPE)
         elif method == "GET" and path.count("/") == 1 and path != "/":
-            query = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+            query = parse_qsl(scope["query_string"].decode("utf-8", "replace"), keep_blank_values=True)
             params = {k: _uri_value(v) for k, v in query}
             answer = await self._call(-1, path[1:], params, self._is_admin(scope))
             if "result" in answer:
@@ -162,7 +163,7 @@ class RpcApp:
     async def _ws_request(self, text: str, subscriptions: dict[str, tuple[Any, Query]]) -> Any:
         try:
             request = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
                 not isinstance(request.get("method"), str):
@@ -183,7 +184,7 @@ class RpcApp:
             subscriptions[query_text] = (request_id, query)
             return {"jsonrpc": "2.0", "id": request_id, "result": {}}
         if method == "unsubscribe":
-            if subscriptions.pop(query_text or "", None) is None:
+            if subscriptions.pop(query_text if isinstance(query_text, str) else "", None) is None:
                 return _error(request_id, invalid(f"not subscribed to {query_text!r}"))
             return {"jsonrpc": "2.0", "id": request_id, "result": {}}
         if method == "unsubscribe_all":
@@ -228,7 +229,7 @@ class RpcApp:
     async def _post(self, body: bytes, admin: bool) -> Any:
         try:
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
         if isinstance(document, list):
             if not document:
@@ -304,4 +305,15 @@ async def run_server(app: RpcApp, host: str, port: int, *,
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
-    await serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+    status: TaskStatus = task_status
+    while True:
+        try:
+            await serve(app, config, task_status=status)  # type: ignore[arg-type]
+            return
+        except Exception as exc:  # the server's edge: any failure of Hypercorn's own
+            # Hypercorn 0.18 lets some client mistakes escape serve() (a request cut
+            # short of its body, an HTTP/2 path that is not ASCII): the server starts
+            # again, its open connections lost, and the node runs on.
+            log.error("the RPC server failed and starts again", extra={"error": repr(exc)})
+            status = trio.TASK_STATUS_IGNORED
+            await trio.sleep(RESTART_DELAY_S)

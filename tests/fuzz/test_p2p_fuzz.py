@@ -1,0 +1,359 @@
+"""Fuzzing what peers send, through the in-memory network: a lying server answers block
+range and block-by-id requests with fuzzed bytes; a client sends fuzzed requests; a peer
+gossips fuzzed txs, announcements and consensus messages; a peer answers the status
+handshake with fuzzed bytes.
+
+Whatever a peer sends, the node gets either what it asked for, checked (each block the
+one its commit or id names, of this chain, with the body its header commits to), or a
+NetworkError with the peer penalized; gossip is accepted, ignored or rejected with the
+sender penalized; a status it cannot read or of another chain gets the peer banned.
+Nothing else ever comes out.
+
+``BIZRA_FUZZ_EXAMPLES`` raises every test's number of examples (for long runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Awaitable, Callable
+
+import cbor2
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chain.codec import dumps, join_array, loads_canonical
+from chain.commits import check_body
+from chain.errors import DecodeError, InvalidTx, NetworkError
+from chain.transition import decode_tx
+from chain.types import Block, Commit, encode, tx_hash
+from consensus.messages import VoteMessage, encode_message
+from node.consensus_gossip import ConsensusGossip, decode_gossip
+from p2p.blocks import MAX_BLOCKS_PER_REQUEST, Announcement, BlockExchange
+from p2p.memory import MemoryHub, MemoryNetwork
+from p2p.network import MAX_GOSSIP_BYTES, Validation, request_protocol
+from p2p.peers import PeerId
+from p2p.status import MAX_STATUS_BYTES, Status, StatusService
+from p2p.txgossip import TxGossip, decode_batch, encode_batch
+from storage.memory import MemoryKV
+from storage.store import Store
+
+from chainkit import LocalChain
+from storekit import GENESIS_HASH, commit_next, transfers
+
+
+def examples(default: int) -> int:
+    """``default``, or ``BIZRA_FUZZ_EXAMPLES`` when that is larger."""
+    return max(default, int(os.environ.get("BIZRA_FUZZ_EXAMPLES") or 0))
+
+
+def fuzz(default: int) -> settings:
+    return settings(max_examples=examples(default), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+# --- a chain to serve, and lies about it --------------------------------------------------
+
+HEIGHTS = 6
+CHAIN = LocalChain(validators=4, users=4)
+CHAIN_ID = CHAIN.config.chain_id
+STORE = Store.open(MemoryKV(), CHAIN.genesis, GENESIS_HASH)
+for _ in range(HEIGHTS):
+    commit_next(CHAIN, STORE, transfers(CHAIN, 3))
+BLOCKS: list[Block] = []
+COMMITS: list[Commit] = []
+for _h in range(1, HEIGHTS + 1):
+    _block, _commit = STORE.blocks.block(_h), STORE.blocks.commit(_h)
+    assert _block is not None and _commit is not None
+    BLOCKS.append(_block)
+    COMMITS.append(_commit)
+
+OTHER = LocalChain(validators=1, users=1, chain_id="bizra-other-9")
+OTHER.run()
+OTHER_BLOCK = OTHER.next_block()
+OTHER.apply(OTHER_BLOCK)
+assert OTHER.last_commit is not None
+WRONG_BLOCKS = [
+    OTHER_BLOCK,
+    dataclasses.replace(BLOCKS[2], txs=BLOCKS[2].txs[1:]),
+    dataclasses.replace(BLOCKS[3], evidence=()),
+    dataclasses.replace(BLOCKS[1], last_commit=None),
+    dataclasses.replace(BLOCKS[4], header=dataclasses.replace(BLOCKS[4].header, height=2)),
+    dataclasses.replace(BLOCKS[4], header=dataclasses.replace(BLOCKS[4].header, chain_id="bizra-other-9")),
+]
+WRONG_COMMITS = [OTHER.last_commit, dataclasses.replace(COMMITS[2], height=2),
+                 dataclasses.replace(COMMITS[3], block_id=bytes(32))]
+ANY_BLOCKS = BLOCKS + WRONG_BLOCKS
+ANY_COMMITS = COMMITS + WRONG_COMMITS
+
+
+def blocks_response(pairs: list[tuple[Block, Commit]]) -> bytes:
+    return join_array([join_array([encode(block), encode(commit)]) for block, commit in pairs])
+
+
+VALID_RANGES = [blocks_response(list(zip(BLOCKS[i:i + n], COMMITS[i:i + n], strict=True)))
+                for i in range(HEIGHTS) for n in (1, 3)]
+VALID_BLOCKS = [encode(block) for block in BLOCKS]
+
+
+# --- strategies ---------------------------------------------------------------------------
+
+u64 = st.one_of(st.integers(0, 2**64 - 1), st.integers(0, HEIGHTS + 2))
+cbor_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), u64, st.integers(), st.floats(), st.binary(max_size=40),
+              st.binary(min_size=32, max_size=32), st.text(max_size=20)),
+    lambda c: st.one_of(st.lists(c, max_size=5), st.dictionaries(st.text(max_size=3), c, max_size=2)),
+    max_leaves=16,
+).map(cbor2.dumps)
+"""The encodings of random CBOR values."""
+
+
+@st.composite
+def mutations(draw: st.DrawFn, valid: list[bytes]) -> bytes:
+    """A valid encoding with one to three bit flips, byte changes, cuts, extensions,
+    deletions, insertions or repetitions."""
+    data = bytearray(draw(st.sampled_from(valid)))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["flip", "set", "truncate", "extend", "delete", "insert", "repeat"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if op == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif op == "truncate":
+            del data[at:]
+        elif op == "extend":
+            data += draw(st.binary(min_size=1, max_size=16))
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 8))]
+        elif op == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "repeat":
+            data[at:at] = data[at:at + draw(st.integers(1, 40))]
+    return bytes(data)
+
+
+lying_ranges = st.lists(st.tuples(st.sampled_from(ANY_BLOCKS), st.sampled_from(ANY_COMMITS)),
+                        max_size=6).map(blocks_response)
+"""Well-formed block-range answers with any blocks and commits: wrong heights, wrong
+commits, other chains, bodies that are not their headers'."""
+range_answers = st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_RANGES), lying_ranges,
+                          st.sampled_from(VALID_RANGES))
+block_answers = st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_BLOCKS),
+                          st.sampled_from([encode(b) for b in ANY_BLOCKS]), st.just(dumps(None)))
+
+
+def run(scenario: Callable[[MemoryHub, MemoryNetwork, MemoryNetwork], Awaitable[None]]) -> None:
+    """Run ``scenario(hub, node, peer)`` on a fresh in-memory network of two connected
+    nodes."""
+    async def main() -> None:
+        hub = MemoryHub()
+        node, peer = hub.join("node"), hub.join("peer")
+        hub.connect(node.local_id, peer.local_id)
+        await scenario(hub, node, peer)
+    trio.run(main)
+
+
+def accept(peer: PeerId, announcement: Announcement) -> Validation:
+    return Validation.ACCEPT
+
+
+def exchange(network: MemoryNetwork) -> BlockExchange:
+    return BlockExchange(network, CHAIN_ID, STORE.blocks, accept, max_block_bytes=1 << 20)
+
+
+def answering(answer: bytes) -> Callable[[PeerId, bytes], Awaitable[bytes]]:
+    async def handler(peer: PeerId, request: bytes) -> bytes:
+        return answer
+    return handler
+
+
+def assert_is_the_chains_block(block: Block) -> None:
+    assert block.header.chain_id == CHAIN_ID
+    check_body(block, [tx_hash(tx) for tx in block.txs])
+
+
+# --- the tests ----------------------------------------------------------------------------
+
+
+@fuzz(300)
+@given(range_answers, st.integers(1, HEIGHTS + 2), st.integers(0, MAX_BLOCKS_PER_REQUEST + 5))
+def test_a_lying_block_range_answer_is_a_network_error_and_costs_the_liar(
+        answer: bytes, start: int, count: int) -> None:
+    """Whatever a peer answers to a block-range request, ``fetch_blocks`` returns the
+    blocks asked for, each checked against its commit and of this chain, or raises
+    NetworkError and the peer loses score."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        client = exchange(node)
+        peer.set_handler(client.blocks_protocol, answering(answer), max_request_bytes=64)
+        try:
+            pairs = await client.fetch_blocks(peer.local_id, start, count)
+        except NetworkError as exc:
+            assert str(exc)
+            assert node.score(peer.local_id) < 0
+            return
+        assert node.score(peer.local_id) == 0
+        assert len(pairs) <= min(count, MAX_BLOCKS_PER_REQUEST)
+        for offset, (block, commit) in enumerate(pairs):
+            assert block.header.height == commit.height == start + offset
+            assert commit.block_id == block.block_id()
+            assert_is_the_chains_block(block)
+    run(scenario)
+
+
+@fuzz(300)
+@given(block_answers, st.sampled_from([b.block_id() for b in ANY_BLOCKS] + [bytes(32)]))
+def test_a_lying_block_answer_is_a_network_error_and_costs_the_liar(answer: bytes, block_id: bytes) -> None:
+    """Whatever a peer answers to a block-by-id request, ``fetch_block`` returns None or
+    the block of that id, of this chain, with its body; or raises NetworkError and the
+    peer loses score."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        client = exchange(node)
+        peer.set_handler(client.parts_protocol, answering(answer), max_request_bytes=64)
+        try:
+            block = await client.fetch_block(peer.local_id, block_id)
+        except NetworkError as exc:
+            assert str(exc)
+            assert node.score(peer.local_id) < 0
+            return
+        assert node.score(peer.local_id) == 0
+        if block is not None:
+            assert block.block_id() == block_id
+            assert_is_the_chains_block(block)
+    run(scenario)
+
+
+block_requests = st.one_of(
+    st.binary(max_size=80), cbor_values,
+    st.builds(lambda start, count: dumps([start, count]), u64, u64),
+    mutations([dumps([1, 3]), dumps([HEIGHTS, MAX_BLOCKS_PER_REQUEST]), dumps(BLOCKS[0].block_id())]),
+    st.sampled_from([dumps(b.block_id()) for b in BLOCKS]),
+)
+
+
+@fuzz(300)
+@given(block_requests, st.booleans())
+def test_fuzzed_block_requests_are_answered_or_refused_with_a_network_error(
+        request: bytes, by_id: bool) -> None:
+    """Whatever a peer asks the block-range or block-by-id protocol, the node answers
+    with canonical CBOR (blocks, a block, or null) or refuses with a NetworkError."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        server = exchange(node)
+        protocol = server.parts_protocol if by_id else server.blocks_protocol
+        try:
+            answer = await peer.request(node.local_id, protocol, request, max_response_bytes=64 << 20,
+                                        timeout=10)
+        except NetworkError as exc:
+            assert str(exc)
+            return
+        value = loads_canonical(answer, "answer")
+        if by_id:
+            assert value is None or Block.from_cbor(value).block_id() == loads_canonical(request, "id")
+        else:
+            assert isinstance(value, list)
+            for item in value:
+                Block.from_cbor(item[0])
+                Commit.from_cbor(item[1])
+    run(scenario)
+
+
+VOTE = VoteMessage(CHAIN.sign_commit(BLOCKS[-1]).vote_for(0, bytes(20)))
+VALID_GOSSIP = [
+    encode_batch(transfers(CHAIN, 3)),
+    Announcement(BLOCKS[-1].header, COMMITS[-1]).encode(),
+    encode_message(VOTE),
+]
+TOPICS = ["txs", "blocks", "consensus"]
+
+
+@fuzz(300)
+@given(st.sampled_from(TOPICS),
+       st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_GOSSIP), st.sampled_from(VALID_GOSSIP),
+                 st.just(bytes(MAX_GOSSIP_BYTES + 1))))
+def test_fuzzed_gossip_is_accepted_ignored_or_rejected_at_a_cost(topic: str, data: bytes) -> None:
+    """Whatever a peer gossips on the txs, blocks or consensus topic, the node's
+    validators accept it (and then it decodes), ignore it, or reject it and the peer
+    loses score; publishing it raises nothing but a NetworkError (too large)."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        def check_tx(raw: bytes) -> Validation:
+            try:
+                decode_tx(raw, CHAIN.config.params)
+            except InvalidTx:
+                return Validation.REJECT
+            return Validation.ACCEPT
+
+        txs = TxGossip(node, CHAIN_ID, check_tx)
+        blocks = exchange(node)
+        consensus = ConsensusGossip(node, CHAIN_ID, blocks, lambda: HEIGHTS)
+        try:
+            await peer.publish(f"/bizra/{CHAIN_ID}/{topic}/1", data)
+        except NetworkError:
+            assert len(data) > MAX_GOSSIP_BYTES
+            return
+        channel = {"txs": txs._messages, "blocks": blocks._messages, "consensus": consensus._messages}[topic]
+        delivered = channel.statistics().current_buffer_used
+        score = node.score(peer.local_id)
+        assert score <= 0
+        if delivered:
+            assert score == 0
+            message = channel.receive_nowait()
+            if topic == "txs":
+                assert decode_batch(message.data)
+            elif topic == "blocks":
+                Announcement.decode(message.data)
+            else:
+                decode_gossip(message.data)
+    run(scenario)
+
+
+STATUS_PROTOCOL = request_protocol(CHAIN_ID, "status")
+VALID_STATUSES = [
+    Status(CHAIN_ID, GENESIS_HASH, 3, ("/memory/p2p/peer",), ("/memory/p2p/other",)).encode(),
+    Status(CHAIN_ID, GENESIS_HASH, 0, (), ()).encode(),
+    Status("bizra-other-9", GENESIS_HASH, 3, (), ()).encode(),
+    Status(CHAIN_ID, bytes(32), 3, (), ()).encode(),
+]
+
+
+@fuzz(300)
+@given(st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_STATUSES),
+                 st.sampled_from(VALID_STATUSES), st.just(bytes(MAX_STATUS_BYTES + 1))))
+def test_a_fuzzed_status_gets_the_peer_banned_or_recorded(answer: bytes) -> None:
+    """Whatever a peer answers to the status handshake, ``check`` returns: the status,
+    recorded, when it is this chain's; otherwise None, and the peer is banned when the
+    status is unreadable or another chain's."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        service = StatusService(node, CHAIN_ID, GENESIS_HASH, lambda: 1, node.listen_addrs)
+        peer.set_handler(STATUS_PROTOCOL, answering(answer), max_request_bytes=0)
+        status = await service.check(peer.local_id)
+        banned = node.book.is_banned(peer.local_id, hub.clock())
+        if len(answer) > MAX_STATUS_BYTES:
+            assert status is None and not banned
+            return
+        try:
+            sent = Status.decode(answer)
+        except DecodeError:
+            assert status is None and banned
+            return
+        if (sent.chain_id, sent.genesis_hash) == (CHAIN_ID, GENESIS_HASH):
+            assert status == sent == service.peers[peer.local_id] and not banned
+        else:
+            assert status is None and banned
+    run(scenario)
+
+
+def test_the_fuzzing_starts_from_valid_messages() -> None:
+    """The valid messages the fuzzing mutates are valid: each decodes, and the honest
+    answers pass the client's checks."""
+    assert decode_batch(VALID_GOSSIP[0])
+    assert Announcement.decode(VALID_GOSSIP[1]).header == BLOCKS[-1].header
+    assert isinstance(decode_gossip(VALID_GOSSIP[2]), VoteMessage)
+
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        client = exchange(node)
+        exchange(peer)
+        pairs = await client.fetch_blocks(peer.local_id, 2, 3)
+        assert [block for block, _ in pairs] == BLOCKS[1:4]
+        assert await client.fetch_block(peer.local_id, BLOCKS[0].block_id()) == BLOCKS[0]
+    run(scenario)
