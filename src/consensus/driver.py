@@ -16,6 +16,7 @@ block's header time (the BFT time of the previous commit) plus ``block_time_ms``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -72,8 +73,9 @@ KEEP_DECIDED = 4
 (further behind, a peer needs block sync)."""
 CATCH_UP_INTERVAL_S = 1.0
 REGOSSIP_INTERVAL_S = 2.0
-"""How often the node's own proposal and votes of its current round are sent again: a
-message lost on the way is not lost for good, and peers learn where a node is stuck."""
+"""How often the node's own proposal and votes of its current round (and of the rounds
+it is locked on or holds a valid block from) are sent again: a message lost on the way
+is not lost for good, and peers learn where a node is stuck."""
 
 
 class Chain(Protocol):
@@ -159,17 +161,23 @@ class Driver:
         return block
 
     async def deliver(self, message: Message) -> None:
-        """A peer's message (back-pressure: waits while the inbox is full)."""
-        await self._inbox_send.send(message)
+        """A peer's message (back-pressure: waits while the inbox is full). Once the
+        driver has stopped, messages are dropped: a sender never waits on a driver
+        that will not read again (the node replaces it when it syncs)."""
+        with contextlib.suppress(trio.BrokenResourceError):
+            await self._inbox_send.send(message)
 
     async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Decide heights, one after the other, until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._regossip)
-            task_status.started()
-            while True:
-                await self._run_height(self.chain.height + 1)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._regossip)
+                task_status.started()
+                while True:
+                    await self._run_height(self.chain.height + 1)
+        finally:
+            self._inbox.close()
 
     async def _regossip(self) -> None:
         while True:
@@ -181,8 +189,14 @@ class Driver:
             own = self._own_proposals.get(current)
             if own is not None:
                 await self.network.publish(own)
+            # With its votes of the rounds it is locked on and holds a valid block from:
+            # a peer that missed that round's prevotes cannot accept the block when it
+            # is proposed again, and while some validators stay locked on it no other
+            # block gets a polka (CometBFT's reactor sends a peer the prevotes of a
+            # proposal's POL round for this reason).
+            pol_rounds = {machine.locked_round, machine.valid_round}
             for (round_, _), vote in list(self._own_votes.items()):
-                if round_ >= current - 1:
+                if round_ >= current - 1 or round_ in pol_rounds:
                     await self.network.publish(VoteMessage(vote))
 
     # --- one height ----------------------------------------------------------------

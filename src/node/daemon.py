@@ -50,10 +50,13 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-FALLEN_BEHIND = 3
-BEHIND_CHECKS = 3
-"""Consensus gives way to sync when peers are ``FALLEN_BEHIND`` blocks ahead for this
-many checks a second apart (a block or two behind, consensus catches up by itself)."""
+FALLEN_BEHIND = 1
+BEHIND_CHECKS = 2
+"""Consensus gives way to sync when peers are more than ``FALLEN_BEHIND`` blocks ahead
+for this many checks a second apart. One block behind, consensus catches up by itself
+(the commit a peer announces for the height being decided decides it); two behind, it
+cannot: peers drop consensus messages more than a height away from theirs, so the node
+would wait for votes that never come."""
 PENDING_BLOCKS = 2
 """Clients' txs are refused while the mempool holds more than this many blocks' worth."""
 RECEIVED_BATCH = 4_096

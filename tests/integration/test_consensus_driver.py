@@ -9,6 +9,9 @@ from pathlib import Path
 import trio
 import trio.testing
 
+from chain.types import Vote, VoteType
+from consensus.messages import VoteMessage
+
 from chainkit import LocalChain
 from consensuskit import Hub, MemoryChain, make_driver
 
@@ -63,3 +66,19 @@ async def test_a_validator_cut_off_for_a_while_catches_up(autojump_clock: trio.t
         nursery.cancel_scope.cancel()
     ids = [[b.block_id() for b in d.chain.blocks[:8]] for d in drivers if isinstance(d.chain, MemoryChain)]
     assert len(ids) == 4 and all(i == ids[0] for i in ids)
+
+
+async def test_a_stopped_driver_never_holds_up_those_who_deliver_to_it(tmp_path: Path) -> None:
+    """The node stops its driver to sync and starts another after; a task that was
+    handing the old one a message must not wait for it forever (it did, when the old
+    inbox was full: the node then stopped hearing consensus gossip and announcements,
+    and a restarted validator never caught up)."""
+    local = LocalChain(validators=4)
+    driver = make_driver(local.genesis, local.validator_keys[0], Hub(), 0, tmp_path / "node0")
+    vote = VoteMessage(Vote(VoteType.PREVOTE, 5, 0, b"", 1, bytes(20), 0, bytes(64)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        nursery.cancel_scope.cancel()
+    with trio.fail_after(5):
+        for _ in range(5_000):  # more than the inbox holds
+            await driver.deliver(vote)
