@@ -23,14 +23,13 @@ message).
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chain.codec import dumps, loads_canonical
@@ -75,17 +74,7 @@ from p2p.status import Status
 from p2p.txgossip import decode_batch, encode_batch
 
 from chainkit import BLOCK_INTERVAL_NS, LocalChain, key
-
-
-def examples(default: int) -> int:
-    """``default``, or ``BIZRA_FUZZ_EXAMPLES`` when that is larger."""
-    return max(default, int(os.environ.get("BIZRA_FUZZ_EXAMPLES") or 0))
-
-
-def fuzz(default: int) -> settings:
-    return settings(max_examples=examples(default), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
+from fuzzkit import fuzz, mutations
 
 # --- valid objects ------------------------------------------------------------------------
 
@@ -270,31 +259,6 @@ cbor_values = st.recursive(
     max_leaves=24,
 )
 """Values cbor2 can encode: what a well-formed but arbitrary message holds."""
-
-
-@st.composite
-def mutations(draw: st.DrawFn, valid: list[bytes]) -> bytes:
-    """A valid encoding with one to four bit flips, byte changes, cuts, extensions,
-    deletions, insertions or repetitions."""
-    data = bytearray(draw(st.sampled_from(valid)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "truncate", "extend", "delete", "insert", "repeat"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif op == "truncate":
-            del data[at:]
-        elif op == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif op == "delete":
-            del data[at:at + draw(st.integers(1, 8))]
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "repeat":
-            data[at:at] = data[at:at + draw(st.integers(1, 40))]
-    return bytes(data)
 
 
 def _paths(tree: Any, path: tuple[int, ...] = ()) -> list[tuple[int, ...]]:

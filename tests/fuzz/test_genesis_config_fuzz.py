@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import tempfile
 import unicodedata
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chain.errors import InvalidGenesis
@@ -35,17 +34,7 @@ from chain.genesis import Genesis, genesis_hash, parse_genesis
 from node.config import Config, ConfigError, load, render
 
 from chainkit import LocalChain
-
-
-def examples(default: int) -> int:
-    """``default``, or ``BIZRA_FUZZ_EXAMPLES`` when that is larger."""
-    return max(default, int(os.environ.get("BIZRA_FUZZ_EXAMPLES") or 0))
-
-
-def fuzz(default: int) -> settings:
-    return settings(max_examples=examples(default), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
+from fuzzkit import fuzz
 
 # --- genesis ------------------------------------------------------------------------------
 

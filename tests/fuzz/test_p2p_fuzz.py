@@ -15,12 +15,11 @@ Nothing else ever comes out.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Awaitable, Callable
 
 import cbor2
 import trio
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.codec import dumps, join_array, loads_canonical
@@ -40,18 +39,8 @@ from storage.memory import MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
+from fuzzkit import fuzz, mutations
 from storekit import GENESIS_HASH, commit_next, transfers
-
-
-def examples(default: int) -> int:
-    """``default``, or ``BIZRA_FUZZ_EXAMPLES`` when that is larger."""
-    return max(default, int(os.environ.get("BIZRA_FUZZ_EXAMPLES") or 0))
-
-
-def fuzz(default: int) -> settings:
-    return settings(max_examples=examples(default), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
 
 # --- a chain to serve, and lies about it --------------------------------------------------
 
@@ -107,31 +96,6 @@ cbor_values = st.recursive(
     max_leaves=16,
 ).map(cbor2.dumps)
 """The encodings of random CBOR values."""
-
-
-@st.composite
-def mutations(draw: st.DrawFn, valid: list[bytes]) -> bytes:
-    """A valid encoding with one to three bit flips, byte changes, cuts, extensions,
-    deletions, insertions or repetitions."""
-    data = bytearray(draw(st.sampled_from(valid)))
-    for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["flip", "set", "truncate", "extend", "delete", "insert", "repeat"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if op == "flip" and data:
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif op == "truncate":
-            del data[at:]
-        elif op == "extend":
-            data += draw(st.binary(min_size=1, max_size=16))
-        elif op == "delete":
-            del data[at:at + draw(st.integers(1, 8))]
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "repeat":
-            data[at:at] = data[at:at + draw(st.integers(1, 40))]
-    return bytes(data)
 
 
 lying_ranges = st.lists(st.tuples(st.sampled_from(ANY_BLOCKS), st.sampled_from(ANY_COMMITS)),

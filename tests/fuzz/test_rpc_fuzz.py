@@ -21,7 +21,6 @@ import base64
 import inspect
 import json
 import logging
-import os
 import socket
 import string
 import threading
@@ -40,7 +39,7 @@ import h2.events
 import h2.exceptions
 import pytest
 import trio
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chain.address import format_address
@@ -62,19 +61,10 @@ from node.rpc.methods import (
 )
 from node.rpc.server import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, RpcApp
 
+from fuzzkit import fuzz
 from nodekit import free_ports
 
 pytestmark = pytest.mark.slow
-
-
-def examples(default: int) -> int:
-    """``default``, or ``BIZRA_FUZZ_EXAMPLES`` when that is larger."""
-    return max(default, int(os.environ.get("BIZRA_FUZZ_EXAMPLES") or 0))
-
-
-def fuzz(default: int) -> settings:
-    return settings(max_examples=examples(default), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 CHAIN_ID = "bizra-fuzz-1"
