@@ -59,6 +59,8 @@ def decode_message(data: bytes) -> Message:
     if type(obj) is not list or not obj:
         raise DecodeError("consensus message: expected a non-empty array")
     kind = obj[0]
+    if type(kind) is not int:  # true == 1 and 1.0 == 1: one message, one encoding
+        raise DecodeError(f"consensus message: the kind must be an integer, not {kind!r}")
     if kind == _PROPOSAL:
         _, proposal, block = expect_array(obj, 3, "proposal message")
         return ProposalMessage(Proposal.from_cbor(proposal), Block.from_cbor(block))

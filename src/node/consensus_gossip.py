@@ -59,7 +59,7 @@ def decode_gossip(data: bytes) -> ProposalMessage | VoteMessage | BlockMessage |
     """A consensus gossip message (a bare :class:`Proposal` when its block comes by id);
     DecodeError if it is none."""
     obj = loads_canonical(data, "consensus message")
-    if type(obj) is list and obj and obj[0] == PROPOSAL_BY_ID:
+    if type(obj) is list and obj and type(obj[0]) is int and obj[0] == PROPOSAL_BY_ID:
         _, proposal = expect_array(obj, 2, "proposal by id")
         return Proposal.from_cbor(proposal)
     message = decode_message(data)

@@ -13,10 +13,6 @@ encodings with bytes flipped, cut, extended, deleted, inserted or repeated; and 
 objects with one item of their CBOR tree replaced, removed or duplicated. The
 ``from_cbor`` of each consensus type gets the decoded values themselves.
 
-One defect is pinned by a strict xfail: ``decode_message`` and ``decode_gossip`` take a
-kind written as a boolean or a float for the integer kind (a second encoding of one
-message).
-
 ``BIZRA_FUZZ_EXAMPLES`` raises every test's number of examples (for long runs).
 """
 
@@ -433,8 +429,6 @@ NON_INTEGER_KINDS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="decode_message and decode_gossip compare the kind with ==, so "
-                                       "true, false and floats pass for the kinds 1, 0, 2 and 4")
 @pytest.mark.parametrize("raw", NON_INTEGER_KINDS, ids=lambda raw: raw[1:2].hex())
 def test_a_consensus_message_whose_kind_is_not_an_integer_is_refused(raw: bytes) -> None:
     """A consensus message is canonical CBOR decoded strictly: a kind written as a

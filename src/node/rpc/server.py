@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -162,7 +163,7 @@ class RpcApp:
 
     async def _ws_request(self, text: str, subscriptions: dict[str, tuple[Any, Query]]) -> Any:
         try:
-            request = json.loads(text)
+            request = _loads(text)
         except (ValueError, RecursionError) as exc:
             return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
@@ -228,7 +229,7 @@ class RpcApp:
 
     async def _post(self, body: bytes, admin: bool) -> Any:
         try:
-            document = json.loads(body)
+            document = _loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
         if isinstance(document, list):
@@ -287,6 +288,23 @@ def _uri_value(text: str) -> Any:
     if len(text) >= 2 and text[0] == text[-1] == '"':
         return text[1:-1]
     return text
+
+
+def _loads(text: str | bytes) -> Any:
+    """JSON as RFC 8259 has it: ValueError for NaN, Infinity and numbers no float holds
+    (Python reads them, and would echo them back as ids that are not JSON)."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token[:20]} is beyond any number this node reads")
+    return value
 
 
 async def run_server(app: RpcApp, host: str, port: int, *,
