@@ -55,7 +55,7 @@ class MempoolConfig:
     max_txs: int = 50_000
     max_bytes: int = 64 << 20
     max_per_sender: int = 1_000
-    max_loop_lag_ms: int = 250
+    max_loop_lag_ms: int = 1_000
     """Clients' txs are refused while the event loop runs later than this (0: never)."""
 
 

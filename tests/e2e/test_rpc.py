@@ -163,7 +163,7 @@ def test_every_kind_of_invalid_tx_is_refused_with_its_reason(node: tuple[int, Pa
 
 
 def test_a_busy_node_refuses_clients_txs_until_it_has_caught_up(node: tuple[int, Path]) -> None:
-    """A node whose event loop runs late (here: stopped for a second, as a node fed more
+    """A node whose event loop runs late (here: stopped for two seconds, as a node fed more
     than it can handle) refuses clients' txs with code 101 and says so, then takes them
     again once it has caught up."""
     port, home = node
@@ -176,7 +176,7 @@ def test_a_busy_node_refuses_clients_txs_until_it_has_caught_up(node: tuple[int,
     try:
         with ThreadPoolExecutor(1) as pool:
             sent = pool.submit(call, port, "broadcast_tx_sync", tx)  # waits in the socket meanwhile
-            time.sleep(1.0)
+            time.sleep(2.0)
             os.kill(pid, signal.SIGCONT)
             refused = sent.result(timeout=30)[1]["result"]
     finally:
