@@ -104,10 +104,10 @@ def requests(total: int, accounts: list[PrivateKey]) -> list[tuple[int, bytes]]:
 class Run:
     """The requests, sent by schedule from concurrent clients, and what came back."""
 
-    def __init__(self, url: str, rate: float, todo: list[tuple[int, bytes]]) -> None:
+    def __init__(self, url: str, rate: float, planned: list[tuple[int, bytes]]) -> None:
         self.url = url
         self.rate = rate
-        self.todo = todo
+        self.planned = planned
         self.next = 0
         self.start = 0.0  # trio clock
         self.last_answer = 0.0
@@ -118,13 +118,13 @@ class Run:
     async def client(self) -> None:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=1)) as client:
             await client.get(self.url + "health")
-            while self.next < len(self.todo):
+            while self.next < len(self.planned):
                 i = self.next
                 self.next += 1
                 due = self.start + i / self.rate
                 await trio.sleep_until(due)
                 self.late.append(trio.current_time() - due)
-                method, body = self.todo[i]
+                method, body = self.planned[i]
                 sent = time.perf_counter()
                 try:
                     response = await client.post(self.url, content=body, headers=HEADERS)
@@ -235,7 +235,7 @@ def main() -> None:
     transfers = max(1, total // len(METHODS))
     print(f"signing {transfers:,} transfers ...", flush=True)
     keys = [account_key(i) for i in range(transfers)]
-    todo = requests(total, keys)
+    planned = requests(total, keys)
     directory = args.keep or Path(tempfile.mkdtemp(prefix="bizra-rpc-"))
     accounts = [GenesisAccount(address_of(k.public_key), BALANCE) for k in keys]
     # Above the load bench's ports (36,000 to 46,100), so that both can run at once.
@@ -254,7 +254,7 @@ def main() -> None:
         wait_for_block(url)
         floors = trio.run(floor, url)
         usage, me = psutil.Process(process.pid), psutil.Process()
-        run = Run(url, args.rate, todo)
+        run = Run(url, args.rate, planned)
         print(f"sending {total:,} requests at {args.rate:,.0f}/s for {args.seconds:.0f} s from "
               f"{args.clients} clients ...", flush=True)
         first, in_node_before = height(url), method_seconds(url)

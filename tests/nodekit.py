@@ -47,6 +47,14 @@ def height(port: int) -> int:
         return -1
 
 
+def signed_since(port: int, validator: str, since: int) -> bool:
+    """Whether the latest commit ``port`` has, of a height above ``since``, carries a
+    signature of ``validator`` (its address as status shows it) for the block."""
+    h = height(port)
+    sigs = rpc(port, "commit", height=str(h))["signed_header"]["commit"]["signatures"]
+    return h > since and any(s["validator_address"] == validator and s["block_id_flag"] == 2 for s in sigs)
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: Sequence[Path] = ()) -> None:
     """Poll ``condition`` until it holds; AssertionError after ``timeout`` seconds, with
     the end of each of ``logs`` (the nodes' logs) to tell why."""

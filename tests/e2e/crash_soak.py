@@ -33,7 +33,7 @@ from chain.types import Transfer, tx_hash
 from node import devnet
 
 from chainkit import sign_tx
-from nodekit import free_ports, height, processes, rpc, wait_until
+from nodekit import free_ports, height, processes, rpc, signed_since, wait_until
 
 pytestmark = pytest.mark.slow
 BLOCK_MS = 500
@@ -114,12 +114,8 @@ def test_a_validator_killed_at_random_instants_restarts_intact_and_never_double_
 
         back_at = height(ports[3])
 
-        def signed_again() -> bool:
-            h = height(ports[0])
-            sigs = rpc(ports[0], "commit", height=str(h))["signed_header"]["commit"]["signatures"]
-            return h > back_at and any(s["validator_address"] == me and s["block_id_flag"] == 2 for s in sigs)
-
-        wait_until(signed_again, 60, "node 3 signs again after its last restart", logs)
+        wait_until(lambda: signed_since(ports[0], me, back_at), 60,
+                   "node 3 signs again after its last restart", logs)
         top = min(height(p) for p in ports)
         chains = [[rpc(p, "block", height=str(h)) for h in range(1, top + 1)] for p in ports]
         for h in range(1, top + 1):

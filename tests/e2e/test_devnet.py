@@ -29,7 +29,7 @@ from chain.types import Transfer
 from node import devnet
 
 from chainkit import sign_tx
-from nodekit import free_ports, height, node_cmd, processes, rpc, wait_until
+from nodekit import free_ports, height, node_cmd, processes, rpc, signed_since, wait_until
 
 pytestmark = pytest.mark.slow
 BLOCK_MS = 500
@@ -121,12 +121,7 @@ def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) ->
         me = rpc(ports[3], "status")["validator_info"]["address"]
         back_at = height(ports[3])
 
-        def signed_again() -> bool:
-            h = height(ports[0])
-            sigs = rpc(ports[0], "commit", height=str(h))["signed_header"]["commit"]["signatures"]
-            return h > back_at and any(s["validator_address"] == me and s["block_id_flag"] == 2 for s in sigs)
-
-        wait_until(signed_again, 60, "node 3 signs again", logs)
+        wait_until(lambda: signed_since(ports[0], me, back_at), 60, "node 3 signs again", logs)
 
         full = tmp_path / "full"
         bootnode = f"/ip4/127.0.0.1/tcp/{nodes[0].p2p_port}/p2p/{nodes[0].peer_id}"
