@@ -245,6 +245,26 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
     return chosen
 
 
+def includable_evidence(state: StateReader, config: ChainConfig,
+                        candidates: Iterable[DuplicateVoteEvidence]) -> list[DuplicateVoteEvidence]:
+    """The ``candidates``, in their order, that the next block on top of ``state`` can
+    carry: each proves a double sign of an earlier height, no older than
+    ``evidence_max_age``, that no earlier block or candidate punished. The others (of
+    this very height, expired, already punished, or not proving anything) are left out.
+    """
+    ledger = Ledger(state)
+    height = ledger.meta().height + 1
+    epoch = config.params.epoch_of(height, config.initial_height)
+    chosen = []
+    for ev in candidates:
+        try:
+            _apply_evidence(ledger, ev, height, epoch, config)
+        except InvalidBlock:
+            continue
+        chosen.append(ev)
+    return chosen
+
+
 def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list[bytes],
                   config: ChainConfig) -> None:
     h = block.header

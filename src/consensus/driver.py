@@ -226,7 +226,10 @@ class Driver:
         block = self._blocks[decision.block_id]
         await self.chain.commit(block, decision.commit)
         self.wal.end_height(height)
-        self.evidence = [e for e in self.evidence if e not in block.evidence]
+        # Evidence another proposer committed goes, and evidence too old to commit; the
+        # chain leaves out, block by block, what it cannot carry (already punished).
+        oldest = height - self.params.evidence_max_age
+        self.evidence = [e for e in self.evidence if e not in block.evidence and e.vote_a.height > oldest]
         self._decided[height] = (block, decision.commit, [a for a, _ in machine.voters])
         self._decided.pop(height - KEEP_DECIDED, None)
         self._helped.pop(height - KEEP_DECIDED, None)
@@ -405,12 +408,11 @@ class Driver:
             unsigned = Proposal(machine.height, action.round, action.pol_round, action.block_id,
                                 max(self.clock_ns(), self._block_time_floor), b"")
             try:
-                signature = self.signer.sign_proposal(unsigned)
+                signed = self.signer.sign_proposal(unsigned)
             except DoubleSignError as exc:
                 log.error("refused to sign a proposal", extra={"error": str(exc)})
                 return
-            message = ProposalMessage(dataclasses.replace(unsigned, signature=signature),
-                                      self._blocks[action.block_id])
+            message = ProposalMessage(signed, self._blocks[action.block_id])
             self._own_proposals[action.round] = message
             self.wal.write_sync(encode_message(message))
         await self.network.publish(message)
@@ -426,11 +428,10 @@ class Driver:
             unsigned = Vote(action.vote_type, machine.height, action.round, action.block_id,
                             max(self.clock_ns(), self._block_time_floor), self.address, index, b"")
             try:
-                signature = self.signer.sign_vote(unsigned)
+                vote = self.signer.sign_vote(unsigned)
             except DoubleSignError as exc:
                 log.error("refused to sign a vote", extra={"error": str(exc)})
                 return
-            vote = dataclasses.replace(unsigned, signature=signature)
             self._own_votes[(action.round, action.vote_type)] = vote
             self.wal.write_sync(encode_message(VoteMessage(vote)))
         await self.network.publish(VoteMessage(vote))

@@ -10,21 +10,26 @@ WAL asks again). So a validator never signs two different messages for one heigh
 round and step, even across a crash at any instant: if the state reached the disk the
 guard holds, and if it did not, the signature never left.
 
-Steps are CometBFT's: 1 proposal, 2 prevote, 3 precommit. Unlike CometBFT, a vote that
-differs only in its timestamp is refused too, not re-signed with the old timestamp: a
-restarting node takes its own votes from its WAL, so it never needs that.
+Steps are CometBFT's: 1 proposal, 2 prevote, 3 precommit. As in CometBFT, a request at
+the last (height, round, step) that differs from what was signed only in its timestamp
+gets the earlier message back, timestamp and signature: a validator killed after
+signing but before its WAL had the vote asks again on restart, with a new timestamp,
+and that step's vote is not lost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chain.codec import loads_canonical
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
 from chain.crypto import PrivateKey
-from chain.errors import BizraError
+from chain.errors import BizraError, DecodeError
 from chain.types import Proposal, Vote, VoteType
 
 STEP_PROPOSAL = 1
@@ -126,21 +131,38 @@ class FileSigner:
             leftover.unlink()  # a crash before the rename: that signature never left
         self.state = load_state(state_path)
 
-    def sign_vote(self, vote: Vote) -> bytes:
-        """The signature of ``vote`` (its own signature field is ignored)."""
+    def sign_vote(self, vote: Vote) -> Vote:
+        """``vote`` signed (its own signature field is ignored); see the module docstring
+        for when its timestamp is the earlier one."""
         step = STEP_PREVOTE if vote.type == VoteType.PREVOTE else STEP_PRECOMMIT
-        return self._sign((vote.height, vote.round, step), vote_sign_bytes(self.chain_id, vote))
 
-    def sign_proposal(self, proposal: Proposal) -> bytes:
-        """The signature of ``proposal`` (its own signature field is ignored)."""
-        return self._sign((proposal.height, proposal.round, STEP_PROPOSAL),
-                          proposal_sign_bytes(self.chain_id, proposal))
+        def at(ts: int) -> bytes:
+            return vote_sign_bytes(self.chain_id, dataclasses.replace(vote, timestamp_ns=ts))
 
-    def _sign(self, hrs: tuple[int, int, int], message: bytes) -> bytes:
+        ts, signature = self._sign((vote.height, vote.round, step), vote.timestamp_ns, at)
+        return dataclasses.replace(vote, timestamp_ns=ts, signature=signature)
+
+    def sign_proposal(self, proposal: Proposal) -> Proposal:
+        """``proposal`` signed (its own signature field is ignored); see the module
+        docstring for when its timestamp is the earlier one."""
+
+        def at(ts: int) -> bytes:
+            return proposal_sign_bytes(self.chain_id, dataclasses.replace(proposal, timestamp_ns=ts))
+
+        ts, signature = self._sign((proposal.height, proposal.round, STEP_PROPOSAL),
+                                   proposal.timestamp_ns, at)
+        return dataclasses.replace(proposal, timestamp_ns=ts, signature=signature)
+
+    def _sign(self, hrs: tuple[int, int, int], ts: int,
+              sign_bytes_at: Callable[[int], bytes]) -> tuple[int, bytes]:
+        """The timestamp and signature of the message whose sign bytes with timestamp
+        ``ts`` are ``sign_bytes_at(ts)``."""
         last = self.state
+        message = sign_bytes_at(ts)
         if hrs == last.hrs:
-            if message == last.sign_bytes:
-                return last.signature
+            earlier = _timestamp_of(last.sign_bytes)
+            if earlier is not None and sign_bytes_at(earlier) == last.sign_bytes:
+                return earlier, last.signature
             raise DoubleSignError(f"{_describe(hrs)}: already signed a different message at this step")
         if hrs < last.hrs:
             raise DoubleSignError(f"{_describe(hrs)} would go back from {_describe(last.hrs)}")
@@ -148,4 +170,19 @@ class FileSigner:
         state = SignerState(*hrs, message, signature)
         save_state(self.path, state)
         self.state = state
-        return signature
+        return ts, signature
+
+
+def _timestamp_of(sign_bytes: bytes) -> int | None:
+    """The timestamp in a vote's or proposal's sign bytes (the fifth field of the
+    unsigned encoding after ``domain || 0 || chain id || 0``), or None."""
+    parts = sign_bytes.split(b"\x00", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        fields = loads_canonical(parts[2], "signed message")
+    except DecodeError:
+        return None
+    if not isinstance(fields, list) or len(fields) < 5 or type(fields[4]) is not int:
+        return None
+    return fields[4]

@@ -23,7 +23,7 @@ from chain.errors import DecodeError, InvalidBlock, StorageError
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.params import ChainConfig
-from chain.transition import BlockOutcome, apply_block, includable_txs
+from chain.transition import BlockOutcome, apply_block, includable_evidence, includable_txs
 from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember
 from chain.validatorsets import validator_set_at
 from consensus.proposer import Priorities, initial, next_height, voters
@@ -154,7 +154,8 @@ class NodeChain:
             txs = includable_txs(state, self.config, candidates, max_txs=params.max_block_txs,
                                  max_bytes=max_bytes)
             return make_block(state, app_hash, self.config, txs=txs, proposer_address=proposer,
-                              time_ns=time_ns, last_commit=last_commit, evidence=evidence)
+                              time_ns=time_ns, last_commit=last_commit,
+                              evidence=includable_evidence(state, self.config, evidence))
 
         started = time.monotonic()
         block = await trio.to_thread.run_sync(build)

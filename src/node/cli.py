@@ -27,7 +27,7 @@ from node.cli_bench import bench
 from node.cli_genesis import genesis
 from node.cli_wallet import keys, query, status, tx
 from node.config import Config, P2pConfig, load
-from node.daemon import Node
+from node.daemon import InjectedFaults, Node
 from node.home import Home, init_home, write_private
 from node.logs import setup as setup_logs
 from node.networks import NETWORKS, network
@@ -191,9 +191,13 @@ def _init(home_dir: Path, network_name: str | None, genesis_file: Path | None, c
               help="A peer to dial first: /ip4/HOST/tcp/PORT/p2p/PEER_ID (repeatable; p2p.bootnodes).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="log.format")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="log.level")
+@click.option("--test-clock-offset-ms", type=int, default=0, hidden=True,
+              help="Fault tests only: run with the clock this far off.")
+@click.option("--test-equivocate", is_flag=True, hidden=True,
+              help="Fault tests only: as a validator, sign and send a conflicting twin of everything.")
 def start_command(home_dir: Path, network_name: str | None, genesis_file: Path | None, p2p_port: int | None,
                   rpc_port: int | None, bootnodes: tuple[str, ...], log_format: str | None,
-                  log_level: str | None) -> None:
+                  log_level: str | None, test_clock_offset_ms: int, test_equivocate: bool) -> None:
     """Run the node until SIGINT or SIGTERM (a clean stop within seconds).
 
     It opens its store as it was left, replays its consensus log, connects to its
@@ -217,7 +221,10 @@ def start_command(home_dir: Path, network_name: str | None, genesis_file: Path |
             raise BizraError(f"{home_dir} is a node of {config.network or 'a chain of its own'}, not of "
                              f"{network_name}; use another --home")
         setup_logs(config.log.level, config.log.format)
-        node = Node(home, config)
+        node = Node(home, config, InjectedFaults(test_clock_offset_ms, test_equivocate))
+        if test_equivocate or test_clock_offset_ms:
+            log.warning("fault injection on: for fault tests only", extra={
+                "clock_offset_ms": test_clock_offset_ms, "equivocate": test_equivocate})
     except BizraError as exc:
         _fail(str(exc))
     try:

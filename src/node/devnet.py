@@ -114,11 +114,12 @@ def nodes(directory: Path) -> list[DevnetNode]:
     return out
 
 
-def start(node: DevnetNode, log_file: Path) -> subprocess.Popen[bytes]:
-    """Start ``node`` as a process of its own (``bizra-node start``), logging to ``log_file``."""
+def start(node: DevnetNode, log_file: Path, *options: str) -> subprocess.Popen[bytes]:
+    """Start ``node`` as a process of its own (``bizra-node start --home … *options``),
+    logging to ``log_file``."""
+    command = [sys.executable, "-m", "node", "start", "--home", str(node.home.path), *options]
     with log_file.open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "node", "start", "--home", str(node.home.path)],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import socket
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import libp2p.pubsub.pubsub as pubsub_module
@@ -248,6 +248,7 @@ class Libp2pNetwork:
         """Publishes that went ahead while a peer's queue stayed full (each one logged)."""
         self.rate_limited = 0
         """Gossip messages and requests refused because their peer was over its limit."""
+        self.blocked: frozenset[PeerId] = frozenset()
 
     @property
     def local_id(self) -> PeerId:
@@ -367,7 +368,7 @@ class Libp2pNetwork:
                 return True  # py-libp2p validates what this node publishes too
             peer = PeerId(forwarder.to_base58())
             now = trio.current_time()
-            if self.book.is_banned(peer, now):
+            if peer in self.blocked or self.book.is_banned(peer, now):
                 return False
             if not (self._gossip_messages.allow(peer, 1, now)
                     and self._gossip_bytes.allow(peer, len(message.data), now)):
@@ -447,6 +448,9 @@ class Libp2pNetwork:
     def set_handler(self, protocol: str, handler: Handler, *, max_request_bytes: int) -> None:
         async def serve(stream: Any) -> None:
             peer = PeerId(stream.muxed_conn.peer_id.to_base58())
+            if peer in self.blocked:
+                await self._reset(stream)
+                return
             if self.book.is_banned(peer, trio.current_time()) or \
                     not self._requests.allow(peer, 1, trio.current_time()):
                 self._count_limited(peer, protocol)
@@ -475,6 +479,8 @@ class Libp2pNetwork:
 
     async def request(self, peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,
                       timeout: float) -> bytes:
+        if peer in self.blocked:
+            raise NetworkError(f"{protocol} request to {peer}: the peer is blocked")
         try:
             with trio.fail_after(timeout):
                 stream = await self._host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
@@ -497,6 +503,10 @@ class Libp2pNetwork:
         return answer
 
     # --- scores --------------------------------------------------------------------
+
+    def block(self, peers: Collection[PeerId]) -> None:
+        self.blocked = frozenset(peers)
+        log.warning("peers blocked", extra={"peers": sorted(self.blocked)})
 
     def score(self, peer: PeerId) -> float:
         return self.book.score(peer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import trio
 
@@ -82,6 +82,7 @@ class MemoryNetwork:
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._seen: OrderedDict[tuple[PeerId, int], None] = OrderedDict()
         self._seqno = 0
+        self.blocked: frozenset[PeerId] = frozenset()
         self.dropped = 0
         """Accepted messages a full subscription could not take (each one logged)."""
 
@@ -163,7 +164,8 @@ class MemoryNetwork:
                 await self.hub.nodes[peer]._receive(self._id, message_id, topic, data)
 
     async def _receive(self, sender: PeerId, message_id: tuple[PeerId, int], topic: str, data: bytes) -> None:
-        if sender not in self.connected or self.book.is_banned(sender, self.hub.clock()):
+        if sender not in self.connected or sender in self.blocked or \
+                self.book.is_banned(sender, self.hub.clock()):
             return
         if not self._remember(message_id):
             return
@@ -198,6 +200,8 @@ class MemoryNetwork:
         if peer not in self.connected:
             raise NetworkError(f"peer {peer} is not connected")
         remote = self.hub.nodes[peer]
+        if peer in self.blocked or self._id in remote.blocked:
+            raise NetworkError(f"{protocol} request to {peer}: blocked")
         entry = remote._handlers.get(protocol)
         if entry is None:
             raise UnsupportedProtocol(f"peer {peer} does not serve {protocol}")
@@ -221,6 +225,9 @@ class MemoryNetwork:
         return answer
 
     # --- scores --------------------------------------------------------------------
+
+    def block(self, peers: Collection[PeerId]) -> None:
+        self.blocked = frozenset(peers)
 
     def ban(self, peer: PeerId, reason: str) -> None:
         log.warning("peer banned", extra={"peer": peer, "reason": reason})

@@ -8,7 +8,7 @@ above their protocol's limits are refused on both sides; a request has a deadlin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -104,6 +104,13 @@ class Network(Protocol):
 
     def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         """Connections and disconnections, from now on."""
+
+    def block(self, peers: Collection[PeerId]) -> None:
+        """Stop hearing ``peers`` (replacing the last call's set; empty: none): gossip
+        they send or forward is dropped, their requests go unanswered and requests to
+        them fail, without penalty. The connections stay up, so lifting it heals at
+        once. Blocked on both sides, two groups of nodes are partitioned (gossip
+        crosses only by a direct hop, which the receiving side drops)."""
 
 
 def peer_of(address: str) -> PeerId:

@@ -14,11 +14,13 @@ import trio
 
 import node.chainstate
 from chain.crypto import VerifiedCache, address_of
+from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config
 from chain.transition import BlockOutcome
-from chain.types import Block, Transfer, tx_hash
+from chain.types import Block, DuplicateVoteEvidence, Transfer, tx_hash
 from consensus.driver import Driver
+from consensus.equivocation import Equivocator
 from consensus.signer import FileSigner
 from consensus.wal import Wal
 from node.chainstate import NodeChain, decode_priorities, encode_priorities
@@ -27,7 +29,7 @@ from node.mempool import Mempool
 from storage.memory import MemoryKV
 from storage.store import Store
 
-from chainkit import LocalChain
+from chainkit import SEED, LocalChain
 from consensuskit import Hub
 from storekit import GENESIS_HASH
 
@@ -132,3 +134,42 @@ async def test_proposals_halve_each_round_and_grow_while_round_0_proposals_are_d
     block = await chain.build_block(2, me, [])
     await chain.commit(block, dataclasses.replace(local.sign_commit(block), round=2))
     assert chain.proposal_bytes == 4_000  # what was decided
+
+
+async def test_an_equivocating_validator_is_caught_slashed_and_jailed_while_the_others_agree(
+        tmp_path: Path) -> None:
+    """Validator 3 signs a twin of every vote and proposal: the others commit the same
+    blocks, the next proposers commit its duplicate votes as evidence (never of their
+    own height, never twice), and the chain slashes and jails it."""
+    local = LocalChain(validators=4, params=dataclasses.replace(FAST, epoch_length=1_000))
+    hub = Hub()
+    chains = [node_chain(local, MemoryKV()) for _ in range(4)]
+    drivers = [driver(local, chain, hub, i, tmp_path / f"node{i}") for i, chain in enumerate(chains)]
+    byzantine = local.validator_keys[3]
+    drivers[3].network = Equivocator(drivers[3].network, byzantine, local.genesis.chain_id)
+    async with trio.open_nursery() as nursery:
+        for d in drivers:
+            await nursery.start(d.run)
+        with trio.fail_after(60):
+            while min(c.height for c in chains) < 6:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    height = min(c.height for c in chains)
+    evidence: list[DuplicateVoteEvidence] = []
+    for h in range(1, height + 1):
+        blocks = [c.store.blocks.block(h) for c in chains]
+        assert all(b == blocks[0] for b in blocks), f"nodes differ at height {h}"
+        block = blocks[0]
+        assert block is not None
+        assert all(e.vote_a.height < h for e in block.evidence)
+        evidence += block.evidence
+    culprit = address_of(byzantine.public_key)
+    assert evidence and all(e.vote_a.validator_address == culprit for e in evidence)
+    marks = {(e.vote_a.height, e.vote_a.round, e.vote_a.type) for e in evidence}
+    assert len(marks) == len(evidence), "a double sign punished twice"
+    ledger = Ledger(chains[0].store.state)
+    operator = ledger.operator_of(culprit)
+    assert operator is not None
+    validator = ledger.validator(operator)
+    assert validator is not None and validator.jailed_until_epoch > 0
+    assert validator.bond < 2_000 * SEED  # LocalChain's bond

@@ -45,6 +45,32 @@ async def test_gossip_crosses_the_mesh_once_per_node() -> None:
         subs[0].receive_nowait()  # a node does not receive its own message
 
 
+async def test_blocked_peers_are_not_heard_until_the_block_is_lifted() -> None:
+    """0 - 1 - 2, with 1 and 2 blocking each other: a partition, healed at once."""
+    _, nodes = line(3)
+    subs = [node.subscribe(TOPIC, accept) for node in nodes]
+    blocks = request_protocol("bizra-devnet-1", "block-parts")
+
+    async def serve(peer: PeerId, data: bytes) -> bytes:
+        return data
+
+    nodes[2].set_handler(blocks, serve, max_request_bytes=100)
+    nodes[1].block([nodes[2].local_id])
+    nodes[2].block([nodes[1].local_id])
+    await nodes[0].publish(TOPIC, b"cut")
+    assert subs[1].receive_nowait().data == b"cut"
+    with pytest.raises(trio.WouldBlock):
+        subs[2].receive_nowait()
+    with pytest.raises(NetworkError, match="blocked"):
+        await nodes[1].request(nodes[2].local_id, blocks, b"x", max_response_bytes=10, timeout=1)
+    assert nodes[1].score(nodes[2].local_id) == nodes[2].score(nodes[1].local_id) == 0
+    for node in nodes:
+        node.block([])
+    await nodes[0].publish(TOPIC, b"healed")
+    assert subs[2].receive_nowait().data == b"healed"
+    assert await nodes[1].request(nodes[2].local_id, blocks, b"x", max_response_bytes=10, timeout=1) == b"x"
+
+
 async def test_nothing_above_60_kib_is_gossiped() -> None:
     _, nodes = line(2)
     with pytest.raises(NetworkError, match="above the 61440-byte limit"):

@@ -27,22 +27,23 @@ def vote(h: int, r: int, vote_type: VoteType = VoteType.PREVOTE, block_id: bytes
     return Vote(vote_type, h, r, block_id, ts, ADDRESS, 0, b"")
 
 
-def proposal(h: int, r: int, block_id: bytes = A) -> Proposal:
-    return Proposal(h, r, None, block_id, 1, b"")
+def proposal(h: int, r: int, block_id: bytes = A, ts: int = 1) -> Proposal:
+    return Proposal(h, r, None, block_id, ts, b"")
 
 
 def test_signatures_verify(tmp_path: Path) -> None:
     signer = FileSigner(KEY, tmp_path / "state.json", CHAIN)
-    sig = signer.sign_proposal(proposal(1, 0))
-    assert verify(KEY.public_key, proposal_sign_bytes(CHAIN, proposal(1, 0)), sig)
-    sig = signer.sign_vote(vote(1, 0))
-    assert verify(KEY.public_key, vote_sign_bytes(CHAIN, vote(1, 0)), sig)
+    signed = signer.sign_proposal(proposal(1, 0))
+    assert verify(KEY.public_key, proposal_sign_bytes(CHAIN, proposal(1, 0)), signed.signature)
+    assert signed.timestamp_ns == 1
+    signed_vote = signer.sign_vote(vote(1, 0))
+    assert signed_vote.timestamp_ns == 1
+    assert verify(KEY.public_key, vote_sign_bytes(CHAIN, vote(1, 0)), signed_vote.signature)
 
 
 @pytest.mark.parametrize(("second", "why"), [
     (vote(5, 2, block_id=B), "already signed a different message"),
     (vote(5, 2, block_id=b""), "already signed a different message"),
-    (vote(5, 2, ts=2), "already signed a different message"),
     (vote(5, 1), "would go back"),
     (vote(4, 9, VoteType.PRECOMMIT), "would go back"),
 ])
@@ -66,30 +67,46 @@ def test_the_same_message_gets_the_same_signature(tmp_path: Path) -> None:
     assert signer.sign_vote(vote(3, 0, VoteType.PRECOMMIT)) == first
 
 
+def test_a_step_asked_again_with_a_new_timestamp_gets_the_earlier_message(tmp_path: Path) -> None:
+    """A validator killed after signing but before its WAL had the vote asks again on
+    restart, with its clock's new time: it gets the vote it signed (CometBFT's FilePV)."""
+    path = tmp_path / "state.json"
+    first = FileSigner(KEY, path, CHAIN).sign_vote(vote(3, 0, ts=100))
+    again = FileSigner(KEY, path, CHAIN).sign_vote(vote(3, 0, ts=250))
+    assert again == first
+    assert again.timestamp_ns == 100
+    proposed = FileSigner(KEY, path, CHAIN).sign_proposal(proposal(4, 0, ts=300))
+    assert FileSigner(KEY, path, CHAIN).sign_proposal(proposal(4, 0, ts=400)) == proposed
+    with pytest.raises(DoubleSignError, match="already signed a different message"):
+        FileSigner(KEY, path, CHAIN).sign_proposal(proposal(4, 0, B, ts=300))
+
+
 requests = st.lists(st.tuples(st.integers(1, 3), st.integers(0, 2), st.sampled_from(["proposal", "prevote",
                                                                                       "precommit"]),
-                              st.sampled_from([A, B, b""])), max_size=30)
+                              st.sampled_from([A, B, b""]), st.integers(1, 3)), max_size=30)
 
 
 @given(requests)
 def test_no_request_sequence_gets_two_signatures_for_one_step(
-        tmp_path_factory: pytest.TempPathFactory, reqs: list[tuple[int, int, str, bytes]]) -> None:
+        tmp_path_factory: pytest.TempPathFactory, reqs: list[tuple[int, int, str, bytes, int]]) -> None:
     path = tmp_path_factory.mktemp("signer") / "state.json"
     signer = FileSigner(KEY, path, CHAIN)
     signed: dict[tuple[int, int, int], bytes] = {}
     last = (0, 0, 0)
-    for n, (h, r, kind, block_id) in enumerate(reqs):
+    for n, (h, r, kind, block_id, ts) in enumerate(reqs):
         if n % 7 == 6:
             signer = FileSigner(KEY, path, CHAIN)  # a restart
         step = {"proposal": 1, "prevote": 2, "precommit": 3}[kind]
         try:
             if kind == "proposal":
-                message = proposal_sign_bytes(CHAIN, proposal(h, r, block_id or A))
-                signer.sign_proposal(proposal(h, r, block_id or A))
+                p = signer.sign_proposal(proposal(h, r, block_id or A, ts))
+                message = proposal_sign_bytes(CHAIN, p)
+                assert verify(KEY.public_key, message, p.signature)
             else:
                 vote_type = VoteType.PREVOTE if kind == "prevote" else VoteType.PRECOMMIT
-                message = vote_sign_bytes(CHAIN, vote(h, r, vote_type, block_id))
-                signer.sign_vote(vote(h, r, vote_type, block_id))
+                v = signer.sign_vote(vote(h, r, vote_type, block_id, ts))
+                message = vote_sign_bytes(CHAIN, v)
+                assert verify(KEY.public_key, message, v.signature)
         except DoubleSignError:
             continue
         assert signed.setdefault((h, r, step), message) == message
@@ -118,8 +135,8 @@ def test_a_crash_after_the_state_is_written_keeps_the_guard(tmp_path: Path,
         restarted.sign_vote(vote(7, 0, block_id=B))
     with pytest.raises(DoubleSignError):
         restarted.sign_vote(vote(7, 0, block_id=b""))
-    sig = restarted.sign_vote(vote(7, 0))
-    assert verify(KEY.public_key, vote_sign_bytes(CHAIN, vote(7, 0)), sig)
+    signed = restarted.sign_vote(vote(7, 0))
+    assert verify(KEY.public_key, vote_sign_bytes(CHAIN, vote(7, 0)), signed.signature)
 
 
 def test_a_crash_before_the_rename_leaves_the_old_state(tmp_path: Path,

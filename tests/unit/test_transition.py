@@ -24,6 +24,7 @@ from chain.transition import (
     attestation_id,
     check_tx_against_state,
     decode_tx,
+    includable_evidence,
     includable_txs,
     verify_tx_signature,
 )
@@ -299,6 +300,19 @@ def test_forged_evidence_is_rejected() -> None:
     future = double_sign(chain, 1, 5)
     with pytest.raises(InvalidBlock, match="not a past height"):
         apply_block(chain.state, chain.state.app_hash, chain.next_block(evidence=[future]), chain.config)
+
+
+def test_a_proposer_includes_only_evidence_the_next_block_can_carry() -> None:
+    chain = LocalChain()
+    chain.run()
+    chain.run()
+    good, punished = double_sign(chain, 1, 1), double_sign(chain, 2, 2)
+    chain.apply(chain.next_block(evidence=[punished]))
+    current = double_sign(chain, 3, chain.height + 1)  # seen in this height's rounds
+    forged = dataclasses.replace(good, vote_b=dataclasses.replace(good.vote_b, signature=bytes(64)))
+    candidates = [current, punished, forged, good, good]
+    assert includable_evidence(chain.state, chain.config, candidates) == [good]
+    chain.apply(chain.next_block(evidence=[good]))  # and the block is valid
 
 
 def test_signatures_checked_at_admission_are_not_checked_again() -> None:

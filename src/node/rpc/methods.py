@@ -543,6 +543,14 @@ class Methods:
         with contextlib.suppress(BizraError):
             await self.node.network.connect(address)
 
+    async def m_bizra_block_peers(self, peers: Any) -> JSON:
+        """Stop hearing ``peers`` (peer ids), replacing the last list; ``[]`` lifts it
+        (see :meth:`p2p.network.Network.block`)."""
+        if not isinstance(peers, list) or not all(isinstance(p, str) and p for p in peers):
+            raise invalid("peers: expected a list of peer ids")
+        self.node.network.block([PeerId(p) for p in peers])
+        return {"blocked": sorted(peers)}
+
     async def m_bizra_ban_peer(self, peer: Any, reason: Any = None) -> JSON:
         """Disconnect ``peer`` and refuse it for the ban period."""
         if not isinstance(peer, str) or not peer:

@@ -8,7 +8,7 @@
 - ``GET /health`` (200 while the node runs), ``GET /ready`` (200 when caught up and
   connected, else 503 with the reason), ``GET /metrics`` (Prometheus text).
 
-Admin methods (``dial_peers``, ``bizra_ban_peer``) need the token in the node's home
+Admin methods (``dial_peers``, ``bizra_ban_peer``, ``bizra_block_peers``) need the token in the node's home
 (``rpc_token``) as ``Authorization: Bearer <token>``; over a WebSocket they are refused.
 
 Limits: a body above ``rpc.max_body_bytes`` gets 413, a client (by address) above
@@ -57,7 +57,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 RATE_LIMITED = -32000
 TOO_LARGE = -32001
 UNAUTHORIZED = -32002
-ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer"})
+ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer", "bizra_block_peers"})
 RESTART_DELAY_S = 0.1
 """Methods that change what the node does, not only what it says: bearer token only."""
 
