@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
@@ -138,7 +139,7 @@ class _Queues(dict[Any, RpcQueue]):
 
 
 class _Pubsub(Pubsub):
-    """py-libp2p's Pubsub with three faults of 0.8.1 closed.
+    """py-libp2p's Pubsub with four faults of 0.8.1 closed.
 
     - It writes to a peer's stream from several tasks (the peer's outbound queue, the
       replay of recent messages to a peer that just connected, flushes of pending
@@ -149,10 +150,16 @@ class _Pubsub(Pubsub):
       the whole host. Here it costs the peer that sent it (``on_garbage``) and closes
       its stream; the node runs on.
     - A peer's outbound queue drops votes behind txs: see :class:`_UrgentFirst`.
+    - Message ids are the sender and a sequence number, counted from the start time in
+      seconds. A node that sent more messages than it ran seconds (every node) starts
+      again, after a restart, on numbers its peers saw before, and they drop its
+      messages as duplicates until it passes its old count or they forget it (120 s).
+      Here the count starts from the time in nanoseconds, as go-libp2p's does.
     """
 
     def __init__(self, host: Any, router: Any, *, on_garbage: Callable[[ID, str], None]) -> None:
         super().__init__(host, router, strict_signing=True)
+        self.counter = time.time_ns()
         self._on_garbage = on_garbage
         self.bulk_topics: set[str] = set()
         self.peer_queues = _Queues(self.bulk_topics)

@@ -244,6 +244,38 @@ class Methods:
             "validator_info": validator,
         }
 
+    async def m_consensus_state(self) -> JSON:
+        """Where consensus is (CometBFT's ``round_state``, abridged): height, round and
+        step, the round's proposal, the locked and valid blocks, and who voted in each
+        round. While the node syncs there is no round state, and it says so."""
+        driver = self.node.driver
+        machine = driver.machine if driver is not None else None
+        if machine is None:
+            return {"round_state": None, "syncing": True}
+        step = "new_height" if machine.round < 0 else machine.round_step.name.lower()
+        proposal = machine.proposals.get(machine.round)
+
+        def voted(sets: dict[int, Any], round_: int) -> str:
+            vote_set = sets.get(round_)
+            if vote_set is None:
+                return "_" * len(machine.voters)
+            votes = [vote_set.vote_of(i) for i in range(len(machine.voters))]
+            return "".join("_" if v is None else "x" if v.block_id else "n" for v in votes)
+
+        rounds = sorted(set(machine.prevotes) | set(machine.precommits))
+        return {"round_state": {
+            "height/round/step": f"{machine.height}/{machine.round}/{step}",
+            "height": str(machine.height), "round": machine.round, "step": step,
+            "proposer": {"address": hex_upper(machine.proposer(max(machine.round, 0)))},
+            "proposal_block_hash": hex_upper(proposal.block_id) if proposal else "",
+            "locked_round": machine.locked_round,
+            "locked_block_hash": hex_upper(machine.locked_value or b""),
+            "valid_round": machine.valid_round,
+            "valid_block_hash": hex_upper(machine.valid_value or b""),
+            "height_vote_set": [{"round": r, "prevotes": voted(machine.prevotes, r),
+                                 "precommits": voted(machine.precommits, r)} for r in rounds],
+        }, "syncing": False}
+
     async def m_net_info(self) -> JSON:
         node = self.node
         peers = node.network.peers()
