@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +241,16 @@ def render(config: Config) -> str:
 
 def _toml(value: Any) -> str:
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_toml_char(c) for c in value) + '"'
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return str(value)
+
+
+def _toml_char(c: str) -> str:
+    """``c`` in a TOML basic string: quotes, backslashes and control characters escaped."""
+    if c in '"\\':
+        return "\\" + c
+    if unicodedata.category(c) == "Cc":
+        return f"\\u{ord(c):04x}"
+    return c

@@ -397,7 +397,8 @@ class Methods:
         if key == "tx.hash":
             hashes = [_hash("tx.hash", value)] if self._store.txs.get(_hash("tx.hash", value)) else []
         elif key == "tx.height":
-            located = self._store.txs_at(_int("tx.height", value)) or []
+            at = _int("tx.height", value)
+            located = (self._store.txs_at(at) if at <= self._store.height else None) or []
             hashes = [t.tx_hash for t in located]
         elif key == "message.sender":
             found = self._store.txs.by_sender(_address(value), limit=number * size + 1)
