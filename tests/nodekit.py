@@ -79,11 +79,18 @@ def node_cmd(*args: str) -> list[str]:
 
 @contextmanager
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes stopped on the way out: SIGTERM (a devnet command stops its nodes), and
+    SIGKILL for any still running 20 s later."""
     started: list[subprocess.Popen[bytes]] = []
     try:
         yield started
     finally:
         for p in started:
             if p.poll() is None:
+                p.terminate()
+        for p in started:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
                 p.kill()
-            p.wait()
+                p.wait()

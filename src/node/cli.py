@@ -288,13 +288,14 @@ def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int
             click.echo(f"{n.home.path}  peer id {n.peer_id}")
         return
     processes: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop stops the nodes too
     try:
         processes = [devnet.start(n, n.home.path / "node.log") for n in nodes]
         click.echo(f"{'node':<6}{'rpc':<24}{'p2p':<60}home")
         for n in nodes:
             click.echo(f"{n.index:<6}{'http://127.0.0.1:' + str(n.rpc_port):<24}"
                        f"{'/ip4/127.0.0.1/tcp/' + str(n.p2p_port) + '/p2p/' + n.peer_id:<60}{n.home.path}")
-        click.echo("Ctrl-C stops them all.")
+        click.echo("Ctrl-C (or SIGTERM) stops them all.")
         reported: set[int] = set()
         while any(p.poll() is None for p in processes):
             for n, p in zip(nodes, processes, strict=True):
@@ -309,6 +310,10 @@ def devnet_command(validators: int, home_dir: Path, chain_id: str, rpc_port: int
         click.echo("stopping ...")
     finally:
         devnet.stop(processes)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 for _command in (keys, tx, status, query, genesis, bench):

@@ -267,6 +267,27 @@ def test_admin_methods_need_the_token_from_the_home(node: tuple[int, Path]) -> N
     assert "must end in /p2p/<peer id>" in answer["error"]["data"]
     _, answer = post(port, request("bizra_ban_peer", {"peer": peer.rsplit("/", 1)[1]}), token)
     assert answer["result"] == {}
+    _, answer = post(port, request("bizra_block_peers", {"peers": [peer.rsplit("/", 1)[1]]}))
+    assert answer["error"]["code"] == -32002
+    _, answer = post(port, request("bizra_block_peers", {"peers": "everyone"}), token)
+    assert "expected a list of peer ids" in answer["error"]["data"]
+    for blocked in ([peer.rsplit("/", 1)[1]], []):
+        _, answer = post(port, request("bizra_block_peers", {"peers": blocked}), token)
+        assert answer["result"] == {"blocked": blocked}
+
+
+def test_consensus_state_shows_the_height_round_step_and_votes(node: tuple[int, Path]) -> None:
+    """A single validator: at the height after its last block, its own votes only."""
+    port, _ = node
+    status, answer = call(port, "consensus_state")
+    assert status == 200 and answer["result"]["syncing"] is False
+    state = answer["result"]["round_state"]
+    height_, round_, step = state["height/round/step"].split("/")
+    assert int(height_) >= height(port) and int(round_) >= -1
+    assert step in ("new_height", "propose", "prevote", "precommit")
+    for votes in state["height_vote_set"]:
+        assert set(votes["prevotes"] + votes["precommits"]) <= {"x", "n", "_"}
+        assert len(votes["prevotes"]) == len(votes["precommits"]) == 1
 
 
 def test_probes_and_metrics_answer_as_operators_expect(node: tuple[int, Path]) -> None:
