@@ -43,9 +43,9 @@ class Devnet:
 
     def __init__(self, directory: Path, validators: int, *, chain_id: str, params: Params,
                  byzantine: Sequence[int] = ()) -> None:
-        p2p = free_ports(validators)
+        p2p = free_ports(2 * validators)
         self.nodes = devnet.create(directory, validators, chain_id=chain_id, p2p_port=p2p,
-                                   rpc_port=free_ports(validators) + 20 + validators, params=params)
+                                   rpc_port=p2p + validators, params=params)
         self.chain_id = chain_id
         self.params = params
         self.directory = directory

@@ -18,8 +18,16 @@ from typing import Any
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports on 127.0.0.1."""
-    for base in range(31_000 + (os.getpid() % 500) * 40, 60_000, 40):
+    """The first of ``count`` consecutive free ports on 127.0.0.1, below the kernel's
+    ephemeral range: a port in it may be taken at any moment by a connection's local
+    end (a node dialing a peer), and a node started there later cannot listen."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32_768
+    first = 20_000 + (os.getpid() % 300) * 40
+    bases: list[int] = [*range(first, ephemeral - 40, 40), *range(20_000, first, 40)]
+    for base in bases:
         try:
             for port in range(base, base + count):
                 with socket.socket() as probe:
