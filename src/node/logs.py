@@ -11,6 +11,18 @@ from pythonjsonlogger.json import JsonFormatter
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _QUIET = ("libp2p", "multiaddr", "hypercorn.access")
 """Libraries whose info-level chatter is not the node's (their warnings still show)."""
+_ROUTINE = ("libp2p.transport.tcp.tcp", "libp2p.host.basic_host")
+"""py-libp2p loggers that report as errors what the node expects and handles: a dial to
+a peer that is down, a stream a peer would not open (the peer manager and the caller
+retry, and say so). They show as debug records."""
+
+
+class _Demote(logging.Filter):
+    """Turns a record into a debug record, shown only when the node logs at debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class _TextWithExtras(logging.Formatter):
@@ -40,3 +52,12 @@ def setup(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # py-libp2p detaches its loggers when imported, so their records reached Python's
+    # last-resort handler: bare lines on stderr, not JSON. They go through ours.
+    libp2p = logging.getLogger("libp2p")
+    libp2p.handlers.clear()
+    libp2p.propagate = True
+    for name in _ROUTINE:
+        routine = logging.getLogger(name)
+        if not any(isinstance(f, _Demote) for f in routine.filters):
+            routine.addFilter(_Demote())
