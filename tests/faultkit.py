@@ -11,6 +11,7 @@ with its seed.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import random
 import signal
@@ -32,7 +33,8 @@ from node import devnet
 from chainkit import sign_tx
 from nodekit import free_ports, height, rpc, tail, wait_until
 
-UNREACHABLE = (urllib.error.URLError, ConnectionError, OSError, TimeoutError)
+UNREACHABLE = (urllib.error.URLError, http.client.HTTPException, OSError)
+"""What a call to a node that is down, or dies while it answers, raises."""
 FAULT_KINDS = ("kill", "pause", "isolate", "split", "skew")
 
 

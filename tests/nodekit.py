@@ -3,6 +3,7 @@ condition, and processes that are killed on the way out."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -51,7 +52,7 @@ def rpc(port: int, method: str, **params: Any) -> Any:
 def height(port: int) -> int:
     try:
         return int(rpc(port, "status")["sync_info"]["latest_block_height"])
-    except (urllib.error.URLError, ConnectionError, OSError):
+    except (urllib.error.URLError, http.client.HTTPException, OSError):  # down, or died answering
         return -1
 
 

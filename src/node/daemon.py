@@ -58,6 +58,8 @@ for this many checks a second apart. One block behind, consensus catches up by i
 (the commit a peer announces for the height being decided decides it); two behind, it
 cannot: peers drop consensus messages more than a height away from theirs, so the node
 would wait for votes that never come."""
+ANNOUNCE_AGAIN_S = 2.0
+"""The last block is announced again after this long without a new one."""
 PENDING_BLOCKS = 2
 """Clients' txs are refused while the mempool holds more than this many blocks' worth."""
 RECEIVED_BATCH = 4_096
@@ -336,14 +338,24 @@ class Node:
                         extra={"height": block.header.height})
 
     async def _announce_blocks(self) -> None:
-        async for block, _ in self._committed:
-            commit = self.store.blocks.commit(block.header.height)
+        """Announce each block this node commits; and the last one again while no new
+        one comes, every ``ANNOUNCE_AGAIN_S``: a node that missed the announcements (cut
+        off, paused) learns it is behind and syncs, instead of waiting for the next
+        block, which may need its vote."""
+        last: Block | None = None
+        while True:
+            with trio.move_on_after(ANNOUNCE_AGAIN_S):
+                last, _ = await self._committed.receive()
+            if last is None:
+                continue
+            height = last.header.height
+            commit = self.store.blocks.commit(height)
             if commit is None:
                 continue
             try:
-                await self.blocks.announce(block.header, commit)
+                await self.blocks.announce(last.header, commit)
             except BizraError as exc:
-                log.warning("block not announced", extra={"height": block.header.height, "error": str(exc)})
+                log.warning("block not announced", extra={"height": height, "error": str(exc)})
 
     def _check_announcement(self, peer: PeerId, announcement: Announcement) -> Validation:
         return Validation.ACCEPT if announcement.header.height > self.store.height else Validation.IGNORE

@@ -62,9 +62,10 @@ def test_random_fault_schedules_never_fork_lose_a_tx_or_stall_after_the_faults_e
             sender = threading.Thread(target=client.run, daemon=True)
             sender.start()
             try:
-                for fault in faults:
+                for n, fault in enumerate(faults):
+                    if n:
+                        time.sleep(rng.uniform(0.5, 2.0))
                     inject(net, fault)
-                    time.sleep(rng.uniform(0.5, 2.0))
                 healed_at, healed_height = time.monotonic(), max(net.heights())
             finally:
                 client.stopped.set()
