@@ -66,6 +66,7 @@ from chain.params import Params
 from chain.transition import sign_tx
 from chain.types import Transfer
 from node import devnet
+from node.loadgen import wait_for_blocks
 
 CHAIN = "bizra-rpc-1"
 BALANCE = 1_000_000 * 1_000_000
@@ -203,18 +204,6 @@ def height(url: str) -> int:
     return int(answer["result"]["sync_info"]["latest_block_height"])
 
 
-def wait_for_block(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if height(url) >= 1:
-                return
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the node made no block within 120 s")
-
-
 def in_node_mean_ms(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]],
                     method: str) -> float | None:
     count0, seconds0 = before.get(method, (0.0, 0.0))
@@ -238,8 +227,8 @@ def main() -> None:
     planned = requests(total, keys)
     directory = args.keep or Path(tempfile.mkdtemp(prefix="bizra-rpc-"))
     accounts = [GenesisAccount(address_of(k.public_key), BALANCE) for k in keys]
-    # Above the load bench's ports (36,000 to 46,100), so that both can run at once.
-    base = 47_000 + os.getpid() % 1_000 * 10
+    # Below the load bench's ports (10,000 to 15,100) and the kernel's ephemeral ones.
+    base = 6_100 + os.getpid() % 380 * 10
     [node] = devnet.create(directory / "devnet", 1, chain_id=CHAIN, p2p_port=base, rpc_port=base + 1,
                            params=Params(block_time_ms=args.block_time_ms), accounts=accounts)
     # Every client is 127.0.0.1: one address, so one rate limit for them all.
@@ -251,7 +240,7 @@ def main() -> None:
                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     print(f"node pid {process.pid}, RPC on {url}", flush=True)
     try:
-        wait_for_block(url)
+        wait_for_blocks([node.rpc_port])
         floors = trio.run(floor, url)
         usage, me = psutil.Process(process.pid), psutil.Process()
         run = Run(url, args.rate, planned)

@@ -230,7 +230,9 @@ def run(args: Options) -> dict[str, Any]:
     directory = args.keep or Path(tempfile.mkdtemp(prefix="bizra-load-"))
     accounts = [GenesisAccount(address_of(account_key(i).public_key), BALANCE)
                 for i in range(args.accounts + 1)]
-    base = 36_000 + os.getpid() % 1_000 * 10
+    # Below the kernel's ephemeral ports (from 32,768), which a node's outgoing connections
+    # may hold, and apart from the other benches' (bench/rpc.py, bench/sync.py).
+    base = 10_000 + os.getpid() % 500 * 10
     nodes = devnet.create(directory / "devnet", args.validators, chain_id=CHAIN, p2p_port=base,
                           rpc_port=base + 100, params=Params(block_time_ms=args.block_time_ms),
                           accounts=accounts)
@@ -296,6 +298,8 @@ def run(args: Options) -> dict[str, Any]:
 
 
 def wait_for_blocks(ports: list[int]) -> None:
+    """Until every node with an RPC port in ``ports`` (127.0.0.1) has made a block;
+    SystemExit after 120 s."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
