@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import random
 import signal
 import subprocess
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,21 +114,14 @@ class Devnet:
 
     def admin(self, i: int, method: str, **params: Any) -> Any:
         """An admin call to node ``i``, retried while it is starting."""
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.ports[i]}/", body, {
-            "content-type": "application/json", "authorization": f"Bearer {self.tokens[i]}"})
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    answer = json.loads(response.read())
-                break
+                return rpc(self.ports[i], method, token=self.tokens[i], **params)
             except UNREACHABLE:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        assert "error" not in answer, f"{method} on node {i}: {answer['error']}"
-        return answer["result"]
 
     # --- views -------------------------------------------------------------------------
 

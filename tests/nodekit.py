@@ -39,9 +39,12 @@ def free_ports(count: int) -> int:
     raise RuntimeError("no free ports")
 
 
-def rpc(port: int, method: str, **params: Any) -> Any:
+def rpc(port: int, method: str, *, token: str | None = None, **params: Any) -> Any:
+    """The result of ``method`` on the node at ``port`` (with the admin ``token``, if
+    given); AssertionError for a JSON-RPC error."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, {"content-type": "application/json"})
+    headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", body, headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         answer = json.loads(response.read())
     if "error" in answer:
