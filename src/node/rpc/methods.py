@@ -26,6 +26,7 @@ from chain.ledger import Ledger
 from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
 from chain.timefmt import format_rfc3339_ns
 from chain.types import Block, TxResult, Validator, encode, tx_hash
+from consensus.votes import VoteSet
 from node.mempool import MempoolFull
 from node.rpc import shapes
 from node.rpc.shapes import JSON, b64, hex_upper
@@ -255,7 +256,7 @@ class Methods:
         step = "new_height" if machine.round < 0 else machine.round_step.name.lower()
         proposal = machine.proposals.get(machine.round)
 
-        def voted(sets: dict[int, Any], round_: int) -> str:
+        def voted(sets: dict[int, VoteSet], round_: int) -> str:
             vote_set = sets.get(round_)
             if vote_set is None:
                 return "_" * len(machine.voters)
