@@ -16,7 +16,11 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
-COPY src ./src
+COPY chain ./chain
+COPY consensus ./consensus
+COPY storage ./storage
+COPY p2p ./p2p
+COPY node ./node
 RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm

@@ -1,10 +1,10 @@
 """Compiles the pure hot modules with mypyc, unless ``BIZRA_NO_MYPYC=1``.
 
 An editable install (``pip install -e``) is never compiled: its extensions would be
-written next to the sources in ``src/`` and shadow every later edit of them.
+written next to the sources and shadow every later edit of them.
 
 Everything else about the distribution is in ``pyproject.toml``. The modules to compile
-are listed once, in ``src/chain/compiled.py``: this file reads that list without
+are listed once, in ``chain/compiled.py``: this file reads that list without
 importing the package, and ``bizra-node version`` reports on the same list.
 """
 
@@ -19,11 +19,11 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
-LIST_FILE = HERE / "src" / "chain" / "compiled.py"
+LIST_FILE = HERE / "chain" / "compiled.py"
 
 
 def compiled_modules() -> list[str]:
-    """The ``COMPILED_MODULES`` tuple of ``src/chain/compiled.py``."""
+    """The ``COMPILED_MODULES`` tuple of ``chain/compiled.py``."""
     tree = ast.parse(LIST_FILE.read_text(encoding="utf-8"), filename=str(LIST_FILE))
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
@@ -41,7 +41,7 @@ def ext_modules() -> list[Extension]:
         return []
     from mypyc.build import mypycify
 
-    paths = [f"src/{name.replace('.', '/')}.py" for name in compiled_modules()]
+    paths = [f"{name.replace('.', '/')}.py" for name in compiled_modules()]
     return mypycify(paths, opt_level="3")
 
 

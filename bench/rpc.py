@@ -37,12 +37,6 @@ every figure.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's directory comes first on sys.path (see bench/p2p.py).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import base64
 import json
@@ -53,6 +47,7 @@ import subprocess
 import tempfile
 import time
 from hashlib import sha256
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -236,7 +231,7 @@ def main() -> None:
            "BIZRA_MEMPOOL_MAX_TXS": str(max(50_000, transfers))}
     url = f"http://127.0.0.1:{node.rpc_port}/"
     with (node.home.path / "node.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "node", "start", "--home", str(node.home.path)],
+        process = subprocess.Popen(devnet.node_command("start", "--home", str(node.home.path)),
                                    env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     print(f"node pid {process.pid}, RPC on {url}", flush=True)
     try:

@@ -29,14 +29,6 @@ with every figure.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's directory comes first on sys.path (see bench/p2p.py); the
-# repository's root goes last, for the benches this one imports.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH] + [str(_BENCH.parent)]
-
 import argparse
 import contextlib
 import functools
@@ -47,17 +39,18 @@ import platform
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import trio
 
-from bench.apply_block import Bench, floor_seconds, signed_transfers
 from chain.blocks import make_block
 from chain.commits import vote_sign_bytes
 from chain.crypto import BatchVerifier, PrivateKey, VerifiedCache, address_of, verify_many_in_background
@@ -75,6 +68,8 @@ from node.mempool import Mempool
 from node.verifier import ProcessVerifier
 from storage import schema
 from storage.store import Store
+
+from apply_block import Bench, floor_seconds, signed_transfers
 
 CHAIN = "bizra-sync-1"
 BALANCE = 1_000_000 * 1_000_000
@@ -203,8 +198,8 @@ def copy_devnet(source: Path, target: Path) -> None:
 
 def start(node: devnet.DevnetNode, p2p_port: int, rpc_port: int,
           bootnode: str | None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "node", "start", "--home", str(node.home.path),
-               "--p2p-port", str(p2p_port), "--rpc-port", str(rpc_port)]
+    command = devnet.node_command("start", "--home", str(node.home.path),
+                                  "--p2p-port", str(p2p_port), "--rpc-port", str(rpc_port))
     if bootnode is not None:
         command += ["--bootnode", bootnode]
     with (node.home.path / "node.log").open("ab") as out:

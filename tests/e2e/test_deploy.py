@@ -44,6 +44,8 @@ def dockerfile() -> dict[str, Any]:
                                       .split(" CMD ", 1)[1]),
         "expose": next(line[7:].split() for line in lines if line.startswith("EXPOSE ")),
         "user": next(line[5:] for line in lines if line.startswith("USER ")),
+        "copies": [source for line in lines if line.startswith("COPY ") and "--from" not in line
+                   for source in line[5:].split()[:-1]],
     }
 
 
@@ -51,6 +53,9 @@ def test_the_image_runs_the_node_from_the_wheel_the_builder_builds(tmp_path: Pat
     spec = dockerfile()
     assert spec["user"] == "bizra" and spec["expose"] == ["8080", "26656"]
     assert spec["entrypoint"] == ["bizra-node"] and spec["cmd"] == ["start"]
+    # The builder has every package of the wheel to build it from.
+    assert {"chain", "consensus", "storage", "p2p", "node", "pyproject.toml", "setup.py"} <= {
+        *spec["copies"]}
     build = next(run for run in spec["runs"] if "pip wheel" in run)
     assert build == "python -m pip wheel --no-cache-dir --wheel-dir /wheels ."
     wheels = tmp_path / "wheels"

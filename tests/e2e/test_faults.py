@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import Client, Devnet, check, inject, schedule
 
 from chain.params import Params
 
+from faultkit import Client, Devnet, check, inject, schedule
 from nodekit import height, rpc, signed_since
 
 pytestmark = pytest.mark.slow

@@ -31,11 +31,12 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 
 from chain.errors import NetworkError
+from chain.service import TaskStatus
 from p2p.host import Libp2pNetwork
-from p2p.network import MAX_GOSSIP_BYTES, TaskStatus, Validation
+from p2p.network import MAX_GOSSIP_BYTES, Validation
 from p2p.peers import PeerId
 
-NODE = Path(__file__).resolve().parent.parent / "p2pnode.py"
+NODE = Path(__file__).resolve().parents[1] / "scripts" / "p2pnode.py"
 
 
 class Node:

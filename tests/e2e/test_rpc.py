@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,8 @@ from trio_websocket import open_websocket_url
 from chain.crypto import PrivateKey, address_of, private_key_from_pem
 from chain.transition import sign_tx
 from chain.types import Transfer, sha256
+
+from nodekit import node_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +64,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]
     env = {**os.environ, "BIZRA_HOME": str(home), "BIZRA_RPC_PORT": str(port),
            "BIZRA_P2P_PORT": str(port + 1), "BIZRA_RPC_REQUESTS_PER_MINUTE": str(RATE),
            "BIZRA_RPC_MAX_BODY_BYTES": "100000"}
-    subprocess.run([sys.executable, "-m", "node", "init", "--chain-id", "bizra-bad-1"], env=env, check=True,
+    subprocess.run(node_cmd("init", "--chain-id", "bizra-bad-1"), env=env, check=True,
                    capture_output=True)
     genesis = json.loads((home / "genesis.json").read_text())
     genesis["params"]["block_time_ms"] = 500
     (home / "genesis.json").write_text(json.dumps(genesis))
     with (home / "node.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "node", "start"], env=env, stdout=log,
+        process = subprocess.Popen(node_cmd("start"), env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
     PIDS[home] = process.pid
     try:

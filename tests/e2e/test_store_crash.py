@@ -26,14 +26,17 @@ from storage.store import Store
 from chainkit import LocalChain
 from storekit import GENESIS_HASH
 
-WRITER = Path(__file__).resolve().parent.parent / "crashwriter.py"
+TESTS = Path(__file__).resolve().parents[1]
+WRITER = TESTS / "scripts" / "crashwriter.py"
 TXS_PER_BLOCK = 64
 HEIGHT_SUFFIXED = (schema.BLOCK, schema.COMMIT, schema.SEEN_COMMIT, schema.STATE_VERSION,
                    schema.TRIE, schema.STATE_CHANGES, schema.STATE_ROOT)
 
 
 def run_writer_until_killed(directory: Path, delay: float) -> None:
+    # The writer imports the tests' support modules.
     child = subprocess.Popen([sys.executable, str(WRITER), str(directory), str(TXS_PER_BLOCK)],
+                             env={**os.environ, "PYTHONPATH": str(TESTS / "support")},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None

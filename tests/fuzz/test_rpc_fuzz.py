@@ -112,8 +112,7 @@ class ErrorLog(logging.Handler):
 
 
 class RunningNode:
-    """A node in a thread of its own, with an RpcApp of its own for ASGI calls (the
-    node's server has one built the same way)."""
+    """A node in a thread of its own; ASGI calls go to the RpcApp its server serves."""
 
     def __init__(self, home: Path, config: Config) -> None:
         self.home = home
@@ -173,8 +172,7 @@ class RunningNode:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
             self.node = node
-            self.app = RpcApp(Methods(node), self.config.rpc, node.metrics, node.not_ready, node.events,
-                              self.admin_token)
+            self.app = node.rpc
             self._ready.set()
             await self._stop.wait()
             nursery.cancel_scope.cancel()

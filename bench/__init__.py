@@ -1,1 +1,0 @@
-"""Benchmarks users can run: each prints its figures beside the floor, and one JSON object last."""

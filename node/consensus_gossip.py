@@ -1,0 +1,172 @@
+"""Consensus over the network: the driver's :class:`~consensus.driver.ConsensusNetwork`
+on the gossip topic ``/bizra/<c>/consensus/1`` and the ``block-parts`` protocol.
+
+Votes, and proposals whose block fits a gossip message, travel whole (the encodings of
+:mod:`consensus.messages`). A proposal whose block does not fit travels as
+``[4, proposal]``: a peer that receives it fetches the block by id from the peer that
+sent it (and, failing that, from others) before handing the driver the whole proposal.
+A block the driver asks for (:meth:`request_block`) is fetched the same way. A block
+body the driver publishes to help a peer catch up is dropped when it does not fit: that
+peer fetches it, or syncs.
+
+Gossip that does not decode is rejected (its sender loses score); messages more than
+one height away from the node's are ignored rather than forwarded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from chain.codec import dumps, expect_array, loads_canonical
+from chain.errors import DecodeError, NetworkError
+from chain.service import TaskStatus
+from chain.types import Block, Proposal
+from consensus.messages import (
+    BlockMessage,
+    ProposalMessage,
+    VoteMessage,
+    decode_message,
+    encode_message,
+)
+from p2p.blocks import BlockExchange
+from p2p.network import MAX_GOSSIP_BYTES, Network, Validation, gossip_topic
+from p2p.peers import PeerId
+
+log = logging.getLogger(__name__)
+
+PROPOSAL_BY_ID = 4
+FETCH_PEERS = 4
+RECENT_BLOCKS = 8
+"""How many peers a block is asked of, one after the other, before giving up."""
+
+Deliver = Callable[[ProposalMessage | VoteMessage | BlockMessage], Awaitable[None]]
+
+
+def _height(message: ProposalMessage | VoteMessage | BlockMessage | Proposal) -> int:
+    if isinstance(message, Proposal):
+        return message.height
+    if isinstance(message, ProposalMessage):
+        return message.proposal.height
+    if isinstance(message, VoteMessage):
+        return message.vote.height
+    return message.block.header.height
+
+
+def decode_gossip(data: bytes) -> ProposalMessage | VoteMessage | BlockMessage | Proposal:
+    """A consensus gossip message (a bare :class:`Proposal` when its block comes by id);
+    DecodeError if it is none."""
+    obj = loads_canonical(data, "consensus message")
+    if type(obj) is list and obj and type(obj[0]) is int and obj[0] == PROPOSAL_BY_ID:
+        _, proposal = expect_array(obj, 2, "proposal by id")
+        return Proposal.from_cbor(proposal)
+    message = decode_message(data)
+    if not isinstance(message, ProposalMessage | VoteMessage | BlockMessage):
+        raise DecodeError("consensus message: a WAL record is not gossip")
+    return message
+
+
+class ConsensusGossip:
+    """See the module docstring. ``height`` is the height the driver is deciding;
+    ``deliver`` hands it a message (the driver's :meth:`~consensus.driver.Driver.deliver`)."""
+
+    def __init__(self, network: Network, chain_id: str, blocks: BlockExchange,
+                 height: Callable[[], int]) -> None:
+        self.network = network
+        self.blocks = blocks
+        self.height = height
+        self.topic = gossip_topic(chain_id, "consensus")
+        self._messages = network.subscribe(self.topic, self._validate)
+        self._nursery: trio.Nursery | None = None
+        self._deliver: Deliver | None = None
+        self._fetching: set[bytes] = set()
+        self._waiting: dict[bytes, list[Proposal]] = {}
+        """Proposals of a block being fetched that came after the one that asked for it."""
+        self._recent: OrderedDict[bytes, Block] = OrderedDict()
+        """The last blocks fetched, by id: a proposal gossiped again (every few seconds,
+        or in a later round) is handed over at once, not fetched again."""
+        self.dropped_bodies = 0
+
+    def _validate(self, peer: PeerId, data: bytes) -> Validation:
+        try:
+            message = decode_gossip(data)
+        except DecodeError:
+            return Validation.REJECT
+        return Validation.ACCEPT if abs(_height(message) - self.height()) <= 1 else Validation.IGNORE
+
+    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+        data = encode_message(message)
+        if len(data) > MAX_GOSSIP_BYTES:
+            if isinstance(message, ProposalMessage):
+                data = dumps([PROPOSAL_BY_ID, message.proposal.to_cbor()])
+            else:
+                self.dropped_bodies += 1
+                return
+        try:
+            await self.network.publish(self.topic, data)
+        except NetworkError as exc:
+            log.warning("consensus message not sent", extra={"error": str(exc)})
+
+    async def request_block(self, block_id: bytes) -> None:
+        block = self._recent.get(block_id)
+        if block is not None:
+            await self._hand_over(block, None)
+        elif self._nursery is not None and block_id not in self._fetching:
+            self._fetching.add(block_id)
+            self._nursery.start_soon(self._fetch, block_id, None, None)
+
+    async def run(self, deliver: Deliver, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Hand peers' messages to ``deliver`` until cancelled."""
+        self._deliver = deliver
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            async for gossip in self._messages:
+                message = decode_gossip(gossip.data)
+                if isinstance(message, Proposal):
+                    await self._on_proposal(message, gossip.sender)
+                else:
+                    await deliver(message)
+
+    async def _on_proposal(self, proposal: Proposal, sender: PeerId) -> None:
+        block_id = proposal.block_id
+        block = self._recent.get(block_id)
+        if block is not None:
+            await self._hand_over(block, proposal)
+        elif block_id in self._fetching:
+            self._waiting.setdefault(block_id, []).append(proposal)
+        else:
+            assert self._nursery is not None
+            self._fetching.add(block_id)
+            self._nursery.start_soon(self._fetch, block_id, sender, proposal)
+
+    async def _fetch(self, block_id: bytes, first: PeerId | None, proposal: Proposal | None) -> None:
+        """Fetch ``block_id`` (from ``first``, then others; the caller has put it in
+        ``_fetching``) and deliver it: with ``proposal`` and any proposal of it that came
+        meanwhile, else as a body."""
+        try:
+            peers = ([first] if first else []) + [p for p in self.network.peers() if p != first]
+            for peer in peers[:FETCH_PEERS]:
+                try:
+                    block = await self.blocks.fetch_block(peer, block_id)
+                except NetworkError as exc:
+                    log.info("block fetch failed", extra={"peer": peer, "error": str(exc)})
+                    continue
+                if block is not None:
+                    self._recent[block_id] = block
+                    while len(self._recent) > RECENT_BLOCKS:
+                        self._recent.popitem(last=False)
+                    self._fetching.discard(block_id)
+                    for waiting in [proposal, *self._waiting.pop(block_id, [])]:
+                        await self._hand_over(block, waiting)
+                    return
+        finally:
+            self._fetching.discard(block_id)
+            self._waiting.pop(block_id, None)
+
+    async def _hand_over(self, block: Block, proposal: Proposal | None) -> None:
+        assert self._deliver is not None  # set before any fetch starts
+        await self._deliver(BlockMessage(block) if proposal is None else ProposalMessage(proposal, block))

@@ -1,0 +1,434 @@
+"""The node: its services started in order, each ready before the next, and stopped
+together (docs/architecture.md, lifecycle): storage → chain state → p2p → mempool →
+consensus → RPC.
+
+On start the store is opened as it was left (every block whole or absent) and the
+consensus driver replays its WAL for the height it was deciding, so a node killed at
+any instant starts again where it was, without signing anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from chain.crypto import VerifiedCache, address_of
+from chain.errors import BizraError, ForgedTx, InvalidTx
+from chain.genesis import Genesis
+from chain.params import ChainConfig
+from chain.service import TaskStatus
+from chain.state import chain_config
+from chain.transition import BlockOutcome, decode_tx
+from chain.types import Block, Commit, CommitFlag, tx_hash
+from consensus.driver import ConsensusNetwork, Driver
+from consensus.equivocation import Equivocator
+from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
+from consensus.signer import FileSigner
+from consensus.wal import Wal
+from node.chainstate import NodeChain
+from node.config import Config
+from node.consensus_gossip import ConsensusGossip
+from node.home import Home
+from node.looplag import LoopLag
+from node.mempool import Mempool, MempoolFull
+from node.metrics import Metrics
+from node.networks import network
+from node.rpc.events import EventBus
+from node.rpc.methods import Methods
+from node.rpc.server import RpcApp, run_server
+from node.sync import BlockSync
+from node.view import Counters, Job
+from p2p.blocks import Announcement, BlockExchange
+from p2p.host import Libp2pNetwork
+from p2p.network import INVALID_MESSAGE_PENALTY, Validation
+from p2p.nodekey import load_or_create
+from p2p.peering import PeerManager
+from p2p.peers import PeerId
+from p2p.status import StatusService
+from p2p.txgossip import TxGossip
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+FALLEN_BEHIND = 1
+BEHIND_CHECKS = 2
+"""Consensus gives way to sync when peers are more than ``FALLEN_BEHIND`` blocks ahead
+for this many checks a second apart. One block behind, consensus catches up by itself
+(the commit a peer announces for the height being decided decides it); two behind, it
+cannot: peers drop consensus messages more than a height away from theirs, so the node
+would wait for votes that never come."""
+ANNOUNCE_AGAIN_S = 2.0
+"""The last block is announced again after this long without a new one."""
+PENDING_BLOCKS = 2
+"""Clients' txs are refused while the mempool holds more than this many blocks' worth."""
+RECEIVED_BATCH = 4_096
+"""Txs from peers admitted to the mempool in one signature-checking batch at most."""
+BACKGROUND_JOBS = 1_024
+"""Background jobs for clients (``broadcast_tx_async`` submissions, operators' dials)
+waiting at most; past that they are refused."""
+JOB_SLOTS = 64
+"""Background jobs running at once at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class InjectedFaults:
+    """Faults a node can be started with, for fault tests only (hidden ``start`` flags):
+    its clock off by ``clock_offset_ms``; as a validator, equivocating
+    (:mod:`consensus.equivocation`)."""
+
+    clock_offset_ms: int = 0
+    equivocate: bool = False
+
+    def clock_ns(self) -> int:
+        return time.time_ns() + self.clock_offset_ms * 1_000_000
+
+
+class Node:
+    """One node, from its home and configuration, complete once constructed: its store
+    open (as it was left: every block whole or absent), every service built. Run it once
+    with ``await nursery.start(node.run)``; the store closes when ``run`` ends. It is the
+    :class:`~node.view.NodeView` its RPC methods and metrics read."""
+
+    def __init__(self, home: Home, config: Config, faults: InjectedFaults = InjectedFaults()) -> None:
+        self.home = home
+        self.config = config
+        self.faults = faults
+        self.genesis: Genesis
+        self.genesis, self.genesis_hash = home.genesis()
+        self.bootnodes = list(config.p2p.bootnodes)
+        if config.network:
+            public = network(config.network)
+            public.check(home.genesis_file.read_bytes(), str(home.genesis_file))
+            self.bootnodes += [b for b in public.bootnodes if b not in self.bootnodes]
+        self.chain_id = self.genesis.chain_id
+        self.chain_config: ChainConfig = chain_config(self.genesis)
+        self.validator_key = home.validator_key()
+        node_key = load_or_create(home.node_key_file)
+        self.counters = Counters()
+        self.loop_lag = LoopLag()
+        self.driver: Driver | None = None
+        """Consensus, while it runs (not while the node syncs)."""
+        self._announced: dict[PeerId, int] = {}
+        """The highest height each peer announced."""
+        self._tx_watchers: dict[bytes, trio.Event] = {}
+        self._committed_send, self._committed = trio.open_memory_channel[tuple[Block, BlockOutcome]](64)
+        self._jobs_send, self._jobs = trio.open_memory_channel[Job](BACKGROUND_JOBS)
+
+        self.store = store = Store.open_leveldb(home.store_dir, self.genesis, self.genesis_hash)
+        try:
+            self.verified = VerifiedCache()
+            self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified)
+            self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified,
+                                   keep_heights=config.storage.keep_heights)
+            self.chain.listeners.append(self._on_commit)
+            self.events = EventBus(lambda h: [address_of(m.pubkey) for m in self.chain.members(h)])
+            self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
+            self.status = StatusService(self.network, self.chain_id, self.genesis_hash, lambda: store.height,
+                                        self.advertised_addresses)
+            self.peers = PeerManager(self.network, self.status, self.bootnodes,
+                                     target=config.p2p.target_peers, maximum=config.p2p.max_peers)
+            self.txs = TxGossip(self.network, self.chain_id, self._check_gossiped_tx)
+            self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
+                                        self._check_announcement,
+                                        max_block_bytes=self.chain_config.params.max_block_bytes)
+            self.consensus_net = ConsensusGossip(self.network, self.chain_id, self.blocks,
+                                                 lambda: store.height + 1)
+            self._signer: FileSigner | None = None
+            self._address: bytes | None = None
+            if self.validator_key is not None:
+                self._signer = FileSigner(self.validator_key, home.signer_state_file, self.chain_id)
+                self._address = address_of(self.validator_key.public_key)
+            home.wal_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.wal = Wal.open(home.wal_dir, start_height=store.height)
+            self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights)
+            self.metrics = Metrics(self)
+            self.rpc = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events,
+                              home.rpc_token())
+        except BaseException:
+            store.close()
+            raise
+
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the services in order, each ready before the next (docs/architecture.md,
+        lifecycle): the event-loop probe, p2p, tx gossip, block exchange, consensus (or
+        sync while behind), RPC. Ready once RPC listens; runs until cancelled, then closes
+        the store."""
+        config, store = self.config, self.store
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.loop_lag.run)
+                await nursery.start(self.network.run)
+                await nursery.start(self.status.run)
+                await nursery.start(self.peers.run)
+                await nursery.start(self.txs.run)
+                await nursery.start(self.blocks.run)
+                nursery.start_soon(self._admit_gossiped_txs)
+                nursery.start_soon(self._announce_blocks)
+                nursery.start_soon(self._note_announcements)
+                nursery.start_soon(self._run_jobs)
+                await nursery.start(self.consensus_net.run, self._to_driver)
+                await nursery.start(self._consensus)
+                await nursery.start(run_server, self.rpc, config.rpc.host, config.rpc.port)
+                log.info("node started", extra={
+                    "chain_id": self.chain_id, "height": store.height, "peer_id": self.network.local_id,
+                    "validator": self._address.hex() if self._address else None,
+                    "p2p": self.network.listen_addrs()})
+                task_status.started()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release what the constructor opened (the store): for a node that is not run,
+        as ``run`` does it when it ends."""
+        self.store.close()
+
+    def advertised_addresses(self) -> list[str]:
+        """Where peers can reach this node: the configured external addresses, or the
+        listening ones (not the unspecified 0.0.0.0)."""
+        suffix = f"/p2p/{self.network.local_id}"
+        external = [a if a.endswith(suffix) else a + suffix for a in self.config.p2p.external_addresses]
+        return external or [a for a in self.network.listen_addrs() if "/ip4/0.0.0.0/" not in a]
+
+    # --- txs -----------------------------------------------------------------------
+
+    async def submit_tx(self, raw: bytes) -> bytes:
+        """Admit a client's tx and gossip it; its hash. InvalidTx or MempoolFull (also
+        while the node is too busy: see :meth:`busy`)."""
+        busy = self.busy()
+        if busy is not None:
+            self.counters.txs_shed += 1
+            raise MempoolFull(busy)
+        h = await self.mempool.add(raw)
+        await self.txs.submit(raw)
+        return h
+
+    def busy(self) -> str | None:
+        """Why clients' txs are refused now, or None. The node takes no new txs from
+        clients while its mempool holds more than the next ``PENDING_BLOCKS`` blocks
+        can carry (at the size blocks get decided at now: see
+        :meth:`~node.chainstate.NodeChain.proposal_limit`), or while its event loop
+        runs later than ``mempool.max_loop_lag_ms``: so that the work it has (its
+        peers' txs, votes, blocks) gets done, blocks keep coming, and a client learns
+        at once that its tx was not taken rather than waiting for one that never comes."""
+        carried = PENDING_BLOCKS * self.chain.proposal_bytes
+        if self.mempool.bytes > carried:
+            return (f"the node is busy: its mempool holds {self.mempool.bytes:,} bytes of txs, more than "
+                    f"the next {PENDING_BLOCKS} blocks carry; retry later")
+        limit = self.config.mempool.max_loop_lag_ms
+        lag = self.loop_lag.seconds * 1000
+        if limit and lag > limit:
+            return (f"the node is busy (its event loop runs {lag:.0f} ms late, over "
+                    f"mempool.max_loop_lag_ms = {limit}); retry later")
+        return None
+
+    def start_soon(self, job: Job) -> None:
+        """Run ``job`` in the background (see :meth:`node.view.NodeView.start_soon`): at
+        most ``BACKGROUND_JOBS`` wait, and ``JOB_SLOTS`` run at once."""
+        try:
+            self._jobs_send.send_nowait(job)
+        except trio.WouldBlock:
+            raise MempoolFull(f"the node is busy: {BACKGROUND_JOBS} background jobs wait already; "
+                              "retry later") from None
+
+    async def _run_jobs(self) -> None:
+        slots = trio.Semaphore(JOB_SLOTS)
+
+        async def run(job: Job) -> None:
+            try:
+                await job()
+            finally:
+                slots.release()
+
+        async with trio.open_nursery() as nursery:
+            async for job in self._jobs:
+                await slots.acquire()
+                nursery.start_soon(run, job)
+
+    def watch_tx(self, h: bytes) -> trio.Event:
+        """An event set when the tx of hash ``h`` is committed (``unwatch_tx`` after)."""
+        return self._tx_watchers.setdefault(h, trio.Event())
+
+    def unwatch_tx(self, h: bytes) -> None:
+        self._tx_watchers.pop(h, None)
+
+    def is_validator(self) -> bool:
+        """Whether this node's key is in the validator set of the next height."""
+        key = self.validator_key
+        members = self.chain.members(self.store.height + 1)
+        return key is not None and any(m.pubkey == key.public_key for m in members)
+
+    def not_ready(self) -> str | None:
+        """Why the node should not get traffic yet (``/ready``), or None."""
+        if self.catching_up():
+            return f"catching up: at height {self.store.height}, peers are ahead"
+        if not self.network.peers() and len(self.chain.members(self.store.height + 1)) > 1:
+            return "no peers"
+        return None
+
+    def catching_up(self) -> bool:
+        """Whether the node is syncing, or peers are more than one block ahead of it."""
+        return self.sync.progress is not None or self.sync.behind()
+
+    def peer_heights(self) -> dict[PeerId, int]:
+        """Each connected peer's height, as its status or its last announcement says."""
+        connected = set(self.network.peers())
+        heights = {p: s.height for p, s in self.status.peers.items() if p in connected}
+        for peer, height in self._announced.items():
+            if peer in connected:
+                heights[peer] = max(height, heights.get(peer, 0))
+        return heights
+
+    # --- consensus and sync ----------------------------------------------------------
+
+    async def _consensus(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Sync while behind, consensus otherwise; back to syncing whenever the node
+        falls behind (peers more than ``FALLEN_BEHIND`` blocks ahead for a while)."""
+        started = False
+        while True:
+            await self.sync.catch_up()
+            outbound: ConsensusNetwork = self.consensus_net
+            if self.faults.equivocate and self.validator_key is not None:
+                outbound = Equivocator(outbound, self.validator_key, self.chain_id)
+            self.driver = Driver(self.chain, outbound, self.wal, self._signer, self._address,
+                                 self.chain_id, self.genesis.params, self.faults.clock_ns)
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.driver.run)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    await self._until_behind()
+                    nursery.cancel_scope.cancel()
+            finally:
+                self.driver = None
+            log.info("behind the network: syncing", extra={"height": self.store.height,
+                                                           "target": self.sync.target()})
+
+    async def _until_behind(self) -> None:
+        checks = 0
+        while checks < BEHIND_CHECKS:
+            await trio.sleep(1)
+            checks = checks + 1 if self.sync.target() > self.store.height + FALLEN_BEHIND else 0
+
+    async def _to_driver(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+        driver = self.driver
+        if driver is not None:
+            await driver.deliver(message)
+
+    def _check_gossiped_tx(self, raw: bytes) -> Validation:
+        try:
+            decode_tx(raw, self.chain_config.params)
+        except InvalidTx:
+            return Validation.REJECT
+        return Validation.IGNORE if tx_hash(raw) in self.mempool else Validation.ACCEPT
+
+    async def _admit_gossiped_txs(self) -> None:
+        received = self.txs.received
+        while True:
+            batch = [await received.receive()]
+            while len(batch) < RECEIVED_BATCH:
+                try:
+                    batch.append(received.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self.admit_from_peers(batch)
+
+    async def admit_from_peers(self, batch: Sequence[tuple[PeerId, bytes]]) -> None:
+        """Admit txs that peers gossiped, as ``(peer, tx)``: a peer that sent a forged
+        one (a tx can be refused for many reasons, and only a forgery is the sender's
+        fault) loses score."""
+        results = await self.mempool.add_many([raw for _, raw in batch])
+        self.counters.txs_received += len(batch)
+        for (peer, _), result in zip(batch, results, strict=True):
+            if isinstance(result, InvalidTx):
+                self.counters.txs_refused += 1
+                if isinstance(result, ForgedTx):
+                    self.network.penalize(peer, INVALID_MESSAGE_PENALTY, "a tx with an invalid signature")
+
+    # --- blocks --------------------------------------------------------------------
+
+    def _on_commit(self, block: Block, outcome: BlockOutcome) -> None:
+        self.mempool.update(outcome.tx_hashes)
+        self.events.publish(block, outcome)
+        for h in outcome.tx_hashes:
+            watcher = self._tx_watchers.get(h)
+            if watcher is not None:
+                watcher.set()
+        now = time.monotonic()
+        if self.counters.last_block_time:
+            self.counters.block_intervals = [*self.counters.block_intervals[-99:],
+                                             now - self.counters.last_block_time]
+        self.counters.last_block_time = now
+        self.counters.blocks_committed += 1
+        self.counters.txs_committed += len(block.txs)
+        try:
+            self._committed_send.send_nowait((block, outcome))
+        except trio.WouldBlock:
+            log.warning("block announcement skipped: the announcer is behind",
+                        extra={"height": block.header.height})
+
+    async def _announce_blocks(self) -> None:
+        """Announce each block this node commits; and the last one again while no new
+        one comes, every ``ANNOUNCE_AGAIN_S``: a node that missed the announcements (cut
+        off, paused) learns it is behind and syncs, instead of waiting for the next
+        block, which may need its vote."""
+        last: Block | None = None
+        while True:
+            with trio.move_on_after(ANNOUNCE_AGAIN_S):
+                last, _ = await self._committed.receive()
+            if last is None:
+                continue
+            height = last.header.height
+            commit = self.store.blocks.commit(height)
+            if commit is None:
+                continue
+            try:
+                await self.blocks.announce(last.header, commit)
+            except BizraError as exc:
+                log.warning("block not announced", extra={"height": height, "error": str(exc)})
+
+    def _check_announcement(self, peer: PeerId, announcement: Announcement) -> Validation:
+        return Validation.ACCEPT if announcement.header.height > self.store.height else Validation.IGNORE
+
+    async def _note_announcements(self) -> None:
+        """Peers' heights from their announcements; and when a peer announces the block
+        this node is still deciding, its commit's precommits go to consensus (as
+        CometBFT's consensus reactor gossips a commit to a peer that lags): a node that
+        missed the votes, a full node above all, which never sends any and so is never
+        helped by its peers, decides the height at once instead of falling behind."""
+        async for peer, announcement in self.blocks.announced:
+            height = announcement.header.height
+            self._announced[peer] = max(self._announced.get(peer, 0), height)
+            driver = self.driver
+            if driver is None or height != self.store.height + 1:
+                continue
+            commit = announcement.commit
+            members = self.chain.members(height)
+            if len(members) != len(commit.signatures):
+                continue  # not this height's set: the driver would refuse the votes anyway
+            for index, entry in enumerate(commit.signatures):
+                if entry.flag != CommitFlag.ABSENT:
+                    vote = commit.vote_for(index, address_of(members[index].pubkey))
+                    await driver.deliver(VoteMessage(vote))
+
+
+@dataclass
+class _BlockSource:
+    """What peers may fetch: committed blocks, and the block consensus is deciding."""
+
+    node: Node
+
+    def block(self, height: int) -> Block | None:
+        return self.node.store.blocks.block(height)
+
+    def commit(self, height: int) -> Commit | None:
+        return self.node.store.blocks.commit(height)
+
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        driver = self.node.driver
+        known = driver.known_block(block_id) if driver is not None else None
+        return known or self.node.store.blocks.block_by_id(block_id)

@@ -1,0 +1,312 @@
+"""Load on a devnet of real node processes on this machine, over JSON-RPC
+(``bizra-node bench load``; ``python bench/load.py`` runs the same).
+
+It makes a devnet (``--validators`` validators, ``--block-time-ms`` blocks) whose genesis
+funds ``--accounts`` accounts, pre-signs transfers from them (each account's in nonce
+order), starts the nodes, and sends ``--rate`` txs a second for ``--seconds`` with
+``broadcast_tx_sync`` in JSON-RPC batches, spread over the nodes (an account always
+to the same node). It follows the chain on a WebSocket (``NewBlock``) and reports:
+
+- committed tx/s over the sending window, and txs lost: accepted (check code 0) but
+  never in a block (after the last was sent, the run waits for the pending ones while
+  blocks keep coming, ``--drain`` seconds at most); txs refused, by reason. A tx
+  refused for now (code 101: a full mempool or a busy node, which is back-pressure,
+  not loss) is sent again a second later, as a client would, and counted;
+- submit→commit latency p50/p95/p99 (send time to the arrival of the block's event);
+- block intervals (header times) and txs per block;
+- CPU (cores: user + system seconds over wall seconds) and RSS of each node process.
+
+Beside them, the floor on this machine: every node checks every tx's signature once,
+so the machine checks ``nodes × tx/s`` signatures a second at least; the floor is the
+Ed25519 verifications all cores do in a second, divided by the number of nodes.
+
+The last line printed is one JSON object with every figure. It needs the ``bench``
+extra (``pip install 'bizra-node[bench]'``: httpx, psutil).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import trio
+from trio_websocket import open_websocket_url
+
+from chain.crypto import PrivateKey, address_of, verify
+from chain.genesis import GenesisAccount
+from chain.params import Params
+from chain.timefmt import parse_rfc3339_ns
+from chain.transition import sign_tx
+from chain.types import Transfer
+from node import devnet
+
+CHAIN = "bizra-load-1"
+BATCH = 100
+BALANCE = 1_000_000 * 1_000_000
+STALLED_S = 60.0
+RETRY_S = 1.0
+CODE_NOT_NOW = 101
+"""broadcast_tx's code for a full mempool or a busy node."""
+"""After the load, the wait for pending txs ends once no block came for this long."""
+
+
+def account_key(i: int) -> PrivateKey:
+    return PrivateKey.from_seed(sha256(b"bizra load account %d" % i).digest())
+
+
+def sign_range(args: tuple[int, int, int]) -> list[list[bytes]]:
+    """Transfers of accounts ``first`` to ``last - 1``: ``per_account`` each, nonce order."""
+    first, last, per_account = args
+    out = []
+    for i in range(first, last):
+        key = account_key(i)
+        to = address_of(account_key(i + 1).public_key)
+        out.append([sign_tx(CHAIN, key, n, Transfer(to, 1), 1_000) for n in range(per_account)])
+    return out
+
+
+def presign(accounts: int, per_account: int) -> list[list[bytes]]:
+    chunks = [(i, min(i + 100, accounts), per_account) for i in range(0, accounts, 100)]
+    with ProcessPoolExecutor() as pool:
+        return [txs for part in pool.map(sign_range, chunks) for txs in part]
+
+
+def verify_floor() -> float:
+    """Ed25519 verifications per second on all cores (one core measured, times cores)."""
+    key = PrivateKey.generate()
+    message = b"x" * 200
+    signature = key.sign(message)
+    n = 3_000
+    started = time.perf_counter()
+    for _ in range(n):
+        verify(key.public_key, message, signature)
+    return n / (time.perf_counter() - started) * (os.cpu_count() or 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What to run (see the module docstring)."""
+
+    validators: int = 4
+    rate: float = 2_000
+    seconds: float = 60
+    accounts: int = 2_000
+    block_time_ms: int = 6_000
+    drain: float = 300
+    keep: Path | None = None
+
+
+class Run:
+    def __init__(self, args: Options, ports: list[int]) -> None:
+        self.args = args
+        self.ports = ports
+        self.sent: dict[bytes, float] = {}
+        self.accepted: set[bytes] = set()
+        self.refused: dict[str, int] = {}
+        self.committed: dict[bytes, float] = {}
+        self.blocks: list[tuple[int, int, int]] = []  # height, header time ns, txs
+        self.window_start = self.window_end = 0.0
+        self.last_block = time.monotonic()
+        self.retried = 0
+        self.unsent = 0
+
+    async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with open_websocket_url(f"ws://127.0.0.1:{self.ports[0]}/websocket",
+                                      max_message_size=256 << 20) as ws:
+            await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": "blocks", "method": "subscribe",
+                                              "params": {"query": "tm.event='NewBlock'"}}))
+            await ws.get_message()
+            task_status.started()
+            while True:
+                message = json.loads(await ws.get_message())
+                if "result" not in message or "data" not in message["result"]:
+                    continue
+                now = self.last_block = time.monotonic()
+                block = message["result"]["data"]["value"]["block"]
+                txs = block["data"]["txs"]
+                self.blocks.append((int(block["header"]["height"]),
+                                    parse_rfc3339_ns(block["header"]["time"]), len(txs)))
+                for tx in txs:
+                    self.committed.setdefault(sha256(base64.b64decode(tx)).digest(), now)
+
+    async def send(self, node: int, queues: list[list[bytes]]) -> None:
+        """This node's share: its accounts' txs (the accounts taking turns), in batches
+        at its share of the rate for ``seconds``. A tx the node refuses for
+        now (code 101: mempool full or node busy; or a nonce gap an earlier refusal
+        left) goes back to the head of its account's queue, which waits ``RETRY_S``
+        as a client backing off would; retries count toward the rate."""
+        rate = self.args.rate / len(self.ports)
+        pending = [collections.deque(q) for q in queues]
+        held = [0.0] * len(pending)
+        url = f"http://127.0.0.1:{self.ports[node]}/"
+        async with httpx.AsyncClient(timeout=60) as client:
+            started = trio.current_time()
+            turn = sent = 0
+            while (due := started + sent / rate) < started + self.args.seconds:
+                await trio.sleep_until(due)
+                now = trio.current_time()
+                batch: list[tuple[int, bytes]] = []
+                eligible = [a for a in range(len(pending)) if pending[a] and held[a] <= now]
+                while eligible and len(batch) < BATCH:  # the accounts take turns
+                    account = eligible[turn % len(eligible)]
+                    turn += 1
+                    batch.append((account, pending[account].popleft()))
+                    if not pending[account]:
+                        eligible.remove(account)
+                if not batch:
+                    await trio.sleep(RETRY_S / 10)
+                    continue
+                sent += len(batch)
+                body = [{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_sync",
+                         "params": {"tx": base64.b64encode(tx).decode()}} for i, (_, tx) in enumerate(batch)]
+                sent_at = time.monotonic()
+                for _, tx in batch:
+                    self.sent.setdefault(sha256(tx).digest(), sent_at)
+                response = await client.post(url, json=body)
+                again: dict[int, list[bytes]] = {}
+                for (account, tx), answer in zip(batch, response.json(), strict=True):
+                    result = answer.get("result", {})
+                    why = result.get("log") or str(answer.get("error"))
+                    if result.get("code") == 0:
+                        self.accepted.add(sha256(tx).digest())
+                    elif result.get("code") == CODE_NOT_NOW or "is not the sender's next one" in why:
+                        again.setdefault(account, []).append(tx)
+                        self.retried += 1
+                    else:
+                        reason = re.sub(r"\d+", "N", why)[:60]
+                        self.refused[reason] = self.refused.get(reason, 0) + 1
+                for account, txs in again.items():
+                    pending[account].extendleft(reversed(txs))
+                    held[account] = now + RETRY_S
+        self.unsent += sum(len(q) for q in pending)
+
+
+async def drive(args: Options, ports: list[int], txs: list[list[bytes]]) -> Run:
+    run = Run(args, ports)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run.follow)
+        run.window_start = time.monotonic()
+        async with trio.open_nursery() as senders:
+            for node in range(len(ports)):
+                senders.start_soon(run.send, node, txs[node::len(ports)])
+        run.window_end = time.monotonic()
+        # The accepted txs still pending: wait while blocks keep coming, for --drain at most.
+        deadline = time.monotonic() + args.drain
+        while time.monotonic() < deadline and not run.accepted <= run.committed.keys():
+            if time.monotonic() - run.last_block > STALLED_S:
+                break
+            await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    return run
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else 0.0)
+
+
+def run(args: Options) -> dict[str, Any]:
+    """Run the load; print the findings as it goes, the JSON line last; the figures."""
+    total = int(args.rate * args.seconds)
+    per_account = max(1, -(-total // args.accounts))
+    print(f"signing {args.accounts * per_account:,} transfers from {args.accounts:,} accounts ...",
+          flush=True)
+    txs = presign(args.accounts, per_account)
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="bizra-load-"))
+    accounts = [GenesisAccount(address_of(account_key(i).public_key), BALANCE)
+                for i in range(args.accounts + 1)]
+    # Below the kernel's ephemeral ports (from 32,768), which a node's outgoing connections
+    # may hold, and apart from the other benches' (bench/rpc.py, bench/sync.py).
+    base = 10_000 + os.getpid() % 500 * 10
+    nodes = devnet.create(directory / "devnet", args.validators, chain_id=CHAIN, p2p_port=base,
+                          rpc_port=base + 100, params=Params(block_time_ms=args.block_time_ms),
+                          accounts=accounts)
+    # The nodes' own mempool limits and overload refusals apply: what a client would meet.
+    env = {**os.environ, "BIZRA_RPC_REQUESTS_PER_MINUTE": "10000000", "BIZRA_RPC_MAX_BATCH": str(BATCH)}
+    processes = []
+    for n in nodes:
+        with (n.home.path / "node.log").open("wb") as log:
+            command = devnet.node_command("start", "--home", str(n.home.path))
+            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+    ports = [n.rpc_port for n in nodes]
+    try:
+        wait_for_blocks(ports)
+        usage = [psutil.Process(p.pid) for p in processes]
+        cpu_before = [u.cpu_times() for u in usage]
+        wall = time.monotonic()
+        print(f"sending {total:,} txs at {args.rate:,.0f} tx/s for {args.seconds:.0f} s to "
+              f"{len(ports)} nodes ...", flush=True)
+        run = trio.run(drive, args, ports, txs)
+        wall = time.monotonic() - wall
+        cpu = [round((u.cpu_times().user + u.cpu_times().system - b.user - b.system) / wall, 2)
+               for u, b in zip(usage, cpu_before, strict=True)]
+        rss = [round(u.memory_info().rss / 2**20) for u in usage]
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait(timeout=30)
+
+    window = run.window_end - run.window_start
+    in_window = [h for h, t in run.committed.items() if h in run.sent and t <= run.window_end + 0.001]
+    latencies = [run.committed[h] - run.sent[h] for h in run.committed if h in run.sent]
+    lost = len(run.accepted - run.committed.keys())
+    times = [t for _, t, _ in sorted(run.blocks)]
+    intervals = [(b - a) / 1e9 for a, b in itertools.pairwise(times)]
+    floor = verify_floor() / len(ports)
+    figures = {
+        "validators": args.validators, "target_tx_per_s": args.rate, "seconds": round(window, 1),
+        "sent": len(run.sent), "accepted": len(run.accepted), "refused": run.refused,
+        "refused_for_now_and_retried": run.retried, "not_sent_in_window": run.unsent,
+        "committed": len(set(run.committed) & set(run.sent)), "lost": lost,
+        "committed_tx_per_s": round(len(in_window) / window, 1),
+        "latency_p50_s": round(percentile(latencies, 50), 2),
+        "latency_p95_s": round(percentile(latencies, 95), 2),
+        "latency_p99_s": round(percentile(latencies, 99), 2),
+        "block_interval_mean_s": round(statistics.mean(intervals), 2) if intervals else None,
+        "block_interval_max_s": round(max(intervals), 2) if intervals else None,
+        "max_txs_per_block": max((n for _, _, n in run.blocks), default=0),
+        "cpu_per_node": cpu, "rss_mib_per_node": rss,
+        "floor_tx_per_s": round(floor),
+    }
+    print(f"committed {figures['committed_tx_per_s']:,} tx/s (target {args.rate:,.0f}); floor: "
+          f"{floor:,.0f} tx/s (every node checks every signature once, all cores)")
+    print(f"lost {lost} of {len(run.accepted):,} accepted; "
+          f"refused {sum(run.refused.values()):,} {run.refused}; refused for now and sent again "
+          f"{run.retried:,} times (mempool full or node busy); {run.unsent:,} left unsent")
+    print(f"submit->commit p50 {figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s, "
+          f"p99 {figures['latency_p99_s']} s; blocks every {figures['block_interval_mean_s']} s "
+          f"(max {figures['block_interval_max_s']} s), up to {figures['max_txs_per_block']:,} txs")
+    print(f"CPU per node (cores): {cpu}; RSS (MiB): {rss}")
+    print(json.dumps(figures))
+    return figures
+
+
+def wait_for_blocks(ports: list[int]) -> None:
+    """Until every node with an RPC port in ``ports`` (127.0.0.1) has made a block;
+    SystemExit after 120 s."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            heights = [int(httpx.get(f"http://127.0.0.1:{p}/status", timeout=2).json()["result"]["sync_info"]
+                           ["latest_block_height"]) for p in ports]
+            if min(heights) >= 1:
+                return
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the devnet made no block within 120 s")

@@ -1,0 +1,227 @@
+"""The mempool: txs admitted and waiting for a block.
+
+Admission (§3) refuses, with an InvalidTx that says why, a tx that does not decode, is
+too large, pays less than ``min_fee``, is already pending or committed, is not signed
+by its sender, does not carry its sender's next nonce (the account's nonce plus the
+sender's pending txs), or whose sender cannot pay its fee on top of its pending ones;
+and a tx over the pool's limits (count, bytes, per sender) with MempoolFull.
+Signatures are checked a batch at a time, in a worker thread (a few, on the event loop,
+where a thread's round trip would cost more), and remembered in the node's
+verified-hash cache, so block execution does not check them again.
+
+Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
+taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
+committed txs leave and the rest are checked again against the new state: those whose
+nonce has passed, or whose sender can no longer pay, are evicted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from chain.crypto import VerifiedCache, address_of, verify_many
+from chain.errors import BizraError, InvalidTx
+from chain.ledger import Ledger, StateReader
+from chain.params import ChainConfig
+from chain.transition import decode_tx, forged_tx, tx_sign_prefix, tx_signature, verify_tx_signature
+from chain.types import Tx, tx_hash
+from node.config import MempoolConfig
+
+INLINE_CHECKS = 8
+"""Fewer signatures than this are checked on the event loop (~0.1 ms each)."""
+
+
+class MempoolFull(BizraError):
+    """The pool is at a limit; the message says which. Try again after a block."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    raw: bytes
+    hash: bytes
+    nonce: int
+    fee: int
+
+
+class Mempool:
+    """See the module docstring. ``state`` is read for nonces and balances: the node's
+    latest committed state."""
+
+    def __init__(self, config: ChainConfig, state: StateReader, limits: MempoolConfig,
+                 verified: VerifiedCache) -> None:
+        self.config = config
+        self.state = state
+        self.limits = limits
+        self.verified = verified
+        self._senders: OrderedDict[bytes, list[_Pending]] = OrderedDict()
+        self._hashes: dict[bytes, bytes] = {}  # tx hash -> sender address
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self._hashes
+
+    async def add_many(self, raws: Sequence[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
+        """Admit each of ``raws`` in order: its hash, or the error that refused it (a
+        ForgedTx for a signature that is not its sender's). Signatures of the ones not in
+        the verified cache are checked together."""
+        decoded: list[tuple[bytes, bytes, Tx] | InvalidTx] = []
+        for raw in raws:
+            try:
+                decoded.append((raw, tx_hash(raw), decode_tx(raw, self.config.params)))
+            except InvalidTx as exc:
+                decoded.append(exc)
+        forged = await self._check_signatures([e for e in decoded if not isinstance(e, InvalidTx)])
+        out: list[bytes | InvalidTx | MempoolFull] = []
+        for entry in decoded:
+            if isinstance(entry, InvalidTx):
+                out.append(entry)
+            elif entry[1] in forged:
+                out.append(forged_tx())
+            else:
+                try:
+                    self._admit(*entry)
+                    out.append(entry[1])
+                except (InvalidTx, MempoolFull) as exc:
+                    out.append(exc)
+        return out
+
+    async def preverify(self, raws: Sequence[bytes]) -> None:
+        """Check the signatures of ``raws`` together and remember the valid ones, so that
+        admitting them one at a time after (the txs of an RPC batch) checks none again."""
+        entries = []
+        for raw in raws:
+            try:
+                entries.append((raw, tx_hash(raw), decode_tx(raw, self.config.params)))
+            except InvalidTx:
+                continue  # its admission will say why
+        await self._check_signatures(entries)
+
+    async def _check_signatures(self, entries: list[tuple[bytes, bytes, Tx]]) -> set[bytes]:
+        """The hashes of ``entries`` whose signature is invalid; the valid ones join the
+        verified cache. Many are checked in a worker thread, a few on the event loop
+        (where a thread's round trip would cost more than the checks)."""
+        unchecked = [e for e in entries if e[1] not in self.verified]
+        if not unchecked:
+            return set()
+        prefix = tx_sign_prefix(self.config.chain_id)
+        items = [tx_signature(prefix, raw) for raw, _, _ in unchecked]
+        if len(items) < INLINE_CHECKS:
+            valid = verify_many(items)
+        else:
+            valid = await trio.to_thread.run_sync(verify_many, items)
+        forged = set()
+        for (_, h, _), ok in zip(unchecked, valid, strict=True):
+            if ok:
+                self.verified.add(h)
+            else:
+                forged.add(h)
+        return forged
+
+    async def add(self, raw: bytes) -> bytes:
+        """Admit ``raw``; its hash. Raises InvalidTx or MempoolFull."""
+        (result,) = await self.add_many([raw])
+        if isinstance(result, BizraError):
+            raise result
+        return result
+
+    def check(self, raw: bytes) -> None:
+        """Raise InvalidTx (or MempoolFull) unless ``raw`` would be admitted now; admits
+        nothing (``check_tx``). The signature is checked on the calling thread."""
+        tx = decode_tx(raw, self.config.params)
+        h = tx_hash(raw)
+        if h not in self.verified:
+            verify_tx_signature(self.config.chain_id, raw)
+        self._check(raw, h, tx)
+
+    def _check(self, raw: bytes, h: bytes, tx: Tx) -> bytes:
+        """The sender's address, once every rule but the signature's holds."""
+        if h in self._hashes:
+            raise InvalidTx("tx already in the mempool")
+        sender = address_of(tx.sender)
+        account = Ledger(self.state).account(sender)
+        # Pending txs the state has already passed are committed ones this pool has not
+        # heard of yet (the block's recheck comes right after the store's write).
+        pending = [p for p in self._senders.get(sender, []) if p.nonce >= account.nonce]
+        expected = account.nonce + len(pending)
+        if tx.nonce != expected:
+            if tx.nonce < account.nonce:
+                raise InvalidTx(f"nonce {tx.nonce} was used already: the account's next nonce is "
+                                f"{account.nonce}")
+            raise InvalidTx(f"nonce {tx.nonce} is not the sender's next one ({expected}, counting "
+                            f"{len(pending)} pending)")
+        fees = sum(p.fee for p in pending) + tx.fee
+        if account.balance < fees:
+            raise InvalidTx(f"balance {account.balance} cannot pay the fee {tx.fee} on top of "
+                            f"{fees - tx.fee} in pending fees")
+        limits = self.limits
+        if len(self._hashes) >= limits.max_txs:
+            raise MempoolFull(f"the mempool holds its limit of {limits.max_txs} txs")
+        if self.bytes + len(raw) > limits.max_bytes:
+            raise MempoolFull(f"the mempool holds its limit of {limits.max_bytes} bytes")
+        if len(pending) >= limits.max_per_sender:
+            raise MempoolFull(f"the sender has {len(pending)} pending txs, the limit")
+        return sender
+
+    def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
+        sender = self._check(raw, h, tx)
+        self._senders.setdefault(sender, []).append(_Pending(raw, h, tx.nonce, tx.fee))
+        self._hashes[h] = sender
+        self.bytes += len(raw)
+
+    def reap(self) -> Iterable[bytes]:
+        """Pending txs in block order: senders take turns (first come, first served),
+        each sender's txs in nonce order."""
+        queues = [list(pending) for pending in self._senders.values()]
+        depth = 0
+        while queues:
+            queues = [q for q in queues if len(q) > depth]
+            for q in queues:
+                yield q[depth].raw
+            depth += 1
+
+    def pending(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` pending txs, in block order (``unconfirmed_txs``)."""
+        out: list[bytes] = []
+        for raw in self.reap():
+            if len(out) == limit:
+                break
+            out.append(raw)
+        return out
+
+    def update(self, committed: Iterable[bytes]) -> int:
+        """After a block: drop its txs (``committed``: their hashes) and those the new
+        state makes stale; the number evicted (not counting the committed ones)."""
+        gone = set(committed)
+        evicted = 0
+        ledger = Ledger(self.state)
+        for sender in list(self._senders):
+            account = ledger.account(sender)
+            kept, nonce, fees = [], account.nonce, 0
+            for p in self._senders[sender]:
+                if p.hash in gone:
+                    continue
+                if p.nonce == nonce and fees + p.fee <= account.balance:
+                    kept.append(p)
+                    nonce += 1
+                    fees += p.fee
+                else:
+                    evicted += 1
+            self._replace(sender, kept)
+        return evicted
+
+    def _replace(self, sender: bytes, kept: list[_Pending]) -> None:
+        for p in self._senders[sender]:
+            if p not in kept:
+                del self._hashes[p.hash]
+                self.bytes -= len(p.raw)
+        if kept:
+            self._senders[sender] = kept
+        else:
+            del self._senders[sender]

@@ -1,0 +1,79 @@
+"""Prometheus metrics, named as CometBFT names its own (``<namespace>_<subsystem>_<name>``,
+namespace ``bizra``), read from the node when scraped, plus the RPC's latency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from node.view import NodeView
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _NodeCollector(Collector):
+    def __init__(self, node: NodeView) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.node
+        counters = node.counters
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(f"bizra_{name}", doc, value=value)
+
+        yield gauge("consensus_height", "The latest committed height.", node.store.height)
+        rounds = node.driver.committed_rounds.get(node.store.height, 0) if node.driver else 0
+        yield gauge("consensus_rounds", "The round the latest height was decided in.", rounds)
+        intervals = counters.block_intervals
+        yield gauge("consensus_block_interval_seconds", "Seconds between the last two blocks committed here.",
+                    intervals[-1] if intervals else 0)
+        yield gauge("consensus_validator", "1 if this node is a validator of the current set.",
+                    1 if node.is_validator() else 0)
+        yield CounterMetricFamily("bizra_consensus_txs", "Txs committed since the node started.",
+                                  value=counters.txs_committed)
+        yield CounterMetricFamily("bizra_consensus_blocks", "Blocks committed since the node started.",
+                                  value=counters.blocks_committed)
+        yield gauge("mempool_size", "Txs in the mempool.", len(node.mempool))
+        yield gauge("mempool_size_bytes", "Bytes of txs in the mempool.", node.mempool.bytes)
+        yield CounterMetricFamily("bizra_mempool_received_txs", "Txs received from peers.",
+                                  value=counters.txs_received)
+        yield CounterMetricFamily("bizra_mempool_failed_txs", "Txs refused by the mempool.",
+                                  value=counters.txs_refused)
+        yield CounterMetricFamily("bizra_mempool_shed_txs", "Clients' txs refused while the node was busy.",
+                                  value=counters.txs_shed)
+        yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
+                    node.loop_lag.seconds)
+        yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))
+        yield CounterMetricFamily("bizra_p2p_gossip_dropped", "Gossip a full subscriber could not take.",
+                                  value=node.network.dropped)
+        yield CounterMetricFamily("bizra_p2p_rate_limited", "Peer messages refused over their rate limit.",
+                                  value=node.network.rate_limited)
+        yield CounterMetricFamily("bizra_consensus_bodies_not_gossiped",
+                                  "Block bodies too large for gossip, left for peers to fetch.",
+                                  value=node.consensus_net.dropped_bodies)
+        yield CounterMetricFamily("bizra_rpc_events_dropped",
+                                  "Blocks a slow WebSocket subscriber did not get.",
+                                  value=node.events.overflows)
+        yield gauge("blocksync_syncing", "1 while the node is catching up.", 1 if node.catching_up() else 0)
+        yield gauge("blocksync_target_height", "The highest height the node's peers report.",
+                    node.sync.target())
+        yield CounterMetricFamily("bizra_blocksync_blocks", "Blocks applied by block sync since the start.",
+                                  value=node.sync.blocks_applied)
+
+
+class Metrics:
+    """The node's registry: its state when scraped, and RPC latency per method."""
+
+    def __init__(self, node: NodeView) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_NodeCollector(node))
+        self.rpc_latency = Histogram("bizra_rpc_request_duration_seconds", "JSON-RPC request latency.",
+                                     ["method"], registry=self.registry,
+                                     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5, 10))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

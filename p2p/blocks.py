@@ -1,0 +1,234 @@
+"""Blocks between peers (§8).
+
+- Announcements on the gossip topic ``/bizra/<c>/blocks/1``: a new block's header and
+  the commit that finalized it, ``[header, commit]``, no body (a commit of a few hundred
+  validators fits the 60 KiB gossip limit). An announcement whose commit is not for its
+  header, or of another chain, is rejected and costs its sender; the rest is the node's
+  ``check`` (a height it already has: ignore; a commit that does not verify: reject).
+- ``/bizra/<c>/blocks/1`` request/response: ``[start, count]`` asks for the blocks from
+  ``start`` with their commits; the answer is ``[[block, commit], ...]``, consecutive
+  heights from ``start``, at most ``count`` and ``MAX_BLOCKS_PER_REQUEST`` of them, cut
+  once ``RESPONSE_BUDGET_BYTES`` is reached (always at least one block that exists), and
+  empty if the peer does not have ``start``.
+- ``/bizra/<c>/block-parts/1`` request/response: a block id (CBOR bytes) asks for that
+  block whole (a proposal too large to gossip, or a committed block); the answer is the
+  block, or null if the peer does not have it.
+
+Whatever a peer sends is checked before it is used: each block must be the one its
+commit (or the id asked for) names and its body the one its header commits to, else the
+peer loses score and the caller gets a NetworkError. Whether a commit's signatures make
+the block final is for block sync and consensus, which know the validator sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from chain.codec import (
+    dumps,
+    expect_array,
+    expect_bytes,
+    expect_list,
+    expect_uint,
+    join_array,
+    loads_canonical,
+)
+from chain.commits import check_body
+from chain.errors import DecodeError, InvalidBlock, NetworkError
+from chain.service import TaskStatus
+from chain.types import HASH_LEN, Block, Commit, Header, encode, tx_hash
+from p2p.network import (
+    INVALID_MESSAGE_PENALTY,
+    Gossip,
+    Network,
+    Validation,
+    gossip_topic,
+    request_protocol,
+)
+from p2p.peers import PeerId
+
+MAX_BLOCKS_PER_REQUEST = 100
+RESPONSE_BUDGET_BYTES = 8 << 20
+"""A blocks response stops growing past this size (it still holds one block at least)."""
+BLOCK_OVERHEAD_BYTES = 4 << 20
+"""What a block's encoding may add to its txs' bytes: CBOR heads (5 bytes a tx at most),
+header, evidence and last commit."""
+MAX_REQUEST_BYTES = 64
+REQUEST_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A new block, as its header and the commit that finalized it."""
+
+    header: Header
+    commit: Commit
+
+    def encode(self) -> bytes:
+        return dumps([self.header.to_cbor(), self.commit.to_cbor()])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Announcement:
+        header, commit = expect_array(loads_canonical(data, "block announcement"), 2, "block announcement")
+        return cls(Header.from_cbor(header), Commit.from_cbor(commit))
+
+
+class BlockSource(Protocol):
+    """The blocks this node can serve (its store, and the proposals it holds)."""
+
+    def block(self, height: int) -> Block | None: ...
+
+    def commit(self, height: int) -> Commit | None: ...
+
+    def block_by_id(self, block_id: bytes) -> Block | None: ...
+
+
+AnnouncementCheck = Callable[[PeerId, Announcement], Validation]
+
+
+def _mismatch(block: Block, commit: Commit | None, chain_id: str) -> str | None:
+    """Why ``block`` (with ``commit``, if given) is not what it claims to be, or None."""
+    header = block.header
+    if header.chain_id != chain_id:
+        return f"block {header.height} is of chain {header.chain_id!r}"
+    if commit is not None and (commit.height != header.height or commit.block_id != block.block_id()):
+        return f"the commit of block {header.height} is for another block"
+    try:
+        check_body(block, [tx_hash(tx) for tx in block.txs])
+    except InvalidBlock as exc:
+        return str(exc)
+    return None
+
+
+class BlockExchange:
+    """Announces this node's new blocks, serves blocks to peers, and fetches theirs.
+
+    ``max_block_bytes`` is the chain's parameter: responses are refused above what a
+    valid block (or a budget of them) can take."""
+
+    def __init__(self, network: Network, chain_id: str, source: BlockSource, check: AnnouncementCheck, *,
+                 max_block_bytes: int) -> None:
+        self.network = network
+        self.chain_id = chain_id
+        self.source = source
+        self.check = check
+        self.max_block_response = max_block_bytes + BLOCK_OVERHEAD_BYTES
+        self.max_blocks_response = RESPONSE_BUDGET_BYTES + self.max_block_response
+        self.topic = gossip_topic(chain_id, "blocks")
+        self.blocks_protocol = request_protocol(chain_id, "blocks")
+        self.parts_protocol = request_protocol(chain_id, "block-parts")
+        self._messages = network.subscribe(self.topic, self._validate)
+        self._announced_send, self.announced = trio.open_memory_channel[tuple[PeerId, Announcement]](256)
+        network.set_handler(self.blocks_protocol, self._serve_blocks, max_request_bytes=MAX_REQUEST_BYTES)
+        network.set_handler(self.parts_protocol, self._serve_block, max_request_bytes=MAX_REQUEST_BYTES)
+
+    # --- announcements -------------------------------------------------------------
+
+    async def announce(self, header: Header, commit: Commit) -> None:
+        """Gossip that block ``header`` was committed by ``commit``."""
+        await self.network.publish(self.topic, Announcement(header, commit).encode())
+
+    def _validate(self, peer: PeerId, data: bytes) -> Validation:
+        try:
+            announcement = Announcement.decode(data)
+        except DecodeError:
+            return Validation.REJECT
+        header, commit = announcement.header, announcement.commit
+        if header.chain_id != self.chain_id or commit.height != header.height \
+                or commit.block_id != header.block_id():
+            return Validation.REJECT
+        return self.check(peer, announcement)
+
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Hand accepted announcements to :attr:`announced` until cancelled."""
+        task_status.started()
+        message: Gossip
+        async for message in self._messages:
+            await self._announced_send.send((message.sender, Announcement.decode(message.data)))
+
+    # --- serving -------------------------------------------------------------------
+
+    async def _serve_blocks(self, peer: PeerId, request: bytes) -> bytes:
+        try:
+            start, count = expect_array(loads_canonical(request, "blocks request"), 2, "blocks request")
+            start = expect_uint(start, "blocks request start")
+            count = expect_uint(count, "blocks request count", MAX_BLOCKS_PER_REQUEST)
+        except DecodeError as exc:
+            raise NetworkError(str(exc)) from None
+        items: list[bytes] = []
+        size = 0
+        for height in range(start, start + count):
+            block, commit = self.source.block(height), self.source.commit(height)
+            if block is None or commit is None:
+                break
+            item = join_array([encode(block), encode(commit)])
+            if items and size + len(item) > RESPONSE_BUDGET_BYTES:
+                break
+            items.append(item)
+            size += len(item)
+            await trio.lowlevel.checkpoint()
+        return join_array(items)
+
+    async def _serve_block(self, peer: PeerId, request: bytes) -> bytes:
+        try:
+            block_id = expect_bytes(loads_canonical(request, "block-parts request"), "block id", HASH_LEN)
+        except DecodeError as exc:
+            raise NetworkError(str(exc)) from None
+        block = self.source.block_by_id(block_id)
+        return dumps(None) if block is None else encode(block)
+
+    # --- fetching ------------------------------------------------------------------
+
+    async def fetch_blocks(self, peer: PeerId, start: int, count: int) -> list[tuple[Block, Commit]]:
+        """Blocks ``start``, ``start + 1``, … (at most ``count``) from ``peer``, each with
+        its commit and checked against it; empty if ``peer`` does not have ``start``.
+        NetworkError if the request fails or the peer sent something else (it is
+        penalized)."""
+        count = min(count, MAX_BLOCKS_PER_REQUEST)
+        raw = await self.network.request(peer, self.blocks_protocol, dumps([start, count]),
+                                         max_response_bytes=self.max_blocks_response,
+                                         timeout=REQUEST_TIMEOUT_S)
+        try:
+            items = expect_list(loads_canonical(raw, "blocks response"), "blocks response", count)
+            pairs = []
+            for item in items:
+                block, commit = expect_array(item, 2, "blocks response item")
+                pairs.append((Block.from_cbor(block), Commit.from_cbor(commit)))
+        except DecodeError as exc:
+            raise self._fault(peer, f"unreadable blocks response: {exc}") from None
+        for offset, (block, commit) in enumerate(pairs):
+            if block.header.height != start + offset:
+                raise self._fault(peer, f"sent block {block.header.height} where {start + offset} "
+                                        "was asked for")
+            problem = _mismatch(block, commit, self.chain_id)
+            if problem:
+                raise self._fault(peer, problem)
+        return pairs
+
+    async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
+        """The block ``block_id`` from ``peer``, checked against its id; None if
+        ``peer`` does not have it. NetworkError as :meth:`fetch_blocks`."""
+        raw = await self.network.request(peer, self.parts_protocol, dumps(block_id),
+                                         max_response_bytes=self.max_block_response,
+                                         timeout=REQUEST_TIMEOUT_S)
+        try:
+            obj = loads_canonical(raw, "block-parts response")
+            block = None if obj is None else Block.from_cbor(obj)
+        except DecodeError as exc:
+            raise self._fault(peer, f"unreadable block: {exc}") from None
+        if block is None:
+            return None
+        if block.block_id() != block_id:
+            raise self._fault(peer, f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
+        problem = _mismatch(block, None, self.chain_id)
+        if problem:
+            raise self._fault(peer, problem)
+        return block
+
+    def _fault(self, peer: PeerId, problem: str) -> NetworkError:
+        self.network.penalize(peer, INVALID_MESSAGE_PENALTY, problem)
+        return NetworkError(f"peer {peer}: {problem}")

@@ -1,0 +1,135 @@
+"""The network as the rest of the node sees it, whatever carries it (libp2p, or memory
+in tests): gossip per topic with a validation hook, request/response by protocol id,
+peer events, scores and bans.
+
+Limits (§8): no gossip payload above :data:`MAX_GOSSIP_BYTES`; requests and responses
+above their protocol's limits are refused on both sides; a request has a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import trio
+
+from chain.errors import NetworkError
+from p2p.peers import PeerId
+
+MAX_GOSSIP_BYTES = 61_440
+"""60 KiB: the most any gossip message carries (§8)."""
+INVALID_MESSAGE_PENALTY = 20.0
+"""What a message that fails validation costs its sender's score."""
+
+
+class UnsupportedProtocol(NetworkError):
+    """The peer does not serve the protocol asked for (for this chain's protocols: it is
+    a node of another chain)."""
+
+
+class Validation(Enum):
+    ACCEPT = "accept"  # deliver and forward
+    IGNORE = "ignore"  # drop, no penalty (a duplicate, a height already past)
+    REJECT = "reject"  # drop and penalize the sender
+
+
+@dataclass(frozen=True, slots=True)
+class Gossip:
+    """A gossip message that passed validation: who sent it to us, and its payload."""
+
+    sender: PeerId
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEvent:
+    peer: PeerId
+    connected: bool
+
+
+Validator = Callable[[PeerId, bytes], Validation]
+Handler = Callable[[PeerId, bytes], Awaitable[bytes]]
+
+
+class Network(Protocol):
+    """See the module docstring. Errors are :class:`chain.errors.NetworkError`."""
+
+    @property
+    def local_id(self) -> PeerId: ...
+
+    @property
+    def dropped(self) -> int:
+        """Accepted gossip messages a full subscription could not take."""
+
+    @property
+    def rate_limited(self) -> int:
+        """Peers' messages and requests refused over their rate limits."""
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Gossip ``data`` on ``topic``; NetworkError above MAX_GOSSIP_BYTES."""
+
+    def subscribe(self, topic: str, validator: Validator, *, bulk: bool = False
+                  ) -> trio.MemoryReceiveChannel[Gossip]:
+        """Messages of ``topic`` that ``validator`` accepted (it runs before they are
+        forwarded; REJECT penalizes the sender). The messages of a ``bulk`` topic (txs)
+        give way to all others (votes, proposals, blocks) on their way to each peer,
+        whether this node publishes or forwards them."""
+
+    def set_handler(self, protocol: str, handler: Handler, *, max_request_bytes: int) -> None:
+        """Answer requests of ``protocol``; a request above the limit is refused."""
+
+    async def request(self, peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,
+                      timeout: float) -> bytes:
+        """``peer``'s answer; NetworkError if it fails, is too large or is late."""
+
+    def listen_addrs(self) -> list[str]:
+        """This node's addresses, each ending in ``/p2p/<peer id>``."""
+
+    async def connect(self, address: str) -> PeerId:
+        """Dial ``address`` (ending in ``/p2p/<peer id>``) unless connected already;
+        NetworkError if it fails or the peer is banned."""
+
+    async def disconnect(self, peer: PeerId) -> None:
+        """Close the connection to ``peer``, if any."""
+
+    def peers(self) -> list[PeerId]:
+        """The peers connected now."""
+
+    def score(self, peer: PeerId) -> float:
+        """``peer``'s score: 0 for a good peer, lower for one that misbehaved."""
+
+    def penalize(self, peer: PeerId, points: float, reason: str) -> None:
+        """Lower ``peer``'s score; below the threshold it is disconnected and banned."""
+
+    def ban(self, peer: PeerId, reason: str) -> None:
+        """Disconnect ``peer`` and refuse it for the ban period."""
+
+    def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
+        """Connections and disconnections, from now on."""
+
+    def block(self, peers: Collection[PeerId]) -> None:
+        """Stop hearing ``peers`` (replacing the last call's set; empty: none): gossip
+        they send or forward is dropped, their requests go unanswered and requests to
+        them fail, without penalty. The connections stay up, so lifting it heals at
+        once. Blocked on both sides, two groups of nodes are partitioned (gossip
+        crosses only by a direct hop, which the receiving side drops)."""
+
+
+def peer_of(address: str) -> PeerId:
+    """The peer id an address ends in (``.../p2p/<peer id>``); NetworkError if none."""
+    _, sep, peer = address.rpartition("/p2p/")
+    if not sep or not peer or "/" in peer:
+        raise NetworkError(f"not a peer address (it must end in /p2p/<peer id>): {address}")
+    return PeerId(peer)
+
+
+def gossip_topic(chain_id: str, name: str) -> str:
+    """``/bizra/<chain id>/<name>/1`` (§8): name is txs, consensus or blocks."""
+    return f"/bizra/{chain_id}/{name}/1"
+
+
+def request_protocol(chain_id: str, name: str) -> str:
+    """``/bizra/<chain id>/<name>/1`` (§8): name is status, blocks or block-parts."""
+    return f"/bizra/{chain_id}/{name}/1"

@@ -1,0 +1,128 @@
+"""The status handshake (``/bizra/<chain id>/status/1``, §8): on every new connection
+each side asks the other for its chain id, genesis hash, height, its addresses and the
+addresses of the peers it is connected to; a peer of another chain or genesis is
+banned at once. Connected peers are asked again every ``REFRESH_S``. What peers said
+is kept for block sync (their heights) and peer exchange (:mod:`p2p.peering` dials the
+addresses they know).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from chain.codec import (
+    dumps,
+    expect_array,
+    expect_bytes,
+    expect_list,
+    expect_text,
+    expect_uint,
+    loads_canonical,
+)
+from chain.errors import DecodeError, NetworkError
+from chain.service import TaskStatus
+from p2p.network import Network, UnsupportedProtocol, request_protocol
+from p2p.peers import PeerId
+
+log = logging.getLogger(__name__)
+
+MAX_STATUS_BYTES = 4_096
+STATUS_TIMEOUT_S = 5.0
+MAX_ADDRESSES = 16
+REFRESH_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    chain_id: str
+    genesis_hash: bytes
+    height: int
+    addresses: tuple[str, ...]
+    """Where the peer listens, each ending in ``/p2p/<its peer id>``."""
+    peers: tuple[str, ...] = ()
+    """Addresses of the peers it is connected to (peer exchange)."""
+
+    def encode(self) -> bytes:
+        return dumps([self.chain_id, self.genesis_hash, self.height, list(self.addresses), list(self.peers)])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Status:
+        chain_id, genesis_hash, height, addresses, peers = expect_array(loads_canonical(data, "status"), 5,
+                                                                        "status")
+        return cls(expect_text(chain_id, "status.chain_id", 50),
+                   expect_bytes(genesis_hash, "status.genesis_hash", 32),
+                   expect_uint(height, "status.height"),
+                   _addresses(addresses, "status.addresses"),
+                   _addresses(peers, "status.peers"))
+
+
+def _addresses(value: object, what: str) -> tuple[str, ...]:
+    return tuple(expect_text(a, what, 200) for a in expect_list(value, what, MAX_ADDRESSES))
+
+
+class StatusService:
+    """Answers status requests and checks every new peer's."""
+
+    def __init__(self, network: Network, chain_id: str, genesis_hash: bytes, height: Callable[[], int],
+                 addresses: Callable[[], list[str]]) -> None:
+        self.network = network
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self.height = height
+        self.addresses = addresses
+        self.protocol = request_protocol(chain_id, "status")
+        self.peers: dict[PeerId, Status] = {}
+        network.set_handler(self.protocol, self._answer, max_request_bytes=0)
+
+    def status(self) -> Status:
+        """What this node tells its peers."""
+        addresses = tuple(self.addresses()[:MAX_ADDRESSES])
+        peers = tuple(status.addresses[0] for status in self.peers.values() if status.addresses)
+        return Status(self.chain_id, self.genesis_hash, self.height(), addresses, peers[:MAX_ADDRESSES])
+
+    async def _answer(self, peer: PeerId, request: bytes) -> bytes:
+        return self.status().encode()
+
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        events = self.network.peer_events()
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._refresh)
+            async for event in events:
+                if event.connected:
+                    nursery.start_soon(self.check, event.peer)
+                else:
+                    self.peers.pop(event.peer, None)
+
+    async def _refresh(self) -> None:
+        while True:
+            await trio.sleep(REFRESH_S)
+            async with trio.open_nursery() as nursery:
+                for peer in self.network.peers():
+                    nursery.start_soon(self.check, peer)
+
+    async def check(self, peer: PeerId) -> Status | None:
+        """Ask ``peer`` for its status; ban it if it is another chain's (or lies)."""
+        try:
+            raw = await self.network.request(peer, self.protocol, b"",
+                                             max_response_bytes=MAX_STATUS_BYTES, timeout=STATUS_TIMEOUT_S)
+            status = Status.decode(raw)
+        except UnsupportedProtocol:
+            self.network.ban(peer, "it does not speak this chain's status protocol: another chain")
+            return None
+        except NetworkError as exc:
+            log.info("no status from peer", extra={"peer": peer, "error": str(exc)})
+            return None
+        except DecodeError as exc:
+            self.network.ban(peer, f"unreadable status: {exc}")
+            return None
+        if status.chain_id != self.chain_id or status.genesis_hash != self.genesis_hash:
+            self.network.ban(peer, f"another chain: {status.chain_id} "
+                                   f"(genesis {status.genesis_hash.hex()[:16]}…)")
+            return None
+        self.peers[peer] = status
+        return status

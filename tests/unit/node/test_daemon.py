@@ -1,0 +1,50 @@
+"""The node as its constructor builds it, before it runs: complete, and what it does with
+the txs its peers gossip."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chain.crypto import PrivateKey
+from chain.params import Params
+from chain.transition import sign_tx
+from chain.types import Transfer
+from node import devnet
+from node.config import load
+from node.daemon import Node
+from p2p.peers import PeerId
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    (home,) = devnet.create(tmp_path, 1, chain_id="bizra-devnet-7", p2p_port=26_656, rpc_port=8_080,
+                            params=Params())
+    built = Node(home.home, load(home.home.config_file, environ={}))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+async def test_a_peer_that_gossips_a_forged_tx_loses_score_and_others_do_not(node: Node) -> None:
+    fee = node.chain_config.params.min_fee
+    unfunded = sign_tx(node.chain_id, PrivateKey.generate(), 0, Transfer(bytes(20), 1), fee)
+    forged = unfunded[:-1] + bytes([unfunded[-1] ^ 1])
+    forger, relay = PeerId("forger"), PeerId("relay")
+    before = node.network.score(forger), node.network.score(relay)
+
+    await node.admit_from_peers([(forger, forged), (relay, unfunded)])
+
+    assert node.network.score(forger) < before[0]
+    assert node.network.score(relay) == before[1]  # refused (it cannot pay), but signed
+    assert node.counters.txs_received == 2 and node.counters.txs_refused == 2
+    assert len(node.mempool) == 0
+
+
+def test_a_constructed_node_has_every_part_before_it_runs(node: Node) -> None:
+    assert node.store.height == 0 and node.driver is None
+    assert node.rpc.methods.node is node and node.validator_key is not None
+    assert node.not_ready() is None  # a one-validator chain needs no peers

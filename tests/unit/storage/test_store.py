@@ -1,0 +1,373 @@
+"""The store: blocks, commits, tx index and state, committed a block at a time; the same
+suite on memory and LevelDB."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chain.crypto import address_of
+from chain.errors import StorageError
+from chain.statekeys import account
+from chain.statetree import verify_state_proof
+from chain.transition import apply_block
+from chain.types import Account, Transfer, encode, tx_hash
+from storage import schema
+from storage.kv import KeyValueStore
+from storage.store import Store
+
+from chainkit import LocalChain
+from storekit import BACKENDS, GENESIS_HASH, Backend, commit_next, transfers
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return Backend(request.param, tmp_path)
+
+
+@pytest.fixture
+def chain() -> LocalChain:
+    return LocalChain(users=6)
+
+
+@pytest.fixture
+def store(backend: Backend, chain: LocalChain) -> Iterator[Store]:
+    s = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    yield s
+    s.close()
+
+
+def everything(kv: KeyValueStore) -> list[tuple[bytes, bytes]]:
+    return list(kv.iterate(b"", b""))
+
+
+def test_a_new_store_holds_the_genesis_state(store: Store, chain: LocalChain) -> None:
+    assert store.height == chain.genesis.initial_height - 1
+    assert store.app_hash == chain.state.app_hash
+    assert store.blocks.block(1) is None
+    assert store.blocks.seen_commit() is None
+
+
+def test_blocks_commits_txs_and_state_are_stored(store: Store, chain: LocalChain) -> None:
+    blocks = [commit_next(chain, store, transfers(chain, 5)) for _ in range(3)]
+    assert store.height == 3
+    assert store.app_hash == chain.state.app_hash
+    for b in blocks:
+        h = b.header.height
+        assert store.blocks.block(h) == b
+        assert store.blocks.block_by_id(b.block_id()) == b
+        assert store.blocks.block_height(b.block_id()) == h
+        for i, raw in enumerate(b.txs):
+            found = store.txs.get(tx_hash(raw))
+            assert found is not None
+            assert (found.height, found.index, found.result.code) == (h, i, 0)
+    # The commit of a height is the one the next block carries; the latest is the seen one.
+    assert store.blocks.commit(1) == blocks[1].last_commit
+    assert store.blocks.commit(2) == blocks[2].last_commit
+    assert store.blocks.commit(3) == chain.last_commit == store.blocks.seen_commit()
+    assert store.blocks.commit(4) is None
+    assert store.blocks.block_by_id(bytes(32)) is None
+    assert store.txs.get(bytes(32)) is None
+    at_two = store.txs_at(2)
+    assert at_two is not None
+    expected = [(tx_hash(raw), i) for i, raw in enumerate(blocks[1].txs)]
+    assert [(t.tx_hash, t.index) for t in at_two] == expected
+    assert store.txs_at(4) is None
+
+
+def test_txs_by_sender_in_chain_order(store: Store, chain: LocalChain) -> None:
+    for _ in range(3):
+        commit_next(chain, store, transfers(chain, 12))
+    sender = address_of(chain.users[0].public_key)
+    found = store.txs.by_sender(sender)
+    assert [(h, i) for h, i, _ in found] == [(h, i) for h in (1, 2, 3) for i in (0, 6)]
+    assert store.txs.by_sender(sender, from_height=3) == found[4:]
+    assert store.txs.by_sender(sender, limit=2) == found[:2]
+    assert store.txs.by_sender(bytes(20)) == []
+    for h, i, hash_ in found:
+        block = store.blocks.block(h)
+        assert block is not None
+        assert tx_hash(block.txs[i]) == hash_
+
+
+def test_the_state_reads_at_every_height_with_proofs(store: Store, chain: LocalChain) -> None:
+    user = address_of(chain.users[0].public_key)
+    balances = [chain.state.get(account(user))]
+    for _ in range(4):
+        commit_next(chain, store, transfers(chain, 7, amount=10))
+        balances.append(chain.state.get(account(user)))
+    assert store.state.get(account(user)) == balances[-1]
+    for h, expected in enumerate(balances):
+        assert store.state.get_at(account(user), h) == expected
+        value, proof, root = store.state.prove(account(user), h)
+        assert value == expected
+        verify_state_proof(root, account(user), value, proof)
+        absent, proof, root = store.state.prove(account(bytes(20)), h)
+        assert absent is None
+        verify_state_proof(root, account(bytes(20)), None, proof)
+    block = store.blocks.block(4)
+    assert block is not None and block.header.app_hash == store.state.root_at(3)
+    with pytest.raises(StorageError, match="height 5 is not kept"):
+        store.state.get_at(account(user), 5)
+
+
+def test_reopening_finds_everything(backend: Backend, chain: LocalChain) -> None:
+    store = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    last = [commit_next(chain, store, transfers(chain, 3)) for _ in range(3)][-1]
+    store.close()
+    store = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    assert (store.height, store.app_hash) == (3, chain.state.app_hash)
+    assert store.blocks.block(3) == last
+    assert store.blocks.seen_commit() == chain.last_commit
+    commit_next(chain, store, transfers(chain, 3))
+    assert store.app_hash == chain.state.app_hash
+    store.close()
+
+
+def test_pruning_keeps_the_last_heights(store: Store, chain: LocalChain) -> None:
+    user = address_of(chain.users[1].public_key)
+    for _ in range(6):
+        commit_next(chain, store, transfers(chain, 6))
+    latest_value = store.state.get(account(user))
+    assert store.prune(keep=2) == 5
+    assert store.state.base == 5
+    with pytest.raises(StorageError, match="not kept: this node has heights 5 to 6"):
+        store.state.get_at(account(user), 4)
+    assert store.state.get_at(account(user), 6) == latest_value
+    for h in (5, 6):
+        value, proof, root = store.state.prove(account(user), h)
+        verify_state_proof(root, account(user), value, proof)
+    assert store.prune(keep=2) == 0
+    commit_next(chain, store, transfers(chain, 6))
+    assert store.app_hash == chain.state.app_hash
+
+
+def test_the_next_height_only(store: Store, chain: LocalChain) -> None:
+    first = chain.next_block()
+    outcome = apply_block(store.state, store.app_hash, first, chain.config)
+    chain.apply(first)
+    second = chain.next_block()
+    assert chain.last_commit is not None
+    with pytest.raises(StorageError, match="cannot store block 2: the latest stored height is 0"):
+        store.commit_block(second, chain.last_commit, outcome)
+    other = chain.sign_commit(second)
+    with pytest.raises(StorageError, match="not that block's"):
+        store.commit_block(first, other, outcome)
+    store.commit_block(first, chain.last_commit, outcome)
+    assert store.height == 1
+
+
+class FailingBatches:
+    """A key/value store whose batches fail to write once ``fail`` is set."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        self.fail = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.kv, name)
+
+    def write_batch(self, *, sync: bool) -> object:
+        batch = self.kv.write_batch(sync=sync)
+        if not self.fail:
+            return batch
+        owner = self
+
+        class Broken:
+            def put(self, key: bytes, value: bytes) -> None:
+                batch.put(key, value)
+
+            def delete(self, key: bytes) -> None:
+                batch.delete(key)
+
+            def write(self) -> None:
+                raise OSError(28, f"No space left on device (fail={owner.fail})")
+
+        return Broken()
+
+
+def test_a_failed_write_loses_nothing_and_stops_the_store(backend: Backend, chain: LocalChain) -> None:
+    kv = FailingBatches(backend.open())
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)  # type: ignore[arg-type]
+    commit_next(chain, store, transfers(chain, 2))
+    root = store.app_hash
+    kv.fail = True
+    block = chain.next_block(transfers(chain, 2))
+    outcome = apply_block(store.state, store.app_hash, block, chain.config)
+    chain.apply(block)
+    assert chain.last_commit is not None
+    with pytest.raises(StorageError, match=r"cannot write block 2: .*No space left"):
+        store.commit_block(block, chain.last_commit, outcome)
+    assert store.height == 1 and store.blocks.block(2) is None  # nothing shows of the failed block
+    kv.fail = False
+    with pytest.raises(StorageError, match=r"failed earlier .*restart the node"):
+        store.commit_block(block, chain.last_commit, outcome)
+    store.close()
+    store = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    assert (store.height, store.app_hash) == (1, root)
+    store.commit_block(block, chain.last_commit, outcome)
+    assert store.app_hash == chain.state.app_hash
+    store.close()
+
+
+class WatchedBatches:
+    """A key/value store that calls ``during`` just before each batch is written."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        self.during: Callable[[], None] = lambda: None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.kv, name)
+
+    def write_batch(self, *, sync: bool) -> object:
+        batch = self.kv.write_batch(sync=sync)
+        owner = self
+
+        class Watched:
+            def put(self, key: bytes, value: bytes) -> None:
+                batch.put(key, value)
+
+            def delete(self, key: bytes) -> None:
+                batch.delete(key)
+
+            def write(self) -> None:
+                owner.during()
+                batch.write()
+
+        return Watched()
+
+
+def test_a_new_height_shows_only_once_its_block_is_written(backend: Backend, chain: LocalChain) -> None:
+    """Readers (RPC, on other threads) that see height h find block h: a store whose
+    height moved before the write answered "no block yet" for the latest height."""
+    kv = WatchedBatches(backend.open())
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)  # type: ignore[arg-type]
+    seen: list[tuple[int, bool]] = []
+    kv.during = lambda: seen.append((store.height, store.blocks.block(store.height) is not None
+                                     or store.height == 0))
+    for _ in range(3):
+        commit_next(chain, store, transfers(chain, 2))
+    assert seen == [(0, True), (1, True), (2, True)]
+    assert store.height == 3
+    store.close()
+
+
+def test_a_store_of_another_schema_version_is_refused_untouched(backend: Backend,
+                                                                chain: LocalChain) -> None:
+    kv = backend.open()
+    Store.open(kv, chain.genesis, GENESIS_HASH)
+    batch = kv.write_batch(sync=True)
+    batch.put(schema.STORE_INFO, bytes.fromhex("83") + b"\x02" + bytes.fromhex("6e")
+              + b"bizra-devnet-1" + bytes.fromhex("5820") + GENESIS_HASH)
+    batch.write()
+    before = everything(kv)
+    with pytest.raises(StorageError, match="schema version 2; this node reads version 1"):
+        Store.open(kv, chain.genesis, GENESIS_HASH)
+    assert everything(kv) == before
+    kv.close()
+
+
+def test_a_store_of_another_chain_is_refused_untouched(backend: Backend, chain: LocalChain) -> None:
+    kv = backend.open()
+    Store.open(kv, chain.genesis, GENESIS_HASH)
+    before = everything(kv)
+    with pytest.raises(StorageError, match=r"belongs to chain bizra-devnet-1 .*use the matching genesis"):
+        Store.open(kv, chain.genesis, bytes(32))
+    other = LocalChain(chain_id="bizra-other-1")
+    with pytest.raises(StorageError, match="not bizra-other-1"):
+        Store.open(kv, other.genesis, GENESIS_HASH)
+    assert everything(kv) == before
+    kv.close()
+
+
+def test_a_database_that_is_not_a_store_is_refused_untouched(backend: Backend,
+                                                             chain: LocalChain) -> None:
+    kv = backend.open()
+    batch = kv.write_batch(sync=True)
+    batch.put(b"someone else's", b"data")
+    batch.write()
+    with pytest.raises(StorageError, match="not a BIZRA store"):
+        Store.open(kv, chain.genesis, GENESIS_HASH)
+    assert everything(kv) == [(b"someone else's", b"data")]
+    kv.close()
+
+
+def test_a_tampered_state_is_found_at_open(backend: Backend, chain: LocalChain) -> None:
+    kv = backend.open()
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)
+    commit_next(chain, store, transfers(chain, 2))
+    user = address_of(chain.users[0].public_key)
+    batch = kv.write_batch(sync=True)
+    batch.put(schema.state(account(user)), encode(Account(10**12, 0)))
+    batch.write()
+    with pytest.raises(StorageError, match=r"the state on disk hashes to .* the store is corrupt"):
+        Store.open(kv, chain.genesis, GENESIS_HASH)
+    kv.close()
+
+
+def test_block_decoding_from_disk_is_checked(backend: Backend, chain: LocalChain) -> None:
+    kv = backend.open()
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)
+    commit_next(chain, store)
+    batch = kv.write_batch(sync=True)
+    batch.put(schema.block(1), b"\xff")
+    batch.write()
+    with pytest.raises(StorageError, match="block 1 on disk does not decode"):
+        store.blocks.block(1)
+    kv.close()
+
+
+def test_a_second_process_on_the_same_home_is_refused(tmp_path: Path, chain: LocalChain) -> None:
+    store = Store.open_leveldb(tmp_path / "store", chain.genesis, GENESIS_HASH)
+    # In this process too; and the failed attempt must not drop the lock (LevelDB alone
+    # would: it opens and closes the lock file, which releases a POSIX lock).
+    with pytest.raises(StorageError, match="already open in this process"):
+        Store.open_leveldb(tmp_path / "store", chain.genesis, GENESIS_HASH)
+    child = subprocess.run(
+        [sys.executable, "-P", "-c",
+         "import sys\n"
+         "from pathlib import Path\n"
+         "from chain.errors import StorageError\n"
+         "from storage.leveldb import LevelDB\n"
+         "try:\n"
+         "    LevelDB(Path(sys.argv[1]))\n"
+         "except StorageError as exc:\n"
+         "    sys.exit(str(exc))\n",
+         str(tmp_path / "store")],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert child.returncode == 1
+    assert "is in use by another process" in child.stderr
+    assert "Traceback" not in child.stderr
+    commit_next(chain, store)
+    assert store.height == 1
+    store.close()
+
+
+def test_a_failed_tx_is_indexed_with_its_code_and_log(store: Store, chain: LocalChain) -> None:
+    poor = chain.tx(chain.users[0], Transfer(bytes(20), 2**63))
+    block = commit_next(chain, store, [poor])
+    found = store.txs.get(tx_hash(poor))
+    assert found is not None
+    assert (found.height, found.index) == (block.header.height, 0)
+    assert found.result.code != 0
+    assert found.result.log
+
+
+def test_the_consensus_state_is_kept_with_its_block(backend: Backend, chain: LocalChain) -> None:
+    store = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    assert store.consensus_state() is None
+    for height in (1, 2):
+        block = chain.next_block()
+        outcome = apply_block(store.state, store.app_hash, block, chain.config)
+        chain.apply(block)
+        assert chain.last_commit is not None
+        store.commit_block(block, chain.last_commit, outcome, consensus_state=b"priorities %d" % height)
+    store.close()
+    reopened = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
+    assert (reopened.height, reopened.consensus_state()) == (2, b"priorities 2")
+    reopened.close()
