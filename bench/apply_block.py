@@ -49,27 +49,15 @@ from chain.compiled import compiled_status
 from chain.crypto import BatchVerifier, PrivateKey, address_of, verify_many_in_background
 from chain.genesis import make_devnet_genesis
 from chain.ledger import Ledger
-from chain.params import Params
+from chain.params import USEED_PER_SEED, Params
+from chain.sizes import ADDRESS_LEN
 from chain.state import MemoryState, chain_config, state_from_genesis
 from chain.statekeys import account
-from chain.transition import apply_block, decode_tx, tx_sign_prefix
-from chain.types import (
-    Block,
-    Commit,
-    CommitFlag,
-    CommitSig,
-    Transfer,
-    Tx,
-    Vote,
-    VoteType,
-    encode,
-    sha256,
-    unsigned_tx_encoding,
-)
+from chain.transition import apply_block, decode_tx, sign_tx, tx_sign_prefix, tx_signature
+from chain.types import Block, Commit, CommitFlag, CommitSig, Transfer, Vote, VoteType, sha256
 from chain.validatorsets import validator_set_at
 from node.verifier import ProcessVerifier
 
-SEED = 1_000_000
 GENESIS_TIME_NS = 1_790_000_000_000_000_000
 
 
@@ -80,16 +68,13 @@ def log(msg: str) -> None:
 def signed_transfers(chain_id: str, senders: list[PrivateKey], nonces: list[int],
                      rng: random.Random) -> list[bytes]:
     """One transfer per sender, each paying another sender chosen by a random shuffle."""
-    prefix = tx_sign_prefix(chain_id)
     addresses = [address_of(k.public_key) for k in senders]
     order = list(range(len(senders)))
     rng.shuffle(order)
     txs = []
     for i, k in enumerate(senders):
         to = addresses[order[i]] if order[i] != i else addresses[(i + 1) % len(senders)]
-        tx = Tx(k.public_key, nonces[i], 1_000, Transfer(to, 1 + rng.randrange(1_000)), bytes(64))
-        sig = k.sign(prefix + dumps(tx.unsigned_cbor()))
-        txs.append(encode(Tx(tx.sender, tx.nonce, tx.fee, tx.body, sig)))
+        txs.append(sign_tx(chain_id, k, nonces[i], Transfer(to, 1 + rng.randrange(1_000)), 1_000))
     return txs
 
 
@@ -103,11 +88,11 @@ class Bench:
                                       params=Params())
         self.config = chain_config(genesis)
         self.state: MemoryState = state_from_genesis(genesis)
-        funded = dumps([1_000_000 * SEED, 0])
+        funded = dumps([1_000_000 * USEED_PER_SEED, 0])
         changes: dict[bytes, bytes | None] = {account(address_of(k.public_key)): funded
                                               for k in senders}
         while len(changes) < accounts:
-            changes[account(rng.randbytes(20))] = funded
+            changes[account(rng.randbytes(ADDRESS_LEN))] = funded
         t0 = time.perf_counter()
         self.state.commit(changes)
         self.build_s = time.perf_counter() - t0
@@ -155,8 +140,7 @@ def floor_seconds(chain_id: str, txs: list[bytes], params: Params, verifier: Bat
     and hashing on the main thread meanwhile (what any node must do per tx)."""
     prefix = tx_sign_prefix(chain_id)
     t0 = time.perf_counter()
-    pending = verifier(
-        [(raw[4:36], prefix + unsigned_tx_encoding(raw), raw[-64:]) for raw in txs])
+    pending = verifier([tx_signature(prefix, raw) for raw in txs])
     for raw in txs:
         decode_tx(raw, params)
         sha256(raw)

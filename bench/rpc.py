@@ -57,14 +57,14 @@ import trio
 from chain.address import format_address
 from chain.crypto import PrivateKey, address_of
 from chain.genesis import GenesisAccount
-from chain.params import Params
+from chain.params import USEED_PER_SEED, Params
 from chain.transition import sign_tx
 from chain.types import Transfer
 from node import devnet
 from node.loadgen import wait_for_blocks
 
 CHAIN = "bizra-rpc-1"
-BALANCE = 1_000_000 * 1_000_000
+BALANCE = 1_000_000 * USEED_PER_SEED
 METHODS = ("status", "block", "bizra_account", "broadcast_tx_sync")
 HEADERS = {"content-type": "application/json"}
 FLOOR_REQUESTS = 500

@@ -38,23 +38,22 @@ from pathlib import Path
 from typing import Any
 
 from chain.blocks import make_block
-from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
 from chain.crypto import PrivateKey, address_of
 from chain.genesis import GenesisAccount, make_devnet_genesis
 from chain.ledger import Ledger
-from chain.params import Params
+from chain.params import USEED_PER_SEED, Params
+from chain.sizes import ADDRESS_LEN
 from chain.state import chain_config
 from chain.statekeys import account
-from chain.transition import apply_block, tx_sign_prefix
-from chain.types import Block, Commit, CommitFlag, CommitSig, Transfer, Tx, Vote, VoteType, encode, sha256
+from chain.transition import apply_block, sign_tx
+from chain.types import Block, Commit, CommitFlag, CommitSig, Transfer, Vote, VoteType, sha256
 from chain.validatorsets import validator_set_at
 from storage import schema
 from storage.kv import KeyValueStore, WriteBatch
 from storage.leveldb import LevelDB
 from storage.store import Store
 
-SEED = 1_000_000
 GENESIS_TIME_NS = 1_790_000_000_000_000_000
 
 
@@ -113,9 +112,9 @@ class Chain:
                         for i in range(senders)]
         self.nonces = [0] * senders
         genesis = make_devnet_genesis("bizra-bench-1", self.validators, GENESIS_TIME_NS, params=Params())
-        funded = [GenesisAccount(address_of(k.public_key), 1_000_000 * SEED) for k in self.senders]
-        self.others = [rng.randbytes(20) for _ in range(max(0, accounts - senders))]
-        funded += [GenesisAccount(a, SEED) for a in self.others]
+        funded = [GenesisAccount(address_of(k.public_key), 1_000_000 * USEED_PER_SEED) for k in self.senders]
+        self.others = [rng.randbytes(ADDRESS_LEN) for _ in range(max(0, accounts - senders))]
+        funded += [GenesisAccount(a, USEED_PER_SEED) for a in self.others]
         self.genesis = dataclasses.replace(genesis, accounts=genesis.accounts + tuple(funded))
         self.config = chain_config(self.genesis)
         self.kv = Recorder(LevelDB(directory))
@@ -125,13 +124,11 @@ class Chain:
         self.rng = rng
 
     def transfers(self) -> list[bytes]:
-        prefix = tx_sign_prefix(self.config.chain_id)
         txs = []
         for i, k in enumerate(self.senders):
-            tx = Tx(k.public_key, self.nonces[i], 1_000,
-                    Transfer(self.rng.choice(self.others), 1 + self.rng.randrange(1_000)), bytes(64))
+            body = Transfer(self.rng.choice(self.others), 1 + self.rng.randrange(1_000))
+            txs.append(sign_tx(self.config.chain_id, k, self.nonces[i], body, 1_000))
             self.nonces[i] += 1
-            txs.append(encode(dataclasses.replace(tx, signature=k.sign(prefix + dumps(tx.unsigned_cbor())))))
         return txs
 
     def next_block(self, txs: list[bytes]) -> tuple[Block, Commit, Any]:

@@ -56,7 +56,7 @@ from chain.commits import vote_sign_bytes
 from chain.crypto import BatchVerifier, PrivateKey, VerifiedCache, address_of, verify_many_in_background
 from chain.genesis import GenesisAccount
 from chain.ledger import Ledger
-from chain.params import Params
+from chain.params import USEED_PER_SEED, Params
 from chain.state import chain_config
 from chain.types import Block, Commit, CommitFlag, CommitSig, Vote, VoteType
 from node import devnet
@@ -72,7 +72,7 @@ from storage.store import Store
 from apply_block import Bench, floor_seconds, signed_transfers
 
 CHAIN = "bizra-sync-1"
-BALANCE = 1_000_000 * 1_000_000
+BALANCE = 1_000_000 * USEED_PER_SEED
 BLOCK_TIME_MS = 3_600_000
 """The validator's next block is due an hour after the built chain's last one: it
 serves the chain rather than extending it while the full node syncs (from a cache more

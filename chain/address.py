@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from chain.errors import InvalidAddress
+from chain.sizes import ADDRESS_LEN
 
 HRP = "bizra"
-ADDRESS_LEN = 20
 
 CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _VALUE_OF = {ch: value for value, ch in enumerate(CHARSET)}

@@ -24,26 +24,15 @@ from typing import Protocol
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from nacl.bindings import (
-    crypto_sign,
-    crypto_sign_BYTES,
-    crypto_sign_open,
-    crypto_sign_PUBLICKEYBYTES,
-    crypto_sign_seed_keypair,
-    crypto_sign_SEEDBYTES,
-)
+from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 
 from chain.errors import InvalidSignature
+from chain.sizes import ADDRESS_LEN, PUBLIC_KEY_LEN, SEED_LEN, SIGNATURE_LEN
 
 DOMAIN_TX = b"bizra/tx/v1"
 DOMAIN_PROPOSAL = b"bizra/proposal/v1"
 DOMAIN_VOTE = b"bizra/vote/v1"
-
-PUBLIC_KEY_LEN: int = crypto_sign_PUBLICKEYBYTES
-SIGNATURE_LEN: int = crypto_sign_BYTES
-SEED_LEN: int = crypto_sign_SEEDBYTES
-_ADDRESS_LEN = 20
 
 SignedItem = tuple[bytes, bytes, bytes]
 
@@ -225,7 +214,7 @@ def address_of(public_key: bytes) -> bytes:
     """
     if len(public_key) != PUBLIC_KEY_LEN:
         raise InvalidSignature(f"a public key is {PUBLIC_KEY_LEN} bytes, not {len(public_key)}")
-    return hashlib.sha256(public_key).digest()[:_ADDRESS_LEN]
+    return hashlib.sha256(public_key).digest()[:ADDRESS_LEN]
 
 
 class VerifiedCache:

@@ -17,7 +17,7 @@ from chain.validatorsets import next_validator_set, validator_set_at
 
 
 def end_epoch(ledger: Ledger, height: int, epoch: int, config: ChainConfig) -> None:
-    """Run the epoch end at ``height``, the last block of ``epoch``, in the spec order."""
+    """Run the epoch end at ``height``, the last block of ``epoch``, in the protocol's order (§6.4)."""
     params = config.params
     # 1. Impact decays, then this epoch's finalized scores are added.
     scores = ledger.epoch_scores()

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from chain.address import format_address, parse_address
-from chain.crypto import PUBLIC_KEY_LEN, PrivateKey, address_of
+from chain.crypto import PrivateKey, address_of
 from chain.errors import DecodeError, InvalidAddress, InvalidGenesis
 from chain.params import USEED_PER_SEED, Params
+from chain.sizes import ADDRESS_LEN, MAX_MONIKER_BYTES, PUBLIC_KEY_LEN
 from chain.timefmt import format_rfc3339_ns, parse_rfc3339_ns
-from chain.types import ADDRESS_LEN, MAX_MONIKER_BYTES
 
 PUB_KEY_TYPE = "tendermint/PubKeyEd25519"
 MAX_CHAIN_ID_LEN = 50

@@ -15,6 +15,7 @@ import cbor2
 
 from chain import statekeys as keys
 from chain.codec import dumps, expect_array, expect_bytes, expect_list, expect_uint
+from chain.sizes import ADDRESS_LEN, HASH_LEN
 from chain.types import Account, Attestation, ChainMeta, SetMember, Validator
 
 
@@ -33,12 +34,12 @@ _ABSENT = object()
 
 
 def _unbondings_from(obj: object) -> list[tuple[bytes, int]]:
-    return [(expect_bytes(op, "unbonding.operator", 20), expect_uint(amt, "unbonding.amount"))
+    return [(expect_bytes(op, "unbonding.operator", ADDRESS_LEN), expect_uint(amt, "unbonding.amount"))
             for op, amt in (expect_array(e, 2, "unbonding") for e in expect_list(obj, "unbondings"))]
 
 
 def _ids_from(obj: object) -> list[bytes]:
-    return [expect_bytes(i, "expiry.id", 32) for i in expect_list(obj, "expiry")]
+    return [expect_bytes(i, "expiry.id", HASH_LEN) for i in expect_list(obj, "expiry")]
 
 
 def _set_from(obj: object) -> list[SetMember]:
@@ -142,7 +143,7 @@ class Ledger:
 
     def operator_of(self, consensus_address: bytes) -> bytes | None:
         return self._load(keys.consensus_key(consensus_address),
-                          lambda o: expect_bytes(o, "operator", 20))
+                          lambda o: expect_bytes(o, "operator", ADDRESS_LEN))
 
     def set_operator_of(self, consensus_address: bytes, operator: bytes) -> None:
         self._store(keys.consensus_key(consensus_address), operator)

@@ -17,8 +17,8 @@ from hashlib import sha256
 from typing import Any
 
 from chain.errors import InvalidProof, NotFound
+from chain.sizes import HASH_LEN
 
-HASH_LEN = 32
 EMPTY_ROOT = sha256(b"").digest()
 
 _LEAF_PREFIX = b"\x00"

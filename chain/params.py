@@ -1,4 +1,4 @@
-"""Consensus parameters (§1–§7): every number the spec writes as a `param`.
+"""Consensus parameters (docs/protocol.md §10.2): every number the protocol leaves to the genesis.
 
 They live in the genesis file under ``params``, by the names below (``lambda`` is
 ``lambda_`` here because it is a Python keyword). A chain's parameters never change
@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from chain.errors import InvalidGenesis
 
-PPM = 1_000_000
+PPM: Final = 1_000_000
 """1.0 in parts per million."""
 
 USEED_PER_SEED = 1_000_000
@@ -24,7 +24,7 @@ _JSON_NAME = {"lambda_": "lambda"}
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """The chain's parameters; defaults are those of §3–§7."""
+    """The chain's parameters, with their defaults (§10.2)."""
 
     # §3 transactions
     min_fee: int = 1_000

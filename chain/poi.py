@@ -1,4 +1,4 @@
-"""Proof of Impact arithmetic (§6): integer ppm, floor division, in the spec's order.
+"""Proof of Impact arithmetic (§6.3): integer ppm, floor division, in the protocol's order.
 
 Pure functions of integers, compiled with mypyc. Nothing here reads the state; the
 state transition feeds them what it has read.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from math import isqrt
 
-PPM = 1_000_000
+from chain.params import PPM
 
 ATTESTATION_PENDING = 0
 ATTESTATION_FINALIZED = 1

@@ -34,8 +34,8 @@ from hashlib import sha256
 from typing import Any
 
 from chain.errors import InvalidProof
+from chain.sizes import HASH_LEN
 
-HASH_LEN = 32
 MAX_DEPTH = 2 * HASH_LEN
 """Nibbles in a key path: a proof has at most this many internal nodes."""
 EMPTY_ROOT = sha256(b"").digest()
@@ -64,6 +64,14 @@ def leaf_hash(path: bytes, value_hash: bytes) -> bytes:
 def node_hash(bitmap: int, child_hashes: Sequence[bytes]) -> bytes:
     """``SHA-256(0x01 || bitmap (2 bytes big-endian) || child hashes in nibble order)``."""
     return sha256(_NODE_PREFIX + bitmap.to_bytes(2, "big") + b"".join(child_hashes)).digest()
+
+
+def node_children(preimage: bytes | bytearray) -> tuple[int, list[bytes]]:
+    """The bitmap and the child hashes (in nibble order) in an internal node's hash
+    preimage, a record of :meth:`StateTree.trail`."""
+    record = bytes(preimage)
+    return (record[1] << 8 | record[2],
+            [record[at:at + HASH_LEN] for at in range(_CHILDREN_AT, len(record), HASH_LEN)])
 
 
 def nibble(path: bytes, depth: int) -> int:
@@ -476,8 +484,7 @@ class StateTree:
             bit = 1 << nibble(path, depth)
             pos = (bitmap & (bit - 1)).bit_count()
             if nodes is not None:
-                hashes = [bytes(preimage[at:at + HASH_LEN])
-                          for at in range(_CHILDREN_AT, len(preimage), HASH_LEN)]
+                hashes = node_children(preimage)[1]
                 if bitmap & bit:
                     del hashes[pos]
                 nodes.append(StateProofNode(bitmap, tuple(hashes)))

@@ -52,9 +52,8 @@ from chain.poi import (
     attestation_score,
     endorsement_outcome,
 )
+from chain.sizes import MAX_MONIKER_BYTES, SIGNATURE_LEN
 from chain.types import (
-    MAX_MONIKER_BYTES,
-    SIGNATURE_LEN,
     TX_SENDER,
     Account,
     Attestation,

@@ -24,13 +24,9 @@ from chain.codec import (
     loads_canonical,
 )
 from chain.errors import DecodeError
+from chain.sizes import ADDRESS_LEN, HASH_LEN, MAX_MONIKER_BYTES, PUBLIC_KEY_LEN, SIGNATURE_LEN
 
-HASH_LEN = 32
-ADDRESS_LEN = 20
-PUBKEY_LEN = 32
-SIGNATURE_LEN = 64
 ZERO_HASH = bytes(HASH_LEN)
-MAX_MONIKER_BYTES = 64
 POI_DIMENSIONS = 5
 
 
@@ -82,7 +78,7 @@ class ValidatorRegister:
     def from_cbor(cls, obj: object) -> ValidatorRegister:
         key, moniker = expect_array(obj, 2, "validator_register")
         return cls(
-            expect_bytes(key, "validator_register.consensus_pubkey", PUBKEY_LEN),
+            expect_bytes(key, "validator_register.consensus_pubkey", PUBLIC_KEY_LEN),
             expect_text(moniker, "validator_register.moniker"),
         )
 
@@ -179,7 +175,7 @@ _BODY_TYPES: dict[int, Any] = {
 
 # A canonical tx ends with its signature as a 64-byte bstr: 0x58 0x40 then the bytes.
 _SIGNATURE_TAIL = 2 + SIGNATURE_LEN
-TX_SENDER = slice(4, 4 + PUBKEY_LEN)
+TX_SENDER = slice(4, 4 + PUBLIC_KEY_LEN)
 """Where a canonical tx holds its sender's key: after the array's head (0x86), the kind
 (one byte: every kind is below 24) and the key's bstr head (0x58 0x20)."""
 
@@ -211,7 +207,7 @@ class Tx:
         if body_type is None:
             raise DecodeError(f"tx.kind: unknown transaction kind {kind}")
         return cls(
-            expect_bytes(sender, "tx.sender_pubkey", PUBKEY_LEN),
+            expect_bytes(sender, "tx.sender_pubkey", PUBLIC_KEY_LEN),
             expect_uint(nonce, "tx.nonce"),
             expect_uint(fee, "tx.fee"),
             body_type.from_cbor(body),
@@ -270,7 +266,7 @@ class Vote:
             raise DecodeError(f"vote.type: unknown vote type {vote_type}")
         bid = expect_bytes(block_id, "vote.block_id")
         if len(bid) not in (0, HASH_LEN):
-            raise DecodeError(f"vote.block_id: expected 32 bytes or empty, got {len(bid)}")
+            raise DecodeError(f"vote.block_id: expected {HASH_LEN} bytes or empty, got {len(bid)}")
         return cls(
             VoteType(vote_type),
             expect_uint(height, "vote.height"),
@@ -342,7 +338,7 @@ class CommitSig:
             if t != 0 or s:
                 raise DecodeError("commit_sig: an absent entry has no timestamp or signature")
         elif len(s) != SIGNATURE_LEN:
-            raise DecodeError(f"commit_sig.signature: expected 64 bytes, got {len(s)}")
+            raise DecodeError(f"commit_sig.signature: expected {SIGNATURE_LEN} bytes, got {len(s)}")
         return cls(CommitFlag(f), t, s)
 
 
@@ -489,7 +485,7 @@ class Block:
 
 
 # ---------------------------------------------------------------------------------------
-# State records (§3, §6)
+# State records (§5.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,7 +528,7 @@ class Validator:
         op, key, moniker, bond, rep, jail = expect_array(obj, 6, "validator")
         return cls(
             expect_bytes(op, "validator.operator", ADDRESS_LEN),
-            expect_bytes(key, "validator.consensus_pubkey", PUBKEY_LEN),
+            expect_bytes(key, "validator.consensus_pubkey", PUBLIC_KEY_LEN),
             expect_text(moniker, "validator.moniker", MAX_MONIKER_BYTES),
             expect_uint(bond, "validator.bond"),
             expect_uint(rep, "validator.reputation"),
@@ -553,7 +549,7 @@ class SetMember:
     @classmethod
     def from_cbor(cls, obj: object) -> SetMember:
         key, power = expect_array(obj, 2, "set_member")
-        return cls(expect_bytes(key, "set_member.pubkey", PUBKEY_LEN),
+        return cls(expect_bytes(key, "set_member.pubkey", PUBLIC_KEY_LEN),
                    expect_uint(power, "set_member.power"))
 
 

@@ -30,6 +30,7 @@ from chain.codec import loads_canonical
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
 from chain.crypto import PrivateKey
 from chain.errors import BizraError, DecodeError
+from chain.sizes import SIGNATURE_LEN
 from chain.types import Proposal, Vote, VoteType
 
 STEP_PROPOSAL = 1
@@ -90,7 +91,7 @@ def load_state(path: Path) -> SignerState:
     except (ValueError, TypeError) as exc:
         raise SignerStateError(f"the signer state {path} is not valid ({exc}); it was left as it "
                                "is: restore it, or remove it only if this key never signed") from None
-    if state.height and len(state.signature) != 64:
+    if state.height and len(state.signature) != SIGNATURE_LEN:
         raise SignerStateError(f"the signer state {path} has a signature of {len(state.signature)} bytes")
     return state
 

@@ -23,6 +23,7 @@ from chain.errors import DecodeError, InvalidBlock, StorageError
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.params import ChainConfig
+from chain.sizes import ADDRESS_LEN
 from chain.transition import BlockOutcome, apply_block, includable_evidence, includable_txs
 from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember
 from chain.validatorsets import validator_set_at
@@ -50,7 +51,7 @@ def encode_priorities(p: Priorities) -> bytes:
 def decode_priorities(data: bytes) -> Priorities:
     """Raises DecodeError unless ``data`` is what :func:`encode_priorities` makes."""
     fields = expect_array(loads_canonical(data, "priorities"), 4, "priorities")
-    addresses = tuple(expect_bytes(a, "priorities.address", 20)
+    addresses = tuple(expect_bytes(a, "priorities.address", ADDRESS_LEN)
                       for a in expect_list(fields[0], "priorities.addresses"))
     powers = tuple(expect_list(fields[1], "priorities.powers"))
     priorities = tuple(expect_list(fields[2], "priorities.priorities"))

@@ -23,6 +23,7 @@ from chain.crypto import PrivateKey, address_of, private_key_from_pem, private_k
 from chain.errors import BizraError
 from chain.genesis import Genesis, GenesisAccount, GenesisValidator, genesis_hash, parse_genesis
 from chain.params import Params
+from chain.sizes import MAX_MONIKER_BYTES, PUBLIC_KEY_LEN
 from chain.timefmt import parse_rfc3339_ns
 from node.cli_wallet import parse_amount
 from node.home import Home, write_private
@@ -41,7 +42,7 @@ def genesis() -> None:
 @genesis.command("validator")
 @click.option("--home", "home_dir", type=click.Path(path_type=Path), required=True,
               help="The validator's node home; its keys are made there if missing.")
-@click.option("--moniker", required=True, help="The validator's name (at most 64 bytes).")
+@click.option("--moniker", required=True, help=f"The validator's name (at most {MAX_MONIKER_BYTES} bytes).")
 @click.option("--bond", default="1000seed", show_default=True,
               help="Its bond at genesis (useed, or e.g. 2000seed).")
 def genesis_validator(home_dir: Path, moniker: str, bond: str) -> None:
@@ -69,7 +70,8 @@ def _validator(entry: str) -> GenesisValidator:
         raise click.BadParameter(f"{entry!r}: expected PUBKEY,OPERATOR,BOND,MONIKER")
     pubkey_text, operator, bond, moniker = parts
     try:
-        pubkey = bytes.fromhex(pubkey_text) if len(pubkey_text) == 64 else base64.b64decode(pubkey_text)
+        hex_form = len(pubkey_text) == 2 * PUBLIC_KEY_LEN
+        pubkey = bytes.fromhex(pubkey_text) if hex_form else base64.b64decode(pubkey_text)
         return GenesisValidator(pubkey, parse_address(operator), parse_amount(bond), moniker)
     except (ValueError, BizraError) as exc:
         raise click.BadParameter(f"{entry!r}: {exc}") from None

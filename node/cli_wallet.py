@@ -15,13 +15,23 @@ import click
 from chain.address import format_address, parse_address
 from chain.crypto import PrivateKey, address_of, private_key_from_pem, private_key_to_pem
 from chain.errors import BizraError
+from chain.params import USEED_PER_SEED
+from chain.sizes import HASH_LEN, PUBLIC_KEY_LEN
 from chain.transition import sign_tx
-from chain.types import Bond, PoiAttest, PoiEndorse, Transfer, TxBody, Unbond, ValidatorRegister
+from chain.types import (
+    POI_DIMENSIONS,
+    Bond,
+    PoiAttest,
+    PoiEndorse,
+    Transfer,
+    TxBody,
+    Unbond,
+    ValidatorRegister,
+)
 from node.client import DEFAULT_NODE, Client, ClientError
 from node.home import Home, write_private
 
 DEFAULT_HOME = Path("~/.bizra").expanduser()
-USEED_PER_SEED = 1_000_000
 MIN_FEE = 1_000
 
 node_option = click.option("--node", "node_url", default=DEFAULT_NODE, show_default=True, envvar="BIZRA_NODE",
@@ -185,7 +195,7 @@ def tx_register(moniker: str, consensus_key: str | None, **kw: Any) -> None:
         try:
             pubkey = bytes.fromhex(consensus_key)
         except ValueError:
-            _fail("--consensus-key: expected 64 hex digits")
+            _fail(f"--consensus-key: expected {2 * PUBLIC_KEY_LEN} hex digits")
     _send(ValidatorRegister(pubkey, moniker), **kw)
 
 
@@ -219,8 +229,8 @@ def tx_attest(epoch: int, evidence_root: str, dims: str, penalty: int, **kw: Any
         values = tuple(int(d) for d in dims.split(","))
     except ValueError:
         _fail("EVIDENCE_ROOT must be hex and DIMS five integers separated by commas")
-    if len(root) != 32 or len(values) != 5:
-        _fail("EVIDENCE_ROOT must be 32 bytes (64 hex digits) and DIMS five integers")
+    if len(root) != HASH_LEN or len(values) != POI_DIMENSIONS:
+        _fail(f"EVIDENCE_ROOT must be {HASH_LEN} bytes ({2 * HASH_LEN} hex digits) and DIMS five integers")
     _send(PoiAttest(epoch, root, (values[0], values[1], values[2], values[3], values[4]), penalty), **kw)
 
 
@@ -233,7 +243,7 @@ def tx_endorse(attestation_id: str, score: int, **kw: Any) -> None:
     try:
         att = bytes.fromhex(attestation_id)
     except ValueError:
-        _fail("ATTESTATION_ID: expected 64 hex digits")
+        _fail(f"ATTESTATION_ID: expected {2 * HASH_LEN} hex digits")
     _send(PoiEndorse(att, score), **kw)
 
 

@@ -139,8 +139,8 @@ def load(path: Path | None, environ: Mapping[str, str] = os.environ,
     return _build(values)
 
 
-_NOT_CONFIG = frozenset({"BIZRA_NO_MYPYC", "BIZRA_HOME", "BIZRA_SIM_SCHEDULES", "BIZRA_SIM_SEED",
-                         "BIZRA_CRASH_ROUNDS"})
+_NOT_CONFIG = frozenset({"BIZRA_NO_MYPYC", "BIZRA_REQUIRE_COMPILED", "BIZRA_HOME", "BIZRA_SIM_SCHEDULES",
+                         "BIZRA_SIM_SEED", "BIZRA_CRASH_ROUNDS", "BIZRA_CRASH_SEED", "BIZRA_FUZZ_EXAMPLES"})
 """``BIZRA_*`` variables that are not configuration keys."""
 
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 from chain.crypto import PrivateKey, address_of, private_key_to_pem
 from chain.genesis import DEVNET_BALANCE, GenesisAccount, make_devnet_genesis, operator_key_for
-from chain.params import Params
+from chain.params import USEED_PER_SEED, Params
 from node import config as node_config
 from node.config import Config, LogConfig, P2pConfig, RpcConfig
 from node.home import Home, HomeError, init_home, write_private
 from p2p.host import peer_id_of
 from p2p.nodekey import load_or_create
 
-FAUCET_BALANCE = 1_000_000_000 * 1_000_000
+FAUCET_BALANCE = 1_000_000_000 * USEED_PER_SEED
 """A billion SEED, in useed."""
 STOP_TIMEOUT_S = 15.0
 

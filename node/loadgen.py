@@ -49,7 +49,7 @@ from trio_websocket import open_websocket_url
 
 from chain.crypto import PrivateKey, address_of, verify
 from chain.genesis import GenesisAccount
-from chain.params import Params
+from chain.params import USEED_PER_SEED, Params
 from chain.timefmt import parse_rfc3339_ns
 from chain.transition import sign_tx
 from chain.types import Transfer
@@ -57,7 +57,7 @@ from node import devnet
 
 CHAIN = "bizra-load-1"
 BATCH = 100
-BALANCE = 1_000_000 * 1_000_000
+BALANCE = 1_000_000 * USEED_PER_SEED
 STALLED_S = 60.0
 RETRY_S = 1.0
 CODE_NOT_NOW = 101

@@ -23,13 +23,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-from chain.crypto import (
-    PUBLIC_KEY_LEN,
-    SIGNATURE_LEN,
-    SignedItem,
-    verify_many,
-    verify_many_in_background,
-)
+from chain.crypto import SignedItem, verify_many, verify_many_in_background
+from chain.sizes import PUBLIC_KEY_LEN, SIGNATURE_LEN
 from node.verify_worker import U32
 
 PROCESS_BATCH = 1_024

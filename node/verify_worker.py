@@ -18,7 +18,8 @@ import struct
 import sys
 from typing import BinaryIO
 
-from chain.crypto import PUBLIC_KEY_LEN, SIGNATURE_LEN, verify
+from chain.crypto import verify
+from chain.sizes import PUBLIC_KEY_LEN, SIGNATURE_LEN
 
 U32 = struct.Struct(">I")
 ITEM_HEAD = 4 + PUBLIC_KEY_LEN + SIGNATURE_LEN

@@ -40,7 +40,8 @@ from chain.codec import (
 from chain.commits import check_body
 from chain.errors import DecodeError, InvalidBlock, NetworkError
 from chain.service import TaskStatus
-from chain.types import HASH_LEN, Block, Commit, Header, encode, tx_hash
+from chain.sizes import HASH_LEN
+from chain.types import Block, Commit, Header, encode, tx_hash
 from p2p.network import (
     INVALID_MESSAGE_PENALTY,
     Gossip,

@@ -45,6 +45,7 @@ from chain.service import TaskStatus
 from p2p.network import (
     INVALID_MESSAGE_PENALTY,
     MAX_GOSSIP_BYTES,
+    SUBSCRIPTION_BUFFER,
     Gossip,
     Handler,
     PeerEvent,
@@ -59,7 +60,6 @@ log = logging.getLogger(__name__)
 GOSSIPSUB_PROTOCOL = TProtocol("/meshsub/1.1.0")
 MESH_DEGREE, MESH_LOW, MESH_HIGH = 6, 4, 12
 HEARTBEAT_SECONDS = 1
-SUBSCRIPTION_BUFFER = 4_096
 OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
 QUEUE_WAIT_S = 2.0
 GOSSIP_WINDOW = 4 << 20
@@ -425,7 +425,7 @@ class Libp2pNetwork:
             self._urgent += 1
         try:
             # One publish at a time: py-libp2p 0.8.1 interleaves concurrent writes to a
-            # peer's stream, which corrupts it (ARCHITECTURE, §8).
+            # peer's stream, which corrupts it (docs/network.md, py-libp2p 0.8.1).
             async with self._publish_lock:
                 await self._pubsub.publish(topic, data)
         except Exception as exc:

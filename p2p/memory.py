@@ -19,6 +19,7 @@ from chain.errors import BizraError, NetworkError
 from p2p.network import (
     INVALID_MESSAGE_PENALTY,
     MAX_GOSSIP_BYTES,
+    SUBSCRIPTION_BUFFER,
     Gossip,
     Handler,
     PeerEvent,
@@ -31,7 +32,6 @@ from p2p.peers import PeerBook, PeerId
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTION_BUFFER = 4_096
 SEEN_MESSAGES = 100_000
 
 

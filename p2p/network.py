@@ -22,6 +22,9 @@ MAX_GOSSIP_BYTES = 61_440
 """60 KiB: the most any gossip message carries (§8)."""
 INVALID_MESSAGE_PENALTY = 20.0
 """What a message that fails validation costs its sender's score."""
+SUBSCRIPTION_BUFFER = 4_096
+"""The accepted messages a subscription holds for its reader; one that comes while it is
+full is dropped (and counted in :attr:`Network.dropped`)."""
 
 
 class UnsupportedProtocol(NetworkError):

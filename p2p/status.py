@@ -25,6 +25,7 @@ from chain.codec import (
 )
 from chain.errors import DecodeError, NetworkError
 from chain.service import TaskStatus
+from chain.sizes import HASH_LEN
 from p2p.network import Network, UnsupportedProtocol, request_protocol
 from p2p.peers import PeerId
 
@@ -54,7 +55,7 @@ class Status:
         chain_id, genesis_hash, height, addresses, peers = expect_array(loads_canonical(data, "status"), 5,
                                                                         "status")
         return cls(expect_text(chain_id, "status.chain_id", 50),
-                   expect_bytes(genesis_hash, "status.genesis_hash", 32),
+                   expect_bytes(genesis_hash, "status.genesis_hash", HASH_LEN),
                    expect_uint(height, "status.height"),
                    _addresses(addresses, "status.addresses"),
                    _addresses(peers, "status.peers"))

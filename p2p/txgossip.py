@@ -1,4 +1,4 @@
-"""Tx gossip in batches (§8, ARCHITECTURE): py-libp2p carries about 100–200 gossip
+"""Tx gossip in batches (§8.5; docs/network.md): py-libp2p carries about 100–200 gossip
 messages a second, so txs travel in batches of up to 60 KiB, sent every
 ``BATCH_INTERVAL_S`` or as soon as one is full.
 
@@ -52,14 +52,16 @@ class Batcher:
 
     def __init__(self, limit: int = MAX_GOSSIP_BYTES) -> None:
         self.limit = limit
+        self.max_tx_bytes = limit - _head(1) - _head(limit)
+        """The largest tx a batch carries (alone)."""
         self._txs: list[bytes] = []
         self._items = 0  # the encoded size of the items, heads included
 
     def add(self, tx: bytes) -> list[bytes] | None:
         """Queue ``tx``; returns the batch it pushed out when the current one is full."""
+        if len(tx) > self.max_tx_bytes:
+            raise NetworkError(f"a tx of {len(tx)} bytes cannot be gossiped (at most {self.max_tx_bytes})")
         cost = _head(len(tx)) + len(tx)
-        if _head(1) + cost > self.limit:
-            raise NetworkError(f"a tx of {len(tx)} bytes cannot be gossiped (the limit is {self.limit})")
         full = None
         if _head(len(self._txs) + 1) + self._items + cost > self.limit:
             full = self.take()
@@ -97,7 +99,7 @@ class TxGossip:
         return Validation.ACCEPT if Validation.ACCEPT in verdicts else Validation.IGNORE
 
     async def submit(self, tx: bytes) -> None:
-        """Gossip ``tx`` with the next batch."""
+        """Gossip ``tx`` with the next batch; NetworkError if it is over ``max_tx_bytes``."""
         full = self._batcher.add(tx)
         if full:
             await self._publish(full)

@@ -28,7 +28,7 @@ class BlockStore:
         of the previous height is the one ``block`` carries."""
         height = block.header.height
         batch.put(schema.block(height), encode(block))
-        batch.put(schema.block_id(block.block_id()), height.to_bytes(8, "big"))
+        batch.put(schema.block_id(block.block_id()), schema.encode_height(height))
         batch.put(schema.seen_commit(height), encode(seen_commit))
         if block.last_commit is not None:
             batch.put(schema.commit(height - 1), encode(block.last_commit))
@@ -43,7 +43,7 @@ class BlockStore:
     def block_height(self, block_id: bytes) -> int | None:
         """The height of the block ``block_id``, or ``None``."""
         raw = self._kv.get(schema.block_id(block_id))
-        return None if raw is None else int.from_bytes(raw, "big")
+        return None if raw is None else schema.decode_height(raw)
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         height = self.block_height(block_id)

@@ -2,13 +2,16 @@
 positions behind each state root, so that the state of any retained height can be read
 and proven.
 
-Per committed height ``h`` it writes, in the block's batch:
+Per committed height ``h`` it writes, in the block's batch (the keys are
+:mod:`storage.schema`'s):
 
 - ``state(key)``: the latest value (what block execution reads, one get per key);
-- ``state_version(path, h)``: the value as set at ``h`` (empty: deleted), under the
-  key's trie path, so a read at height ``h`` is the last version at or below ``h``;
-- ``trie_version(position, h)``: the hash preimage of every internal trie node the
-  changed paths pass through, and an empty record where the update removed one;
+- the version at ``h`` of ``state_versions(path)``: the value as set at ``h`` (empty:
+  deleted), under the key's trie path, so a read at height ``h`` is the last version at
+  or below ``h``;
+- the version at ``h`` of ``trie_versions(position)``: the hash preimage of every
+  internal trie node the changed paths pass through, and an empty record where the
+  update removed one;
 - ``state_changes(h)`` (what pruning ``h`` deletes) and ``state_root(h)``.
 
 A proof at ``h`` walks down from the root, taking at each position the last record at or
@@ -35,12 +38,13 @@ from chain.codec import dumps, expect_array, expect_bytes, expect_list, loads_ca
 from chain.errors import StorageError
 from chain.statetree import (
     EMPTY_ROOT,
-    HASH_LEN,
     StateProof,
     StateProofNode,
     StateTree,
+    key_path,
     leaf_hash,
     nibble,
+    node_children,
 )
 from storage import schema
 from storage.kv import KeyValueStore, WriteBatch, iter_prefix, last_before, prefix_end
@@ -78,9 +82,9 @@ class StateStore:
         started = time.perf_counter()
         tree = StateTree()
         batch: dict[bytes, bytes | None] = {}
-        skip = len(schema.STATE)
+        key_of = schema.state_key_of
         for key, value in iter_prefix(self._kv, schema.STATE):
-            batch[key[skip:]] = value
+            batch[key_of(key)] = value
             if len(batch) >= 100_000:
                 tree.update(batch)
                 batch = {}
@@ -102,13 +106,12 @@ class StateStore:
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key`` at the latest height."""
-        return self._kv.get(schema.STATE + key)
+        return self._kv.get(schema.state(key))
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """The latest entries whose key starts with ``prefix``, in key order."""
-        skip = len(schema.STATE)
-        for key, value in iter_prefix(self._kv, schema.STATE + prefix):
-            yield key[skip:], value
+        for key, value in iter_prefix(self._kv, schema.state(prefix)):
+            yield schema.state_key_of(key), value
 
     def _check_height(self, height: int) -> None:
         if not self.base <= height <= self.height:
@@ -126,7 +129,7 @@ class StateStore:
     def get_at(self, key: bytes, height: int) -> bytes | None:
         """The value of ``key`` after block ``height``; StorageError if not retained."""
         self._check_height(height)
-        return self._version_at(sha256(key).digest(), height)
+        return self._version_at(key_path(key), height)
 
     def _version_at(self, path: bytes, height: int) -> bytes | None:
         start = schema.state_versions(path)
@@ -149,7 +152,7 @@ class StateStore:
         root = self.root_at(height)
         if root == EMPTY_ROOT:
             return None, StateProof((), None), root
-        path = sha256(key).digest()
+        path = key_path(key)
         hexpath = path.hex().encode()
         nodes: list[StateProofNode] = []
         expected = root
@@ -158,8 +161,7 @@ class StateStore:
             record = self._position_at(hexpath[:depth], height)
             if record is None or sha256(record).digest() != expected:
                 break  # the slot holds a leaf
-            bitmap = record[1] << 8 | record[2]
-            hashes = [record[at:at + HASH_LEN] for at in range(3, len(record), HASH_LEN)]
+            bitmap, hashes = node_children(record)
             bit = 1 << nibble(path, depth)
             if not bitmap & bit:
                 nodes.append(StateProofNode(bitmap, tuple(hashes)))
@@ -176,19 +178,19 @@ class StateStore:
         """The path and value of the leaf at ``position`` after ``height``, whose hash is
         ``expected``: the one key under the position alive then with that leaf hash."""
         whole = bytes.fromhex(position[: len(position) & ~1].decode())
-        family = schema.STATE_VERSION
         if len(position) & 1:
             high = int(position[-1:], 16) << 4
-            start = family + whole + bytes((high,))
-            stop = family + whole + bytes((high + 16,)) if high < 0xF0 else prefix_end(family + whole)
+            start = schema.state_versions(whole + bytes((high,)))
+            stop = (schema.state_versions(whole + bytes((high + 16,))) if high < 0xF0
+                    else prefix_end(schema.state_versions(whole)))
         else:
-            start, stop = family + whole, prefix_end(family + whole)
-        skip = len(family)
+            start = schema.state_versions(whole)
+            stop = prefix_end(start)
         while True:
             first = next(self._kv.iterate(start, stop), None)
             if first is None:
                 raise self._corrupt(height, position, "holds no leaf with the hash its parent holds")
-            path = first[0][skip:skip + HASH_LEN]
+            path = schema.path_of(first[0])
             value = self._version_at(path, height)
             if value is not None and leaf_hash(path, sha256(value).digest()) == expected:
                 return path, value
@@ -213,7 +215,7 @@ class StateStore:
             raise StorageError(f"height {self._pending.height} was advanced and never stored")
         kept = {key: value for key, value in changes.items()
                 if value is not None or self.tree.get(key) is not None}
-        paths = {key: sha256(key).digest() for key in kept}
+        paths = {key: key_path(key) for key in kept}
         deleted = [paths[key] for key, value in kept.items() if value is None]
         before = self.tree.trail(deleted) if deleted else {}
         root = self.tree.update(kept)
@@ -234,22 +236,24 @@ class StateStore:
         paths = pending.paths
         after = self.tree.trail(paths.values())
         removed = [position for position in pending.before if position not in after]
-        state = schema.STATE
-        versions = schema.STATE_VERSION
-        suffix = height.to_bytes(8, "big")
+        changes = pending.changes
         put = batch.put
-        for key, value in pending.changes.items():
+        delete = batch.delete
+        # The keys come a kind at a time, one schema call each: a call per key would show
+        # in every commit.
+        for key, version, value in zip(schema.state_keys(changes),
+                                       schema.state_version_keys(paths.values(), height),
+                                       changes.values(), strict=True):
             if value is None:
-                batch.delete(state + key)
-                put(versions + paths[key] + suffix, _DELETED)
+                delete(key)
+                put(version, _DELETED)
             else:
-                put(state + key, value)
-                put(versions + paths[key] + suffix, b"\x01" + value)
-        trie = schema.TRIE
-        for position, record in after.items():
-            put(trie + position + b"/" + suffix, record)
-        for position in removed:
-            put(trie + position + b"/" + suffix, _DELETED)
+                put(key, value)
+                put(version, b"\x01" + value)
+        for version, record in zip(schema.trie_version_keys(after, height), after.values(), strict=True):
+            put(version, record)
+        for version in schema.trie_version_keys(removed, height):
+            put(version, _DELETED)
         put(schema.state_changes(height), dumps([list(paths.values()), [*after, *removed]]))
         put(schema.state_root(height), pending.root)
         return pending.root
@@ -287,17 +291,17 @@ class StateStore:
             batch.delete(schema.state_changes(height))
         batch.delete(schema.state_changes(height - 1))  # the genesis state's, on the first prune
         batch.delete(schema.state_root(height - 1))
-        batch.put(schema.STATE_BASE, height.to_bytes(8, "big"))
+        batch.put(schema.STATE_BASE, schema.encode_height(height))
         batch.write()
         self.base = height
 
     def _drop_superseded(self, batch: WriteBatch, versions: bytes, height: int) -> None:
         """Delete the version before ``height`` of an entry written at ``height``, and its
         deletion record at ``height`` when it is one (nothing retained reads either)."""
-        older = last_before(self._kv, versions, versions + height.to_bytes(8, "big"))
+        at = schema.version(versions, height)
+        older = last_before(self._kv, versions, at)
         if older is not None:
             batch.delete(older[0])
-        at = versions + height.to_bytes(8, "big")
         if self._kv.get(at) == _DELETED:
             batch.delete(at)
 
@@ -305,7 +309,8 @@ class StateStore:
 @dataclass(frozen=True, slots=True)
 class _Pending:
     """A height's state changes applied to the tree and not yet staged for the disk;
-    ``before``: the trie records on the deleted keys' paths before the update."""
+    ``paths``: each changed key's trie path, in the order of ``changes``; ``before``: the
+    trie records on the deleted keys' paths before the update."""
 
     height: int
     changes: dict[bytes, bytes | None]

@@ -16,6 +16,7 @@ from pathlib import Path
 from chain.codec import dumps, expect_array, expect_bytes, expect_text, expect_uint, loads_canonical
 from chain.errors import DecodeError, StorageError
 from chain.genesis import Genesis
+from chain.sizes import HASH_LEN
 from chain.state import genesis_changes
 from chain.transition import BlockOutcome
 from chain.types import Block, Commit, tx_hash
@@ -65,7 +66,7 @@ class Store:
             _check_info(info, genesis, genesis_hash)
         height, app_hash = _read_latest(kv)
         raw_base = kv.get(schema.STATE_BASE)
-        state_base = height if raw_base is None else int.from_bytes(raw_base, "big")
+        state_base = height if raw_base is None else schema.decode_height(raw_base)
         store = cls(kv, genesis.chain_id, height, genesis.initial_height, state_base)
         store.state.load(app_hash)
         return store
@@ -87,7 +88,7 @@ class Store:
         state.advance(height, genesis_changes(genesis))
         batch = kv.write_batch(sync=True)
         app_hash = state.stage(batch, height)
-        batch.put(schema.STATE_BASE, height.to_bytes(8, "big"))
+        batch.put(schema.STATE_BASE, schema.encode_height(height))
         batch.put(schema.LATEST, dumps([height, app_hash]))
         batch.put(schema.STORE_INFO, dumps([schema.SCHEMA_VERSION, genesis.chain_id, genesis_hash]))
         batch.write()
@@ -187,7 +188,7 @@ def _read_latest(kv: KeyValueStore) -> tuple[int, bytes]:
         raise StorageError("the store has no latest-height record: it is corrupt")
     try:
         height, app_hash = expect_array(loads_canonical(raw, "latest"), 2, "latest")
-        return expect_uint(height, "latest.height"), expect_bytes(app_hash, "latest.app_hash", 32)
+        return expect_uint(height, "latest.height"), expect_bytes(app_hash, "latest.app_hash", HASH_LEN)
     except DecodeError as exc:
         raise StorageError(f"the latest-height record does not decode ({exc}): the store is corrupt") \
             from None

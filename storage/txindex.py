@@ -6,15 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chain.codec import dumps, expect_array, expect_bytes, expect_text, expect_uint, loads_canonical
-from chain.crypto import PUBLIC_KEY_LEN, address_of
+from chain.crypto import address_of
 from chain.errors import DecodeError, StorageError
-from chain.types import TxResult
+from chain.types import TX_SENDER, TxResult
 from storage import schema
 from storage.kv import KeyValueStore, WriteBatch, prefix_end
-
-# A tx's encoding opens with a 1-byte array head, its kind (one byte: kinds are below 24)
-# and the 2-byte head of the 32-byte sender key (§3); the block it sits in has executed.
-_SENDER_AT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +35,14 @@ class TxIndex:
               tx_hashes: Sequence[bytes], results: Sequence[TxResult]) -> None:
         """Put the entries of block ``height``'s executed ``txs`` into ``batch``."""
         put = batch.put
-        tx_key = schema.TX
-        sender_key = schema.SENDER_TX
-        suffix = height.to_bytes(8, "big")
-        for index, (raw, tx_hash, result) in enumerate(zip(txs, tx_hashes, results, strict=True)):
-            put(tx_key + tx_hash, dumps([height, index, result.code, result.data, result.log]))
-            sender = address_of(raw[_SENDER_AT:_SENDER_AT + PUBLIC_KEY_LEN])
-            put(sender_key + sender + suffix + index.to_bytes(4, "big"), tx_hash)
+        # The txs decoded when their block executed, so each holds its sender's key at
+        # TX_SENDER.
+        senders = [address_of(raw[TX_SENDER]) for raw in txs]
+        entries = zip(schema.tx_keys(tx_hashes), schema.sender_tx_keys(senders, height), tx_hashes,
+                      results, strict=True)
+        for index, (tx_key, sender_key, tx_hash, result) in enumerate(entries):
+            put(tx_key, dumps([height, index, result.code, result.data, result.log]))
+            put(sender_key, tx_hash)
 
     def get(self, tx_hash: bytes) -> TxLocation | None:
         """Where the tx ``tx_hash`` was committed, or ``None``."""
@@ -65,11 +62,11 @@ class TxIndex:
                   limit: int = 100) -> list[tuple[int, int, bytes]]:
         """Up to ``limit`` txs sent by address ``sender`` at or above ``from_height``, as
         ``(height, index, tx_hash)`` in chain order."""
-        start = schema.sender_txs(sender)
         out: list[tuple[int, int, bytes]] = []
-        for key, tx_hash in self._kv.iterate(start + from_height.to_bytes(8, "big"),
-                                             prefix_end(start)):
+        for key, tx_hash in self._kv.iterate(schema.sender_tx(sender, from_height, 0),
+                                             prefix_end(schema.sender_txs(sender))):
             if len(out) >= limit:
                 break
-            out.append((int.from_bytes(key[-12:-4], "big"), int.from_bytes(key[-4:], "big"), tx_hash))
+            height, index = schema.sender_tx_position(key)
+            out.append((height, index, tx_hash))
         return out

@@ -3,8 +3,8 @@
 Queries are CometBFT's, the subset a wallet or explorer uses: ``tm.event='NewBlock'``,
 ``tm.event='NewBlockHeader'`` and ``tm.event='Tx'``, the last optionally with
 ``AND tx.hash='<HEX>'`` and/or ``AND tx.height=<N>``. A subscriber that does not keep
-up loses its oldest events, never slows the node: each has a bounded queue, and an
-overflow is reported to it once as an error.
+up never slows the node: each has a bounded queue, and the blocks that come while it is
+full are lost to that subscriber (counted in ``EventBus.overflows``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from chain.crypto import address_of
 from chain.errors import BizraError, InvalidAddress, InvalidTx
 from chain.ledger import Ledger
 from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
+from chain.sizes import HASH_LEN
 from chain.timefmt import format_rfc3339_ns
 from chain.types import Block, TxResult, Validator, encode, tx_hash
 from consensus.votes import VoteSet
@@ -80,8 +81,8 @@ def _hash(name: str, value: Any) -> bytes:
         data = bytes.fromhex(text) if isinstance(text, str) else b""
     except ValueError:
         data = b""
-    if len(data) != 32:
-        raise invalid(f"{name}: expected 64 hex digits, got {value!r}")
+    if len(data) != HASH_LEN:
+        raise invalid(f"{name}: expected {2 * HASH_LEN} hex digits, got {value!r}")
     return data
 
 
@@ -433,6 +434,8 @@ class Methods:
             self.node.mempool.check(raw)
         except InvalidTx as exc:
             return _check_result(CODE_INVALID_TX, str(exc))
+        except MempoolFull as exc:
+            return _check_result(CODE_MEMPOOL_FULL, str(exc))
         return _check_result(0, "")
 
     async def m_broadcast_tx_async(self, tx: Any) -> JSON:

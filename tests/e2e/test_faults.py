@@ -1,4 +1,4 @@
-"""Faults a third of the network can cause, on real node processes (tests/faultkit.py):
+"""Faults a third of the network can cause, on real node processes (tests/support/faultkit.py):
 no fork, no committed tx lost, one app hash, the equivocator punished, and a block soon
 after the last fault ends. And a validator killed at random instants, again and again,
 restarting intact every time and never signing twice.

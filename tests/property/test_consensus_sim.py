@@ -1,4 +1,4 @@
-"""Consensus under seeded random schedules (``tests/consensussim.py``): n = 4 and n = 7
+"""Consensus under seeded random schedules (``tests/support/consensussim.py``): n = 4 and n = 7
 validators with delays, reordering, duplication, loss, healing partitions, crashes with
 WAL replay and one equivocating validator. Every run checks agreement, validity, that no
 honest validator signs twice for one height/round/step, liveness once the faults end,

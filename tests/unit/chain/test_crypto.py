@@ -8,6 +8,7 @@ import threading
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from nacl.bindings import crypto_sign_BYTES, crypto_sign_PUBLICKEYBYTES, crypto_sign_SEEDBYTES
 
 from chain.crypto import (
     DOMAIN_PROPOSAL,
@@ -25,6 +26,7 @@ from chain.crypto import (
     verify_many_in_background,
 )
 from chain.errors import InvalidSignature
+from chain.sizes import PUBLIC_KEY_LEN, SEED_LEN, SIGNATURE_LEN
 
 # RFC 8032 §7.1, TEST 1 and TEST 2.
 RFC8032 = [
@@ -80,6 +82,11 @@ def test_repr_does_not_leak_the_seed() -> None:
     assert k.seed.hex() not in text
     assert k.public_key.hex() in text
     assert str(k) == text
+
+
+def test_the_protocol_sizes_are_libsodiums() -> None:
+    libsodium = (crypto_sign_PUBLICKEYBYTES, crypto_sign_BYTES, crypto_sign_SEEDBYTES)
+    assert libsodium == (PUBLIC_KEY_LEN, SIGNATURE_LEN, SEED_LEN)
 
 
 def test_private_key_has_slots() -> None:

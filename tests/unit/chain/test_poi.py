@@ -1,4 +1,4 @@
-"""§6 arithmetic: the spec's test vectors and the decision rules."""
+"""§6.3 arithmetic: the protocol's test vectors and the decision rules."""
 
 from __future__ import annotations
 

@@ -3,11 +3,14 @@ and every mistake refused with the key it is about."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from node.config import Config, ConfigError, LogConfig, P2pConfig, load, render
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_no_file_gives_the_defaults(tmp_path: Path) -> None:
@@ -56,3 +59,15 @@ def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, text: str, env: d
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load(path, environ=env)
+
+
+def test_the_variables_the_build_and_tests_read_are_not_taken_for_configuration(tmp_path: Path) -> None:
+    """A ``BIZRA_*`` variable read directly (by the build, CI or a test) is no config key:
+    a node started with it set must not refuse it as an unknown key."""
+    sources = [*REPO.glob("*.py"), *(REPO / "tests").rglob("*.py"), REPO / ".ci" / "run"]
+    pattern = re.compile(r"""(?:environ(?:\.get)?[\[(]|getenv\(|export )["']?(BIZRA_[A-Z_]+)""")
+    names = {name for path in sources for name in pattern.findall(path.read_text(encoding="utf-8"))}
+    assert {"BIZRA_NO_MYPYC", "BIZRA_REQUIRE_COMPILED"} <= names  # the scan finds them
+    (tmp_path / "config.toml").write_text(render(Config()))
+    for name in sorted(names):
+        load(tmp_path / "config.toml", environ={name: "1"})

@@ -3,26 +3,30 @@ the txs its peers gossip."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chain.crypto import PrivateKey
+from chain.genesis import operator_key_for
 from chain.params import Params
 from chain.transition import sign_tx
 from chain.types import Transfer
 from node import devnet
 from node.config import load
 from node.daemon import Node
+from node.rpc.methods import CODE_MEMPOOL_FULL
 from p2p.peers import PeerId
 
 
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[Node]:
+    """A one-validator devnet's node whose mempool holds one tx at most."""
     (home,) = devnet.create(tmp_path, 1, chain_id="bizra-devnet-7", p2p_port=26_656, rpc_port=8_080,
                             params=Params())
-    built = Node(home.home, load(home.home.config_file, environ={}))
+    built = Node(home.home, load(home.home.config_file, environ={"BIZRA_MEMPOOL_MAX_TXS": "1"}))
     try:
         yield built
     finally:
@@ -42,6 +46,18 @@ async def test_a_peer_that_gossips_a_forged_tx_loses_score_and_others_do_not(nod
     assert node.network.score(relay) == before[1]  # refused (it cannot pay), but signed
     assert node.counters.txs_received == 2 and node.counters.txs_refused == 2
     assert len(node.mempool) == 0
+
+
+async def test_check_tx_says_when_the_mempool_is_full(node: Node) -> None:
+    assert node.validator_key is not None
+    operator = operator_key_for(node.validator_key)
+    fee = node.chain_config.params.min_fee
+    first, second = (sign_tx(node.chain_id, operator, nonce, Transfer(bytes(20), 1), fee) for nonce in (0, 1))
+    assert await node.submit_tx(first)
+
+    answer = await node.rpc.methods.call("check_tx", {"tx": base64.b64encode(second).decode()})
+
+    assert answer["code"] == CODE_MEMPOOL_FULL and "limit of 1 txs" in answer["log"]
 
 
 def test_a_constructed_node_has_every_part_before_it_runs(node: Node) -> None:

@@ -35,6 +35,15 @@ def test_batches_never_exceed_the_gossip_limit() -> None:
         batcher.add(bytes(MAX_GOSSIP_BYTES))
 
 
+def test_the_largest_tx_gossip_carries_fills_a_batch_alone() -> None:
+    batcher = Batcher()
+    largest = bytes(batcher.max_tx_bytes)
+    assert batcher.add(largest) is None
+    assert len(encode_batch(batcher.take())) == MAX_GOSSIP_BYTES
+    with pytest.raises(NetworkError, match="cannot be gossiped"):
+        batcher.add(largest + b"\x00")
+
+
 def test_batch_decoding_is_strict() -> None:
     assert decode_batch(encode_batch([b"a", b"bc"])) == [b"a", b"bc"]
     for bad in (encode_batch([]), b"\x81\x01", b"\xff", encode_batch([b"a"]) + b"\x00"):
