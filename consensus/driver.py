@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -26,11 +28,12 @@ import trio
 
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
 from chain.crypto import address_of, verify
-from chain.errors import DecodeError
+from chain.errors import BizraError, DecodeError
 from chain.params import Params
 from chain.service import TaskStatus
 from chain.types import Block, Commit, DuplicateVoteEvidence, Proposal, SetMember, Vote, VoteType
 from consensus.machine import (
+    MAX_ROUNDS_AHEAD,
     Action,
     BodyIn,
     CastVote,
@@ -51,6 +54,7 @@ from consensus.machine import (
 from consensus.messages import (
     BlockMessage,
     Message,
+    PeerMessage,
     ProposalMessage,
     TimeoutRecord,
     VoteMessage,
@@ -65,6 +69,22 @@ log = logging.getLogger(__name__)
 
 MAX_BUFFERED_NEXT_HEIGHT = 10_000
 """Messages of the next height kept while this one finishes."""
+MAX_SCREENED = 20_000
+"""Signatures checked by :meth:`Driver.screen` remembered for the height, so that the
+driver does not check them again."""
+SET_CACHE = 3
+"""Validator sets (of the heights around this one) kept for :meth:`Driver.screen`."""
+
+
+class Screened(enum.Enum):
+    """What :meth:`Driver.screen` makes of a peer's message."""
+
+    VALID = "valid"
+    """Of this height or the next, within reach, signed by whom it must be: pass it on."""
+    IRRELEVANT = "irrelevant"
+    """Nothing to do with what this node decides now (or nothing to check it against)."""
+    FORGED = "forged"
+    """A signature that is not its signer's: its sender made or altered it."""
 KEEP_DECIDED = 4
 """Recent decided heights whose block and commit are kept to help peers catch up
 (further behind, a peer needs block sync)."""
@@ -105,7 +125,7 @@ class Chain(Protocol):
 class ConsensusNetwork(Protocol):
     """How the driver reaches its peers."""
 
-    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None: ...
+    async def publish(self, message: PeerMessage) -> None: ...
 
     async def request_block(self, block_id: bytes) -> None:
         """Ask peers for the body of ``block_id``; it comes back as a :class:`BlockMessage`."""
@@ -148,6 +168,8 @@ class Driver:
         self.committed_rounds: dict[int, int] = {}
         self._decided: dict[int, tuple[Block, Commit, list[bytes]]] = {}
         self._helped: dict[int, float] = {}
+        self._screened: set[bytes] = set()
+        self._sets: dict[int, dict[bytes, tuple[int, bytes]]] = {}
 
     def known_block(self, block_id: bytes) -> Block | None:
         """A block of the current height this node holds (proposed, or fetched), for
@@ -156,6 +178,70 @@ class Driver:
         if block is None:
             block = next((b for b, _, _ in self._decided.values() if b.block_id() == block_id), None)
         return block
+
+    def screen(self, message: PeerMessage | Proposal) -> Screened:
+        """Check a peer's message before it is forwarded or delivered, cheapest test
+        first: its height within one of the one being decided, its round within
+        ``MAX_ROUNDS_AHEAD`` of this node's, and its signature (a vote's against its
+        height's validator set, a proposal's against its round's proposer). Only a
+        proposal of the height being decided can be checked (a proposer depends on the
+        rounds before), so others are IRRELEVANT; so is every message while no height is
+        being decided. A body alone carries no signature: it is VALID when its height is."""
+        machine = self.machine
+        if machine is None:
+            return Screened.IRRELEVANT
+        if isinstance(message, BlockMessage):
+            height = message.block.header.height
+            return Screened.VALID if abs(height - machine.height) <= 1 else Screened.IRRELEVANT
+        proposal = message.proposal if isinstance(message, ProposalMessage) else message
+        if isinstance(proposal, Proposal):
+            if proposal.height != machine.height or machine.too_far(proposal.round):
+                return Screened.IRRELEVANT
+            pubkey = self._pubkeys[machine.proposer(proposal.round)]
+            return self._screen_signature(pubkey, proposal_sign_bytes(self.chain_id, proposal),
+                                          proposal.signature)
+        assert isinstance(message, VoteMessage)
+        vote = message.vote
+        if abs(vote.height - machine.height) > 1 or vote.round > max(machine.round, 0) + MAX_ROUNDS_AHEAD:
+            return Screened.IRRELEVANT
+        members = self._set_of(vote.height)
+        if not members:
+            return Screened.IRRELEVANT
+        signer = members.get(vote.validator_address)
+        if signer is None or signer[0] != vote.validator_index:
+            return Screened.FORGED  # no member signs so: the sender made it up
+        return self._screen_signature(signer[1], vote_sign_bytes(self.chain_id, vote), vote.signature)
+
+    def _screen_signature(self, pubkey: bytes, message: bytes, signature: bytes) -> Screened:
+        key = hashlib.sha256(message + signature).digest()
+        if key in self._screened:
+            return Screened.VALID
+        if not verify(pubkey, message, signature):
+            return Screened.FORGED
+        if len(self._screened) < MAX_SCREENED:
+            self._screened.add(key)
+        return Screened.VALID
+
+    def _checked(self, pubkey: bytes, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` over ``message`` is ``pubkey``'s: remembered from
+        :meth:`screen`, or checked now."""
+        screened = hashlib.sha256(message + signature).digest() in self._screened
+        return screened or verify(pubkey, message, signature)
+
+    def _set_of(self, height: int) -> dict[bytes, tuple[int, bytes]]:
+        """The validator set of ``height`` by address: each member's index and key
+        (empty when the height's set is not known here)."""
+        known = self._sets.get(height)
+        if known is None:
+            try:
+                members = self.chain.members(height)
+            except BizraError:
+                members = []
+            known = {address_of(m.pubkey): (i, m.pubkey) for i, m in enumerate(members)}
+            self._sets[height] = known
+            while len(self._sets) > SET_CACHE:
+                del self._sets[min(self._sets)]
+        return known
 
     async def deliver(self, message: Message) -> None:
         """A peer's message (back-pressure: waits while the inbox is full). Once the
@@ -205,6 +291,7 @@ class Driver:
         self.machine = machine = Machine(height, self.chain.priorities(height), me, self.timeouts)
         self._blocks, self._validated = {}, set()
         self._own_votes, self._own_proposals = {}, {}
+        self._screened = set()
         header_time = self.chain.next_block_time()
         self._block_time_floor = header_time + 1_000_000
         await self._replay(height)
@@ -306,27 +393,31 @@ class Driver:
             self._blocks.setdefault(message.block.block_id(), message.block)
             await self._validate(message.block)
 
-    def _check(self, message: ProposalMessage | VoteMessage | BlockMessage) -> str | None:
+    def _check(self, message: PeerMessage) -> str | None:
         """Why a message of this height is refused, or None."""
         machine = self.machine
         assert machine is not None
         if isinstance(message, ProposalMessage):
             p = message.proposal
+            if machine.too_far(p.round):
+                return f"proposal of round {p.round}, more than {MAX_ROUNDS_AHEAD} rounds ahead"
             if message.block.block_id() != p.block_id:
                 return "the proposal's block is not the one it names"
             proposer = machine.proposer(p.round)
-            if not verify(self._pubkeys[proposer], proposal_sign_bytes(self.chain_id, p), p.signature):
+            if not self._checked(self._pubkeys[proposer], proposal_sign_bytes(self.chain_id, p), p.signature):
                 return f"proposal of round {p.round} not signed by its proposer"
             return None
         if isinstance(message, VoteMessage):
             v = message.vote
+            if machine.too_far(v.round):
+                return f"vote of round {v.round}, more than {MAX_ROUNDS_AHEAD} rounds ahead"
             pubkey = self._pubkeys.get(v.validator_address)
             if pubkey is None:
                 return "vote from outside the validator set"
             index = machine.index_of(v.validator_address)
             if index != v.validator_index:
                 return "vote with a wrong validator index"
-            if not verify(pubkey, vote_sign_bytes(self.chain_id, v), v.signature):
+            if not self._checked(pubkey, vote_sign_bytes(self.chain_id, v), v.signature):
                 return "vote with an invalid signature"
             return None
         if not machine.wants(message.block.block_id()):

@@ -21,7 +21,7 @@ from chain.crypto import PrivateKey, address_of
 from chain.merkle import merkle_root
 from chain.types import Block, Proposal, Vote, sha256
 from consensus.driver import ConsensusNetwork
-from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
+from consensus.messages import PeerMessage, ProposalMessage, VoteMessage
 
 
 def twin_block(block: Block) -> Block:
@@ -45,7 +45,7 @@ class Equivocator:
         self.chain_id = chain_id
         self._twins: dict[tuple[int, int, int], ProposalMessage | VoteMessage] = {}
 
-    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+    async def publish(self, message: PeerMessage) -> None:
         await self.network.publish(message)
         twin: ProposalMessage | VoteMessage | None = None
         if isinstance(message, VoteMessage) and message.vote.validator_address == self.address:

@@ -251,12 +251,14 @@ class Machine:
             self._apply_rules(out)
         return out
 
-    def _too_far(self, round_: int) -> bool:
+    def too_far(self, round_: int) -> bool:
+        """Whether ``round_`` is more than ``MAX_ROUNDS_AHEAD`` rounds beyond this one:
+        messages of it are dropped, before any work for them."""
         return round_ > max(self.round, 0) + MAX_ROUNDS_AHEAD
 
     def _on_proposal(self, proposal: Proposal, out: list[Action]) -> None:
         r = proposal.round
-        if proposal.height != self.height or r in self.proposals or self._too_far(r):
+        if proposal.height != self.height or r in self.proposals or self.too_far(r):
             return
         if proposal.pol_round is not None and proposal.pol_round >= r:
             return  # malformed: a proof of lock from this round or later
@@ -265,7 +267,7 @@ class Machine:
             self._fetch(proposal.block_id, out)
 
     def _on_vote(self, vote: Vote, out: list[Action]) -> None:
-        if vote.height != self.height or self._too_far(vote.round):
+        if vote.height != self.height or self.too_far(vote.round):
             return
         sets = self.prevotes if vote.type == VoteType.PREVOTE else self.precommits
         vote_set = sets.get(vote.round)

@@ -40,7 +40,10 @@ class TimeoutRecord:
     round: int
 
 
-Message = ProposalMessage | VoteMessage | BlockMessage | TimeoutRecord
+PeerMessage = ProposalMessage | VoteMessage | BlockMessage
+"""What validators and nodes send each other."""
+Message = PeerMessage | TimeoutRecord
+"""What the WAL records: peers' messages and timeouts."""
 
 
 def encode_message(message: Message) -> bytes:

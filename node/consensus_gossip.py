@@ -9,8 +9,10 @@ A block the driver asks for (:meth:`request_block`) is fetched the same way. A b
 body the driver publishes to help a peer catch up is dropped when it does not fit: that
 peer fetches it, or syncs.
 
-Gossip that does not decode is rejected (its sender loses score); messages more than
-one height away from the node's are ignored rather than forwarded.
+Gossip that does not decode is rejected (its sender loses score); one that does is
+screened before it is forwarded or acted on (``screen``: the driver's
+:meth:`~consensus.driver.Driver.screen`, which checks heights, rounds and signatures):
+a forged one is rejected too, one of no concern now is ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from chain.service import TaskStatus
 from chain.types import Block, Proposal
 from consensus.messages import (
     BlockMessage,
+    PeerMessage,
     ProposalMessage,
     VoteMessage,
     decode_message,
@@ -43,20 +46,12 @@ FETCH_PEERS = 4
 RECENT_BLOCKS = 8
 """How many peers a block is asked of, one after the other, before giving up."""
 
-Deliver = Callable[[ProposalMessage | VoteMessage | BlockMessage], Awaitable[None]]
+Deliver = Callable[[PeerMessage], Awaitable[None]]
+Screen = Callable[[PeerMessage | Proposal], Validation]
+"""Gossip validation of a decoded message (see :meth:`consensus.driver.Driver.screen`)."""
 
 
-def _height(message: ProposalMessage | VoteMessage | BlockMessage | Proposal) -> int:
-    if isinstance(message, Proposal):
-        return message.height
-    if isinstance(message, ProposalMessage):
-        return message.proposal.height
-    if isinstance(message, VoteMessage):
-        return message.vote.height
-    return message.block.header.height
-
-
-def decode_gossip(data: bytes) -> ProposalMessage | VoteMessage | BlockMessage | Proposal:
+def decode_gossip(data: bytes) -> PeerMessage | Proposal:
     """A consensus gossip message (a bare :class:`Proposal` when its block comes by id);
     DecodeError if it is none."""
     obj = loads_canonical(data, "consensus message")
@@ -73,11 +68,10 @@ class ConsensusGossip:
     """See the module docstring. ``height`` is the height the driver is deciding;
     ``deliver`` hands it a message (the driver's :meth:`~consensus.driver.Driver.deliver`)."""
 
-    def __init__(self, network: Network, chain_id: str, blocks: BlockExchange,
-                 height: Callable[[], int]) -> None:
+    def __init__(self, network: Network, chain_id: str, blocks: BlockExchange, screen: Screen) -> None:
         self.network = network
         self.blocks = blocks
-        self.height = height
+        self.screen = screen
         self.topic = gossip_topic(chain_id, "consensus")
         self._messages = network.subscribe(self.topic, self._validate)
         self._nursery: trio.Nursery | None = None
@@ -95,9 +89,9 @@ class ConsensusGossip:
             message = decode_gossip(data)
         except DecodeError:
             return Validation.REJECT
-        return Validation.ACCEPT if abs(_height(message) - self.height()) <= 1 else Validation.IGNORE
+        return self.screen(message)
 
-    async def publish(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+    async def publish(self, message: PeerMessage) -> None:
         data = encode_message(message)
         if len(data) > MAX_GOSSIP_BYTES:
             if isinstance(message, ProposalMessage):

@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 
 import trio
 
+from chain.commits import verify_commit
 from chain.crypto import VerifiedCache, address_of
-from chain.errors import BizraError, ForgedTx, InvalidTx
+from chain.errors import BizraError, ForgedTx, InvalidBlock, InvalidTx
 from chain.genesis import Genesis
 from chain.params import ChainConfig
 from chain.service import TaskStatus
 from chain.state import chain_config
 from chain.transition import BlockOutcome, decode_tx
-from chain.types import Block, Commit, CommitFlag, tx_hash
-from consensus.driver import ConsensusNetwork, Driver
+from chain.types import Block, Commit, CommitFlag, Proposal, tx_hash
+from consensus.driver import ConsensusNetwork, Driver, Screened
 from consensus.equivocation import Equivocator
-from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
+from consensus.messages import PeerMessage, VoteMessage
 from consensus.signer import FileSigner
 from consensus.wal import Wal
 from node.chainstate import NodeChain
@@ -67,6 +70,12 @@ PENDING_BLOCKS = 2
 """Clients' txs are refused while the mempool holds more than this many blocks' worth."""
 RECEIVED_BATCH = 4_096
 """Txs from peers admitted to the mempool in one signature-checking batch at most."""
+SCREENED = {Screened.VALID: Validation.ACCEPT, Screened.IRRELEVANT: Validation.IGNORE,
+            Screened.FORGED: Validation.REJECT}
+"""Gossip validation by the driver's verdict: a forged message costs its sender score."""
+VERIFIED_ANNOUNCEMENTS = 64
+"""Announcements whose commit verified, remembered so that announcing one again costs
+no signature checks."""
 BACKGROUND_JOBS = 1_024
 """Background jobs for clients (``broadcast_tx_async`` submissions, operators' dials)
 waiting at most; past that they are refused."""
@@ -113,6 +122,8 @@ class Node:
         self.driver: Driver | None = None
         """Consensus, while it runs (not while the node syncs)."""
         self._announced: dict[PeerId, int] = {}
+        self._verified_announcements: OrderedDict[bytes, None] = OrderedDict()
+        """Hashes of announcements whose commit verified (the latest few)."""
         """The highest height each peer announced."""
         self._tx_watchers: dict[bytes, trio.Event] = {}
         self._committed_send, self._committed = trio.open_memory_channel[tuple[Block, BlockOutcome]](64)
@@ -136,7 +147,7 @@ class Node:
                                         self._check_announcement,
                                         max_block_bytes=self.chain_config.params.max_block_bytes)
             self.consensus_net = ConsensusGossip(self.network, self.chain_id, self.blocks,
-                                                 lambda: store.height + 1)
+                                                 self._screen_consensus)
             self._signer: FileSigner | None = None
             self._address: bytes | None = None
             if self.validator_key is not None:
@@ -314,7 +325,14 @@ class Node:
             await trio.sleep(1)
             checks = checks + 1 if self.sync.target() > self.store.height + FALLEN_BEHIND else 0
 
-    async def _to_driver(self, message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+    def _screen_consensus(self, message: PeerMessage | Proposal) -> Validation:
+        """Gossip validation of a consensus message: the driver's screening; while the
+        node syncs there is no driver, and nothing to check the message against."""
+        driver = self.driver
+        screened = driver.screen(message) if driver is not None else Screened.IRRELEVANT
+        return SCREENED[screened]
+
+    async def _to_driver(self, message: PeerMessage) -> None:
         driver = self.driver
         if driver is not None:
             await driver.deliver(message)
@@ -392,7 +410,32 @@ class Node:
                 log.warning("block not announced", extra={"height": height, "error": str(exc)})
 
     def _check_announcement(self, peer: PeerId, announcement: Announcement) -> Validation:
-        return Validation.ACCEPT if announcement.header.height > self.store.height else Validation.IGNORE
+        """Gossip validation of a block announcement: above this node's height, it is
+        forwarded and believed only once its commit verifies against the validator set
+        of its height (REJECT: its sender loses score). One whose set this node does not
+        know yet (far ahead) is ignored: peers' status tells it how far they are, and
+        block sync trusts only the heights a peer serves."""
+        header = announcement.header
+        if header.height <= self.store.height:
+            return Validation.IGNORE
+        seen = sha256(announcement.encode()).digest()
+        if seen in self._verified_announcements:
+            return Validation.ACCEPT
+        block_id = header.block_id()
+        try:
+            members = self.chain.members(header.height)
+        except InvalidBlock:
+            return Validation.IGNORE
+        try:
+            verify_commit(self.chain_id, announcement.commit, members, header.height, block_id)
+        except InvalidBlock as exc:
+            log.info("block announcement refused", extra={"peer": peer, "height": header.height,
+                                                          "error": str(exc)})
+            return Validation.REJECT
+        self._verified_announcements[seen] = None
+        while len(self._verified_announcements) > VERIFIED_ANNOUNCEMENTS:
+            self._verified_announcements.popitem(last=False)
+        return Validation.ACCEPT
 
     async def _note_announcements(self) -> None:
         """Peers' heights from their announcements; and when a peer announces the block

@@ -8,6 +8,11 @@ than 2/3 of the validator set of its height (the set this node's state says), an
 every rule of the state transition. A peer that sends a block that fails is penalized
 and its range is asked of another peer.
 
+A reported height is a claim, not a fact. A peer that answers a range it claims to have
+with nothing loses score, and for ``DOUBT_S`` sync takes its height to be below that
+range: the target drops back, and a peer that lies about its height can neither hold a
+node in sync nor keep it from consensus.
+
 Progress (height, target, blocks/s, ETA) is logged every few seconds and shown in
 ``status`` (``catching_up``) and the metrics.
 """
@@ -32,6 +37,11 @@ log = logging.getLogger(__name__)
 
 RANGE = 20
 PARALLEL = 4
+UNSERVED_PENALTY = 5.0
+"""What answering a range it claimed to have with nothing costs a peer (a node that
+pruned those blocks does it too, so less than an invalid message)."""
+DOUBT_S = 60.0
+"""How long sync caps the height of a peer that did not serve what it claimed."""
 PROGRESS_EVERY_S = 3.0
 IDLE_WAIT_S = 0.2
 
@@ -68,11 +78,22 @@ class BlockSync:
         self._pending: set[int] = set()
         """Heights requested and not yet answered."""
         self._requests = 0
+        self._doubted: dict[PeerId, tuple[int, float]] = {}
+        """Peers that did not serve a height they claimed: the height trusted of each, and
+        until when."""
         self.blocks_applied = 0
 
+    def heights(self) -> dict[PeerId, int]:
+        """Each peer's height as sync trusts it: what it reports, capped below the first
+        height it failed to serve, for ``DOUBT_S``."""
+        if self._doubted:
+            now = trio.current_time()
+            self._doubted = {p: d for p, d in self._doubted.items() if d[1] > now}
+        return {peer: min(height, self._doubted[peer][0]) if peer in self._doubted else height
+                for peer, height in self.peer_heights().items()}
+
     def target(self) -> int:
-        heights = self.peer_heights()
-        return max(heights.values(), default=0)
+        return max(self.heights().values(), default=0)
 
     def behind(self) -> bool:
         return self.target() > self.chain.height + 1
@@ -99,7 +120,7 @@ class BlockSync:
         log.info("caught up", extra={"height": self.chain.height})
 
     def _request_more(self, nursery: trio.Nursery) -> None:
-        heights = self.peer_heights()
+        heights = self.heights()
         start = self.chain.height + 1
         limit = min(max(heights.values(), default=0), start + RANGE * PARALLEL * 2 - 1)
         while self._requests < PARALLEL:
@@ -118,6 +139,8 @@ class BlockSync:
     async def _fetch(self, peer: PeerId, span: range) -> None:
         try:
             pairs = await self.blocks.fetch_blocks(peer, span.start, len(span))
+            if not pairs:
+                self._doubt(peer, span.start)
             for block, commit in pairs:
                 self._fetched.setdefault(block.header.height, (peer, block, commit))
         except NetworkError as exc:
@@ -126,6 +149,12 @@ class BlockSync:
         finally:
             self._pending.difference_update(span)
             self._requests -= 1
+
+    def _doubt(self, peer: PeerId, unserved: int) -> None:
+        """``peer`` claimed height ``unserved`` or more and did not serve it."""
+        self._doubted[peer] = (unserved - 1, trio.current_time() + DOUBT_S)
+        self.network.penalize(peer, UNSERVED_PENALTY, f"claimed height {unserved} and did not serve it")
+        log.info("peer did not serve a height it claimed", extra={"peer": peer, "height": unserved})
 
     async def _apply_ready(self) -> bool:
         """Apply the fetched blocks that come next; whether any was."""

@@ -51,9 +51,9 @@ async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_i
     hub.connect(a.local_id, b.local_id)
     chain_id = chain.config.chain_id
     sender = ConsensusGossip(a, chain_id, BlockExchange(a, chain_id, source, accept, max_block_bytes=1 << 22),
-                             lambda: 1)
+                             accept)
     receiver_blocks = BlockExchange(b, chain_id, source, accept, max_block_bytes=1 << 22)
-    receiver = ConsensusGossip(b, chain_id, receiver_blocks, lambda: 1)
+    receiver = ConsensusGossip(b, chain_id, receiver_blocks, accept)
     delivered: list[ProposalMessage | VoteMessage | BlockMessage] = []
 
     async def deliver(message: ProposalMessage | VoteMessage | BlockMessage) -> None:

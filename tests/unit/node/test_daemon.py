@@ -4,6 +4,7 @@ the txs its peers gossip."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from node import devnet
 from node.config import load
 from node.daemon import Node
 from node.rpc.methods import CODE_MEMPOOL_FULL
+from p2p.blocks import Announcement
+from p2p.network import Validation
 from p2p.peers import PeerId
+
+from chainkit import LocalChain, sign_commit
 
 
 @pytest.fixture
@@ -58,6 +63,26 @@ async def test_check_tx_says_when_the_mempool_is_full(node: Node) -> None:
     answer = await node.rpc.methods.call("check_tx", {"tx": base64.b64encode(second).decode()})
 
     assert answer["code"] == CODE_MEMPOOL_FULL and "limit of 1 txs" in answer["log"]
+
+
+def announcement(node: Node, height: int, key: PrivateKey) -> Announcement:
+    """A block of ``height`` (its body does not matter here), its commit signed by ``key``
+    as the node's one validator."""
+    block = LocalChain(validators=1, chain_id=node.chain_id).next_block()
+    block = dataclasses.replace(block, header=dataclasses.replace(block.header, height=height))
+    members = node.chain.members(node.store.height + 1)
+    return Announcement(block.header, sign_commit(node.chain_id, {members[0].pubkey: key}, members, block))
+
+
+def test_only_announcements_whose_commit_verifies_are_forwarded(node: Node) -> None:
+    assert node.validator_key is not None
+    peer = PeerId("announcer")
+    assert node._check_announcement(peer, announcement(node, 1, node.validator_key)) is Validation.ACCEPT
+    assert node._check_announcement(peer, announcement(node, 1, PrivateKey.generate())) is Validation.REJECT
+    # Heights it has, and heights so far ahead that it knows no validator set for them.
+    assert node._check_announcement(peer, announcement(node, 0, node.validator_key)) is Validation.IGNORE
+    far = announcement(node, 10**9, node.validator_key)
+    assert node._check_announcement(peer, far) is Validation.IGNORE
 
 
 def test_a_constructed_node_has_every_part_before_it_runs(node: Node) -> None:

@@ -1,0 +1,90 @@
+"""What gossip validation makes of a peer's consensus message (``Driver.screen``), and
+the driver's own refusal of rounds far ahead: checked before any work for them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from chain.commits import proposal_sign_bytes, vote_sign_bytes
+from chain.crypto import PrivateKey, address_of
+from chain.types import Proposal, Vote, VoteType
+from consensus.driver import Driver, Screened
+from consensus.machine import MAX_ROUNDS_AHEAD
+from consensus.messages import ProposalMessage, VoteMessage
+
+from chainkit import LocalChain
+from consensuskit import Hub, make_driver
+
+LOCAL = LocalChain(validators=4)
+KEYS = {address_of(k.public_key): k for k in LOCAL.validator_keys}
+
+
+@pytest.fixture
+async def driver(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> AsyncIterator[Driver]:
+    """Validator 0 alone, deciding height 1 (three others never come: no quorum)."""
+    running = make_driver(LOCAL.genesis, LOCAL.validator_keys[0], Hub(), 0, tmp_path / "node0")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(running.run)
+        while running.machine is None or running.machine.round < 0:
+            await trio.sleep(0.5)
+        yield running
+        nursery.cancel_scope.cancel()
+
+
+def vote(driver: Driver, *, index: int = 1, height: int = 1, round_: int = 0,
+         key: PrivateKey | None = None) -> VoteMessage:
+    members = driver.chain.members(1)
+    address = address_of(members[index].pubkey)
+    unsigned = Vote(VoteType.PREVOTE, height, round_, b"", 1, address, index, bytes(64))
+    signature = (key or KEYS[address]).sign(vote_sign_bytes(LOCAL.genesis.chain_id, unsigned))
+    return VoteMessage(dataclasses.replace(unsigned, signature=signature))
+
+
+def proposal(round_: int, key: PrivateKey) -> Proposal:
+    unsigned = Proposal(1, round_, None, bytes(32), 1, bytes(64))
+    signature = key.sign(proposal_sign_bytes(LOCAL.genesis.chain_id, unsigned))
+    return dataclasses.replace(unsigned, signature=signature)
+
+
+async def test_votes_are_screened_by_height_round_and_signature(driver: Driver) -> None:
+    assert driver.screen(vote(driver)) is Screened.VALID
+    assert driver.screen(vote(driver, height=2)) is Screened.VALID  # the next height's set is known
+    stranger = PrivateKey.generate()
+    assert driver.screen(vote(driver, key=stranger)) is Screened.FORGED
+    wrong_index = vote(driver)
+    wrong_index = VoteMessage(dataclasses.replace(wrong_index.vote, validator_index=2))
+    assert driver.screen(wrong_index) is Screened.FORGED
+    assert driver.screen(vote(driver, height=3)) is Screened.IRRELEVANT
+    assert driver.screen(vote(driver, round_=MAX_ROUNDS_AHEAD + 1)) is Screened.IRRELEVANT
+    assert driver.screen(vote(driver, round_=2**63)) is Screened.IRRELEVANT
+
+
+async def test_proposals_are_screened_against_their_rounds_proposer(driver: Driver) -> None:
+    machine = driver.machine
+    assert machine is not None
+    for round_ in range(3):
+        proposer = KEYS[machine.proposer(round_)]
+        other = next(k for a, k in KEYS.items() if a != machine.proposer(round_))
+        assert driver.screen(proposal(round_, proposer)) is Screened.VALID
+        assert driver.screen(proposal(round_, other)) is Screened.FORGED
+
+
+async def test_a_round_far_ahead_costs_no_proposer_selection(driver: Driver) -> None:
+    """Selecting a round's proposer takes time in proportion to the round: a round near
+    2^63 would stall the node for good. It is refused before."""
+    machine = driver.machine
+    assert machine is not None
+    far = 2**62
+    assert driver.screen(proposal(far, LOCAL.validator_keys[0])) is Screened.IRRELEVANT
+    block = LOCAL.next_block()
+    forged = ProposalMessage(dataclasses.replace(proposal(far, LOCAL.validator_keys[0]),
+                                                 block_id=block.block_id()), block)
+    await driver.deliver(forged)  # as if it came another way than gossip
+    await trio.sleep(1)
+    assert far not in machine.proposals and machine.round < 5
