@@ -1,8 +1,13 @@
 # BIZRA NODE-0 as a container.
 #
 #   docker build -t bizra-node .
-#   docker run -v bizra:/data -p 8080:8080 -p 26656:26656 bizra-node                # a local chain
-#   docker run -v bizra:/data -p 8080:8080 -p 26656:26656 bizra-node start --network bizra-testnet-001
+#   docker run -v bizra:/data -p 127.0.0.1:8080:8080 -p 26656:26656 bizra-node      # a local chain
+#   docker run -v bizra:/data -p 127.0.0.1:8080:8080 -p 26656:26656 bizra-node start --network bizra-testnet-001
+#
+# RPC listens on every interface inside the container, so publish it on the host's
+# loopback (127.0.0.1:8080) unless it is meant for other machines; then publish it on
+# purpose, -p 0.0.0.0:8080:8080, and know that admin methods need the token in
+# /data/rpc_token. The p2p port 26656 is public: peers must reach it.
 #
 # The builder stage builds the wheels (the node's, its hot modules compiled with
 # mypyc, and those of dependencies that need a compiler: fastecdsa needs GMP); the
@@ -34,7 +39,8 @@ RUN python -m pip install --no-cache-dir --no-index /wheels/*.whl \
     && rm -rf /wheels \
     && bizra-node version --require-compiled
 USER bizra
-# The home, and RPC on every interface of the container (it is 127.0.0.1 on a host).
+# The home, and RPC on every interface of the container (it is 127.0.0.1 on a host; the
+# host decides who reaches it when it publishes the port, see above).
 ENV BIZRA_HOME=/data BIZRA_RPC_HOST=0.0.0.0 PYTHONUNBUFFERED=1
 VOLUME ["/data"]
 EXPOSE 8080 26656

@@ -53,7 +53,7 @@ from chain.params import USEED_PER_SEED, Params
 from chain.sizes import ADDRESS_LEN
 from chain.state import MemoryState, chain_config, state_from_genesis
 from chain.statekeys import account
-from chain.transition import apply_block, decode_tx, sign_tx, tx_sign_prefix, tx_signature
+from chain.transition import apply_block, decode_tx, least_fee, sign_tx, tx_sign_prefix, tx_signature
 from chain.types import Block, Commit, CommitFlag, CommitSig, Transfer, Vote, VoteType, sha256
 from chain.validatorsets import validator_set_at
 from node.verifier import ProcessVerifier
@@ -74,7 +74,8 @@ def signed_transfers(chain_id: str, senders: list[PrivateKey], nonces: list[int]
     txs = []
     for i, k in enumerate(senders):
         to = addresses[order[i]] if order[i] != i else addresses[(i + 1) % len(senders)]
-        txs.append(sign_tx(chain_id, k, nonces[i], Transfer(to, 1 + rng.randrange(1_000)), 1_000))
+        body = Transfer(to, 1 + rng.randrange(1_000))
+        txs.append(sign_tx(chain_id, k, nonces[i], body, least_fee(Params(), nonces[i], body)))
     return txs
 
 

@@ -58,7 +58,7 @@ from chain.address import format_address
 from chain.crypto import PrivateKey, address_of
 from chain.genesis import GenesisAccount
 from chain.params import USEED_PER_SEED, Params
-from chain.transition import sign_tx
+from chain.transition import least_fee, sign_tx
 from chain.types import Transfer
 from node import devnet
 from node.loadgen import wait_for_blocks
@@ -90,7 +90,8 @@ def requests(total: int, accounts: list[PrivateKey]) -> list[tuple[int, bytes]]:
             params = {"address": format_address(address_of(accounts[k % len(accounts)].public_key))}
         elif METHODS[method] == "broadcast_tx_sync":
             to = address_of(accounts[(k + 1) % len(accounts)].public_key)
-            tx = sign_tx(CHAIN, accounts[k], 0, Transfer(to, 1), 1_000)
+            transfer = Transfer(to, 1)
+            tx = sign_tx(CHAIN, accounts[k], 0, transfer, least_fee(Params(), 0, transfer))
             params = {"tx": base64.b64encode(tx).decode()}
         body = {"jsonrpc": "2.0", "id": i, "method": METHODS[method], "params": params}
         out.append((method, json.dumps(body).encode()))

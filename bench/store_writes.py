@@ -46,7 +46,7 @@ from chain.params import USEED_PER_SEED, Params
 from chain.sizes import ADDRESS_LEN
 from chain.state import chain_config
 from chain.statekeys import account
-from chain.transition import apply_block, sign_tx
+from chain.transition import apply_block, least_fee, sign_tx
 from chain.types import Block, Commit, CommitFlag, CommitSig, Transfer, Vote, VoteType, sha256
 from chain.validatorsets import validator_set_at
 from storage import schema
@@ -127,7 +127,8 @@ class Chain:
         txs = []
         for i, k in enumerate(self.senders):
             body = Transfer(self.rng.choice(self.others), 1 + self.rng.randrange(1_000))
-            txs.append(sign_tx(self.config.chain_id, k, self.nonces[i], body, 1_000))
+            fee = least_fee(self.config.params, self.nonces[i], body)
+            txs.append(sign_tx(self.config.chain_id, k, self.nonces[i], body, fee))
             self.nonces[i] += 1
         return txs
 

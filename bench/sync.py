@@ -3,7 +3,7 @@
 It builds, once, a chain of ``--blocks`` blocks of ``--txs`` transfers (defaults 1,000 ×
 1,000) on a devnet of one validator and one full node: the genesis funds ``--txs``
 accounts, and each block carries one transfer from every account (nonce: the height
-minus one; fee: the minimum, 1,000 useed), signed on all cores, built as the validator's
+minus one; fee: the least a transfer is due, §3.4), signed on all cores, built as the validator's
 proposer builds a block, executed and committed to the validator's store with a commit
 signed by the validator's key (by :class:`node.chainstate.NodeChain`, as the node does).
 The devnet is kept in ``--cache``, by chain id and size, so later runs skip the build.

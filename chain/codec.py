@@ -68,7 +68,7 @@ def expect_list(obj: object, what: str, max_items: int = MAX_UINT64) -> list[Any
     if type(obj) is not list:
         raise DecodeError(f"{what}: expected an array, got {_kind(obj)}")
     if len(obj) > max_items:
-        raise DecodeError(f"{what}: more than {max_items} items")
+        raise DecodeError(f"{what}: {len(obj)} items, more than {max_items}")
     return obj
 
 
@@ -81,12 +81,16 @@ def expect_uint(obj: object, what: str, maximum: int = MAX_UINT64) -> int:
     return obj
 
 
-def expect_bytes(obj: object, what: str, length: int | None = None) -> bytes:
-    """``obj`` as a byte string, of exactly ``length`` bytes when given."""
+def expect_bytes(obj: object, what: str, length: int | None = None, *,
+                 max_bytes: int = MAX_UINT64) -> bytes:
+    """``obj`` as a byte string, of exactly ``length`` bytes when given, and of at most
+    ``max_bytes`` bytes."""
     if type(obj) is not bytes:
         raise DecodeError(f"{what}: expected a byte string, got {_kind(obj)}")
     if length is not None and len(obj) != length:
         raise DecodeError(f"{what}: expected {length} bytes, got {len(obj)}")
+    if len(obj) > max_bytes:
+        raise DecodeError(f"{what}: {len(obj)} bytes, more than {max_bytes}")
     return obj
 
 
@@ -95,7 +99,7 @@ def expect_text(obj: object, what: str, max_bytes: int = MAX_UINT64) -> str:
     if type(obj) is not str:
         raise DecodeError(f"{what}: expected a text string, got {_kind(obj)}")
     if len(obj) > max_bytes or len(obj.encode()) > max_bytes:
-        raise DecodeError(f"{what}: longer than {max_bytes} bytes")
+        raise DecodeError(f"{what}: {len(obj.encode())} bytes of UTF-8, longer than {max_bytes}")
     return obj
 
 

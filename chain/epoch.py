@@ -39,7 +39,8 @@ def end_epoch(ledger: Ledger, height: int, epoch: int, config: ChainConfig) -> N
         issued, slashed = ledger.supply()
         ledger.set_supply(issued + issued_now, slashed)
     # 3. Unbondings that are due are paid; jails that have ended are lifted; attestations
-    #    left undecided expire.
+    #    left undecided expire: those under this epoch's prefix of the expiry index, whose
+    #    keys are cleared.
     for operator, amount in ledger.unbondings(epoch):
         acct = ledger.account(operator)
         ledger.set_account(operator, Account(acct.balance + amount, acct.nonce))
@@ -53,7 +54,7 @@ def end_epoch(ledger: Ledger, height: int, epoch: int, config: ChainConfig) -> N
         att = ledger.attestation(att_id)
         if att is not None and att.status == ATTESTATION_PENDING:
             ledger.set_attestation(att_id, replace(att, status=ATTESTATION_EXPIRED))
-    ledger.set_expiring(epoch, [])
+        ledger.remove_expiry(epoch, att_id)
     # 4. The next validator set, in effect from height + 2.
     chosen = next_validator_set(ledger, validators, params)
     if not chosen:

@@ -34,12 +34,10 @@ from chain.address import format_address, parse_address
 from chain.crypto import PrivateKey, address_of
 from chain.errors import DecodeError, InvalidAddress, InvalidGenesis
 from chain.params import USEED_PER_SEED, Params
-from chain.sizes import ADDRESS_LEN, MAX_MONIKER_BYTES, PUBLIC_KEY_LEN
+from chain.sizes import ADDRESS_LEN, MAX_CHAIN_ID_BYTES, MAX_MONIKER_BYTES, PUBLIC_KEY_LEN
 from chain.timefmt import format_rfc3339_ns, parse_rfc3339_ns
 
 PUB_KEY_TYPE = "tendermint/PubKeyEd25519"
-MAX_CHAIN_ID_LEN = 50
-"""CometBFT's limit on a chain id."""
 AMOUNT_LIMIT = 2**63
 """Amounts, heights, times and the total supply stay below this (Go's int64)."""
 
@@ -335,8 +333,8 @@ def _address(value: object, path: str) -> bytes:
 def _check_chain_id(chain_id: object) -> None:
     if type(chain_id) is not str or not chain_id:
         _fail("chain_id", "must be a non-empty string")
-    if len(chain_id) > MAX_CHAIN_ID_LEN:
-        _fail("chain_id", f"{len(chain_id)} characters, at most {MAX_CHAIN_ID_LEN}")
+    if len(chain_id) > MAX_CHAIN_ID_BYTES:
+        _fail("chain_id", f"{len(chain_id)} characters, at most {MAX_CHAIN_ID_BYTES}")
     for index, ch in enumerate(chain_id):
         if not "!" <= ch <= "~":
             _fail("chain_id", f"character {ch!r} at index {index} is not visible ASCII")

@@ -15,7 +15,7 @@ import cbor2
 
 from chain import statekeys as keys
 from chain.codec import dumps, expect_array, expect_bytes, expect_list, expect_uint
-from chain.sizes import ADDRESS_LEN, HASH_LEN
+from chain.sizes import ADDRESS_LEN
 from chain.types import Account, Attestation, ChainMeta, SetMember, Validator
 
 
@@ -31,6 +31,8 @@ class StateReader(Protocol):
 
 _R = TypeVar("_R")
 _ABSENT = object()
+_EXPIRY_MARK = 0
+"""The value of every key of the expiry index (§5.3): the key is what it says."""
 
 
 def _unbondings_from(obj: object) -> list[tuple[bytes, int]]:
@@ -38,8 +40,8 @@ def _unbondings_from(obj: object) -> list[tuple[bytes, int]]:
             for op, amt in (expect_array(e, 2, "unbonding") for e in expect_list(obj, "unbondings"))]
 
 
-def _ids_from(obj: object) -> list[bytes]:
-    return [expect_bytes(i, "expiry.id", HASH_LEN) for i in expect_list(obj, "expiry")]
+def _mark_from(obj: object) -> int:
+    return expect_uint(obj, "expiry mark", _EXPIRY_MARK)
 
 
 def _set_from(obj: object) -> list[SetMember]:
@@ -167,10 +169,20 @@ class Ledger:
         self._store(keys.endorsement(attestation_id, operator), score)
 
     def expiring(self, epoch: int) -> list[bytes]:
-        return list(self._load(keys.expiry(epoch), _ids_from) or [])
+        """The ids of the attestations that expire at the end of ``epoch`` if still
+        pending, in id order: the keys under the epoch's prefix of the expiry index."""
+        prefix = keys.expiry_prefix(epoch)
+        skip = len(prefix)
+        return [k[skip:] for k, _ in self.iter_prefix(prefix, _mark_from)]
 
-    def set_expiring(self, epoch: int, ids: list[bytes]) -> None:
-        self._store(keys.expiry(epoch), ids or None)
+    def add_expiry(self, epoch: int, attestation_id: bytes) -> None:
+        """Index ``attestation_id`` to expire at the end of ``epoch``: one key, written
+        once, whatever the number of attestations expiring then."""
+        self._store(keys.expiry(epoch, attestation_id), _EXPIRY_MARK)
+
+    def remove_expiry(self, epoch: int, attestation_id: bytes) -> None:
+        """Drop ``attestation_id`` from the expiry index of ``epoch``."""
+        self._store(keys.expiry(epoch, attestation_id), None)
 
     def impact(self, address: bytes) -> int:
         return self._load(keys.impact(address), _uint_from) or 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from chain.errors import InvalidGenesis
+from chain.sizes import BLOCK_TXS_LIMIT, TX_BYTES_LIMIT, VALIDATORS_LIMIT
 
 PPM: Final = 1_000_000
 """1.0 in parts per million."""
@@ -28,6 +29,20 @@ class Params:
 
     # §3 transactions
     min_fee: int = 1_000
+    """The part of every tx's least fee that does not depend on its size (useed): what
+    any tx costs the ledger (a signature check, its sender's account read and written,
+    an index entry)."""
+    fee_per_byte: int = 1
+    """The part of a tx's least fee per byte of its encoding (useed): what its bytes cost
+    the ledger (gossip to every peer, block space, storage on every node for good). A tx
+    must pay ``min_fee + fee_per_byte × len(encoding)`` (§3.4).
+
+    The default, 1 useed, is the least non-zero rate in whole useed. A transfer (129 to
+    145 bytes) then pays about 1,130 useed, little more than ``min_fee`` alone, so the
+    fixed cost still dominates small txs; a tx of ``max_tx_bytes`` (65,536 bytes) pays
+    66,536 useed, about 59 times a transfer, so its size, which is what a large tx
+    costs the ledger, dominates its fee. A higher rate would make every ordinary tx
+    dearer without bounding large ones any better."""
     max_tx_bytes: int = 65_536
     unbonding_epochs: int = 2
     # §4 blocks
@@ -86,6 +101,12 @@ class Params:
                          "max_validators", "block_time_ms"):
             if getattr(self, positive) == 0:
                 raise InvalidGenesis(f"params.{positive}: must be positive")
+        # The decoders bound these without knowing the params (chain.sizes): a chain may
+        # not allow more than they accept.
+        for bounded, ceiling in (("max_tx_bytes", TX_BYTES_LIMIT), ("max_block_txs", BLOCK_TXS_LIMIT),
+                                 ("max_validators", VALIDATORS_LIMIT)):
+            if getattr(self, bounded) > ceiling:
+                raise InvalidGenesis(f"params.{bounded}: at most {ceiling}, got {getattr(self, bounded)}")
 
     def to_json(self) -> dict[str, Any]:
         """The ``params`` object of a genesis file."""

@@ -51,6 +51,13 @@ def endorsement_outcome(endorsing_power: int, weighted_scores: int, total_power:
     return ATTESTATION_REJECTED
 
 
+def expiry_epoch(epoch: int, ttl_epochs: int) -> int:
+    """The epoch at whose end an attestation of ``epoch`` expires if still pending:
+    ``epoch + max(ttl_epochs, 1) − 1``, so that it lives ``ttl_epochs`` epochs, its own
+    included (at least its own)."""
+    return epoch + max(ttl_epochs, 1) - 1
+
+
 def decayed_impact(impact: int, lambda_ppm: int) -> int:
     """``I_prev · lambda // 1e6``."""
     return impact * lambda_ppm // PPM

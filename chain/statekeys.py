@@ -63,9 +63,17 @@ def endorsement(attestation_id: bytes, operator: bytes) -> bytes:
     return bytes((ENDORSEMENT,)) + attestation_id + operator
 
 
-def expiry(epoch: int) -> bytes:
-    """``[attestation_id, …]`` that expire at the end of ``epoch`` if still pending."""
+def expiry_prefix(epoch: int) -> bytes:
+    """The prefix of the expiry index's keys of ``epoch``: one per attestation that
+    expires at the end of ``epoch`` if still pending, iterated there."""
     return bytes((EXPIRY,)) + _u64(epoch)
+
+
+def expiry(epoch: int, attestation_id: bytes) -> bytes:
+    """The expiry index's key of one attestation, written once when it is made and
+    deleted at the end of ``epoch``, when it expires if still pending. The value is a
+    mark (the CBOR of 0): the key is what it says."""
+    return expiry_prefix(epoch) + attestation_id
 
 
 def impact(address: bytes) -> bytes:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from chain import statekeys as keys
-from chain.codec import dumps
+from chain.codec import MAX_UINT64, dumps
 from chain.commits import (
     check_body,
     median_time,
@@ -51,8 +51,9 @@ from chain.poi import (
     INITIAL_REPUTATION,
     attestation_score,
     endorsement_outcome,
+    expiry_epoch,
 )
-from chain.sizes import MAX_MONIKER_BYTES, SIGNATURE_LEN
+from chain.sizes import BLOCK_EVIDENCE_LIMIT, PUBLIC_KEY_LEN, SIGNATURE_LEN
 from chain.types import (
     TX_SENDER,
     Account,
@@ -92,6 +93,8 @@ class Code(IntEnum):
     ALREADY_REGISTERED = 3
     CONSENSUS_KEY_IN_USE = 4
     MONIKER_TOO_LONG = 5
+    """Never given: a moniker above ``MAX_MONIKER_BYTES`` does not decode (§3.2), so a
+    tx carrying one never enters a block. The number is reserved."""
     NOT_A_VALIDATOR = 6
     INSUFFICIENT_BOND = 7
     WRONG_EPOCH = 8
@@ -124,17 +127,48 @@ def tx_sign_prefix(chain_id: str) -> bytes:
     return DOMAIN_TX + b"\x00" + chain_id.encode() + b"\x00"
 
 
+def fee_due(params: Params, size: int) -> int:
+    """The least fee of a tx whose encoding is ``size`` bytes (§3.4):
+    ``min_fee + fee_per_byte × size``."""
+    return params.min_fee + params.fee_per_byte * size
+
+
 def decode_tx(encoded: bytes, params: Params) -> Tx:
-    """Decode a tx and check what needs no state: size and minimum fee. Raises InvalidTx."""
+    """Decode a tx and check what needs no state: its size and its fee, which must be at
+    least :func:`fee_due` of its encoding's length. The one place both are checked, for
+    the mempool and for block execution alike. Raises InvalidTx."""
     if len(encoded) > params.max_tx_bytes:
         raise InvalidTx(f"tx is {len(encoded)} bytes, more than max_tx_bytes {params.max_tx_bytes}")
     try:
         tx = decode(Tx, encoded)
     except DecodeError as exc:
         raise InvalidTx(str(exc)) from None
-    if tx.fee < params.min_fee:
-        raise InvalidTx(f"fee {tx.fee} is below min_fee {params.min_fee}")
+    due = fee_due(params, len(encoded))
+    if tx.fee < due:
+        raise InvalidTx(f"fee {tx.fee} is below {due}: min_fee {params.min_fee} + fee_per_byte "
+                        f"{params.fee_per_byte} × {len(encoded)} bytes")
     return tx
+
+
+def least_fee(params: Params, nonce: int, body: TxBody) -> int:
+    """The least fee a tx of ``body`` at ``nonce`` can name and pass :func:`decode_tx`
+    (its sender's key and signature do not change its length).
+
+    The fee is part of the encoding whose length it pays for, and the encoding grows
+    with it (an integer's head is longer from 24, 256, 65,536 and 2**32 on), so the fee is
+    raised to what its own encoding is due until it pays for itself: each step stays at
+    or below every fee that passes, so the first that passes is the least. Raises
+    InvalidTx if no fee of 64 bits pays.
+    """
+    fee = params.min_fee
+    while True:
+        if fee > MAX_UINT64:
+            raise InvalidTx(f"no fee pays for this tx: it is due {fee}, above 2**64 - 1")
+        due = fee_due(params, len(encode(Tx(bytes(PUBLIC_KEY_LEN), nonce, fee, body,
+                                            bytes(SIGNATURE_LEN)))))
+        if fee >= due:
+            return fee
+        fee = due
 
 
 def sign_tx(chain_id: str, key: PrivateKey, nonce: int, body: TxBody, fee: int) -> bytes:
@@ -262,13 +296,16 @@ def includable_evidence(state: StateReader, config: ChainConfig,
     """The ``candidates``, in their order, that the next block on top of ``state`` can
     carry: each proves a double sign of an earlier height, no older than
     ``evidence_max_age``, that no earlier block or candidate punished. The others (of
-    this very height, expired, already punished, or not proving anything) are left out.
+    this very height, expired, already punished, or not proving anything) are left out,
+    and so is any beyond the first ``BLOCK_EVIDENCE_LIMIT`` chosen.
     """
     ledger = Ledger(state)
     height = ledger.meta().height + 1
     epoch = config.params.epoch_of(height, config.initial_height)
-    chosen = []
+    chosen: list[DuplicateVoteEvidence] = []
     for ev in candidates:
+        if len(chosen) == BLOCK_EVIDENCE_LIMIT:
+            break
         try:
             _apply_evidence(ledger, ev, height, epoch, config)
         except InvalidBlock:
@@ -294,6 +331,7 @@ def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list
     expect(h.app_hash == app_hash, "app_hash is not the state root after the previous block")
     expect(h.last_results_hash == meta.results_hash, "last_results_hash does not match")
     expect(len(block.txs) <= params.max_block_txs, f"more than {params.max_block_txs} txs")
+    expect(len(block.evidence) <= BLOCK_EVIDENCE_LIMIT, f"more than {BLOCK_EVIDENCE_LIMIT} evidence")
     expect(sum(len(t) for t in block.txs) <= params.max_block_bytes,
            f"txs exceed max_block_bytes {params.max_block_bytes}")
     check_body(block, tx_hashes)
@@ -417,8 +455,6 @@ class _TxContext:
         consensus_address = address_of(body.consensus_pubkey)
         if ledger.operator_of(consensus_address) is not None:
             return _fail(Code.CONSENSUS_KEY_IN_USE, "consensus key belongs to another validator")
-        if len(body.moniker.encode()) > MAX_MONIKER_BYTES:
-            return _fail(Code.MONIKER_TOO_LONG, f"moniker longer than {MAX_MONIKER_BYTES} bytes")
         ledger.set_validator(Validator(sender, body.consensus_pubkey, body.moniker, 0,
                                        INITIAL_REPUTATION, 0))
         ledger.set_operator_of(consensus_address, sender)
@@ -466,8 +502,7 @@ class _TxContext:
         score = attestation_score(body.dims, body.penalty, params.poi_weights, params.max_penalty)
         ledger.set_attestation(att_id, Attestation(sender, body.epoch, score,
                                                    ATTESTATION_PENDING, 0, 0))
-        last_epoch = body.epoch + max(params.attestation_ttl_epochs, 1) - 1
-        ledger.set_expiring(last_epoch, [*ledger.expiring(last_epoch), att_id])
+        ledger.add_expiry(expiry_epoch(body.epoch, params.attestation_ttl_epochs), att_id)
         return TxResult(Code.OK, att_id)
 
     def _endorse(self, sender: bytes, body: PoiEndorse) -> TxResult:

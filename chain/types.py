@@ -3,8 +3,11 @@
 Each type is a frozen slotted dataclass with ``to_cbor()`` (its array) and
 ``from_cbor(obj)`` (strict: every field's type, length and range is checked and a
 :class:`~chain.errors.DecodeError` names the first bad one). ``encode``/``decode`` add the
-canonical-bytes check of :mod:`chain.codec`. Rules that depend on the state (balances,
-nonces, score ranges) are not the decoder's: they belong to :mod:`chain.transition`.
+canonical-bytes check of :mod:`chain.codec`. Every variable-length field is bounded at
+decode (:mod:`chain.sizes`, §3.8): a moniker, a chain id, a block's txs (their number and
+each one's length) and evidence, a commit's signatures, a result's data. Rules that
+depend on the state or the chain's parameters (balances, nonces, score ranges, fees) are
+not the decoder's: they belong to :mod:`chain.transition`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,18 @@ from chain.codec import (
     loads_canonical,
 )
 from chain.errors import DecodeError
-from chain.sizes import ADDRESS_LEN, HASH_LEN, MAX_MONIKER_BYTES, PUBLIC_KEY_LEN, SIGNATURE_LEN
+from chain.sizes import (
+    ADDRESS_LEN,
+    BLOCK_EVIDENCE_LIMIT,
+    BLOCK_TXS_LIMIT,
+    HASH_LEN,
+    MAX_CHAIN_ID_BYTES,
+    MAX_MONIKER_BYTES,
+    PUBLIC_KEY_LEN,
+    SIGNATURE_LEN,
+    TX_BYTES_LIMIT,
+    VALIDATORS_LIMIT,
+)
 
 ZERO_HASH = bytes(HASH_LEN)
 POI_DIMENSIONS = 5
@@ -66,6 +80,9 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class ValidatorRegister:
+    """``[consensus_pubkey, moniker]``; a moniker above ``MAX_MONIKER_BYTES`` bytes of
+    UTF-8 does not decode."""
+
     consensus_pubkey: bytes
     moniker: str
 
@@ -79,7 +96,7 @@ class ValidatorRegister:
         key, moniker = expect_array(obj, 2, "validator_register")
         return cls(
             expect_bytes(key, "validator_register.consensus_pubkey", PUBLIC_KEY_LEN),
-            expect_text(moniker, "validator_register.moniker"),
+            expect_text(moniker, "validator_register.moniker", MAX_MONIKER_BYTES),
         )
 
 
@@ -344,7 +361,8 @@ class CommitSig:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """``[height, round, block_id, signatures[]]``, one entry per validator in set order."""
+    """``[height, round, block_id, signatures[]]``, one entry per validator in set order
+    (so at most ``VALIDATORS_LIMIT`` entries)."""
 
     height: int
     round: int
@@ -361,7 +379,8 @@ class Commit:
             expect_uint(height, "commit.height"),
             expect_uint(rnd, "commit.round"),
             expect_bytes(block_id, "commit.block_id", HASH_LEN),
-            tuple(CommitSig.from_cbor(s) for s in expect_list(sigs, "commit.signatures")),
+            tuple(CommitSig.from_cbor(s)
+                  for s in expect_list(sigs, "commit.signatures", VALIDATORS_LIMIT)),
         )
 
     def vote_for(self, index: int, validator_address: bytes) -> Vote:
@@ -437,7 +456,7 @@ class Header:
         f = expect_array(obj, 13, "header")
         return cls(
             expect_uint(f[0], "header.version"),
-            expect_text(f[1], "header.chain_id", 50),
+            expect_text(f[1], "header.chain_id", MAX_CHAIN_ID_BYTES),
             expect_uint(f[2], "header.height"),
             expect_uint(f[3], "header.time_ns"),
             expect_bytes(f[4], "header.last_block_id", HASH_LEN),
@@ -459,7 +478,10 @@ class Header:
 @dataclass(frozen=True, slots=True)
 class Block:
     """``[header, txs[], evidence[], last_commit]``; txs are carried as their encodings,
-    and ``last_commit`` is null in the chain's first block."""
+    and ``last_commit`` is null in the chain's first block. At most ``BLOCK_TXS_LIMIT``
+    txs of at most ``TX_BYTES_LIMIT`` bytes each, and ``BLOCK_EVIDENCE_LIMIT`` evidence,
+    decode (the chain's own ``max_block_txs`` and ``max_tx_bytes`` are checked when the
+    block is executed)."""
 
     header: Header
     txs: tuple[bytes, ...]
@@ -475,8 +497,10 @@ class Block:
         header, txs, evidence, last_commit = expect_array(obj, 4, "block")
         return cls(
             Header.from_cbor(header),
-            tuple(expect_bytes(t, "block.txs[]") for t in expect_list(txs, "block.txs")),
-            tuple(DuplicateVoteEvidence.from_cbor(e) for e in expect_list(evidence, "block.evidence")),
+            tuple(expect_bytes(t, f"block.txs[{i}]", max_bytes=TX_BYTES_LIMIT)
+                  for i, t in enumerate(expect_list(txs, "block.txs", BLOCK_TXS_LIMIT))),
+            tuple(DuplicateVoteEvidence.from_cbor(e)
+                  for e in expect_list(evidence, "block.evidence", BLOCK_EVIDENCE_LIMIT)),
             None if last_commit is None else Commit.from_cbor(last_commit),
         )
 
@@ -555,8 +579,9 @@ class SetMember:
 
 @dataclass(frozen=True, slots=True)
 class TxResult:
-    """A tx's outcome in a block: ``[code, data]`` (code 0 is success). ``log`` is the
-    human-readable reason shown by RPC; it is not part of ``last_results_hash``."""
+    """A tx's outcome in a block: ``[code, data]`` (code 0 is success; ``data`` is empty
+    or an attestation id). ``log`` is the human-readable reason shown by RPC; it is not
+    part of ``last_results_hash``."""
 
     code: int
     data: bytes = b""
@@ -568,7 +593,11 @@ class TxResult:
     @classmethod
     def from_cbor(cls, obj: object) -> TxResult:
         code, data = expect_array(obj, 2, "tx_result")
-        return cls(expect_uint(code, "tx_result.code"), expect_bytes(data, "tx_result.data"))
+        result_code = expect_uint(code, "tx_result.code")
+        result_data = expect_bytes(data, "tx_result.data")
+        if len(result_data) not in (0, HASH_LEN):
+            raise DecodeError(f"tx_result.data: expected {HASH_LEN} bytes or empty, got {len(result_data)}")
+        return cls(result_code, result_data)
 
 
 # ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from chain.address import format_address
 from chain.compiled import compiled_status, module_file
 from chain.crypto import PrivateKey, address_of, private_key_to_pem
 from chain.errors import BizraError
-from chain.genesis import operator_key_for
+from chain.genesis import genesis_hash, operator_key_for
 from chain.params import Params
 from node import devnet
 from node.cli_bench import bench
@@ -28,7 +28,7 @@ from node.cli_genesis import genesis
 from node.cli_wallet import keys, query, status, tx
 from node.config import Config, P2pConfig, load
 from node.daemon import InjectedFaults, Node
-from node.home import Home, init_home, write_private
+from node.home import Home, init_home, warn_exposed_secrets, write_private
 from node.logs import setup as setup_logs
 from node.networks import NETWORKS, network
 
@@ -210,6 +210,9 @@ def start_command(home_dir: Path, network_name: str | None, genesis_file: Path |
             overrides[key] = value
     if bootnodes:
         overrides["p2p.bootnodes"] = bootnodes
+    faults = InjectedFaults(test_clock_offset_ms, test_equivocate)
+    if network_name:
+        _refuse_faults_on_public_network(faults, network_name)
     try:
         home = Home(home_dir)
         if not home.exists():
@@ -220,8 +223,12 @@ def start_command(home_dir: Path, network_name: str | None, genesis_file: Path |
         if network_name and config.network != network_name:
             raise BizraError(f"{home_dir} is a node of {config.network or 'a chain of its own'}, not of "
                              f"{network_name}; use another --home")
+        public = _public_network_of(home, config)
+        if public is not None:
+            _refuse_faults_on_public_network(faults, public)
         setup_logs(config.log.level, config.log.format)
-        node = Node(home, config, InjectedFaults(test_clock_offset_ms, test_equivocate))
+        warn_exposed_secrets(home)
+        node = Node(home, config, faults)
         if test_equivocate or test_clock_offset_ms:
             log.warning("fault injection on: for fault tests only", extra={
                 "clock_offset_ms": test_clock_offset_ms, "equivocate": test_equivocate})
@@ -232,6 +239,31 @@ def start_command(home_dir: Path, network_name: str | None, genesis_file: Path |
     except BizraError as exc:
         log.error("the node stopped", extra={"error": str(exc)})
         raise SystemExit(1) from None
+
+
+def _refuse_faults_on_public_network(faults: InjectedFaults, network_name: str) -> None:
+    """Exit with a usage error if ``faults`` injects any fault: the fault-test flags are
+    for chains of one's own, never for the public network ``network_name``."""
+    flags = [flag for flag, on in (("--test-clock-offset-ms", faults.clock_offset_ms != 0),
+                                   ("--test-equivocate", faults.equivocate)) if on]
+    if flags:
+        _fail(f"{' and '.join(flags)} {'is' if len(flags) == 1 else 'are'} for fault tests only, refused on "
+              f"the public network {network_name}: run fault tests on a devnet (bizra-node devnet) or a "
+              "local chain (another --home)")
+
+
+def _public_network_of(home: Home, config: Config) -> str | None:
+    """The public network the node of ``home`` belongs to: the one its configuration
+    names (``network``), else the one whose pinned genesis its ``genesis.json`` is (a
+    node that joined with ``--genesis`` and the shipped file); None for a chain of its
+    own, or a genesis that cannot be read (the node reports that as it starts)."""
+    if config.network:
+        return config.network
+    try:
+        found = genesis_hash(home.genesis_file.read_bytes())
+    except (OSError, BizraError):
+        return None
+    return next((name for name, public in NETWORKS.items() if public.genesis_hash == found), None)
 
 
 async def _run_until_signalled(node: Node) -> None:

@@ -15,9 +15,9 @@ import click
 from chain.address import format_address, parse_address
 from chain.crypto import PrivateKey, address_of, private_key_from_pem, private_key_to_pem
 from chain.errors import BizraError
-from chain.params import USEED_PER_SEED
+from chain.params import USEED_PER_SEED, Params
 from chain.sizes import HASH_LEN, PUBLIC_KEY_LEN
-from chain.transition import sign_tx
+from chain.transition import least_fee, sign_tx
 from chain.types import (
     POI_DIMENSIONS,
     Bond,
@@ -29,10 +29,9 @@ from chain.types import (
     ValidatorRegister,
 )
 from node.client import DEFAULT_NODE, Client, ClientError
-from node.home import Home, write_private
+from node.home import Home, chmod_advice, exposed_mode, write_private
 
 DEFAULT_HOME = Path("~/.bizra").expanduser()
-MIN_FEE = 1_000
 
 node_option = click.option("--node", "node_url", default=DEFAULT_NODE, show_default=True, envvar="BIZRA_NODE",
                            help="The node's RPC address (or BIZRA_NODE).")
@@ -84,7 +83,7 @@ def keys() -> None:
 def keys_new(name: str, home_dir: Path) -> None:
     """Make a new key NAME and print its address."""
     directory = _keys_dir(home_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = PrivateKey.generate()
     try:
         write_private(directory / f"{name}.pem", private_key_to_pem(key))
@@ -111,7 +110,18 @@ def keys_list(home_dir: Path) -> None:
         click.echo(f"{path.stem}  {format_address(address_of(_load(path).public_key))}")
 
 
+def _warn_if_exposed(path: Path) -> None:
+    """Warn on stderr if other users have access to the key file ``path``, saying the
+    ``chmod 600`` to run; the command goes on."""
+    mode = exposed_mode(path)
+    if mode is not None:
+        click.echo(f"warning: {chmod_advice(path, mode)}", err=True)
+
+
 def _load(path: Path) -> PrivateKey:
+    """The key in the PEM file ``path`` (a warning first if other users may read it);
+    exits with an error if it cannot be read or is no key."""
+    _warn_if_exposed(path)
     try:
         return private_key_from_pem(path.read_bytes())
     except OSError as exc:
@@ -129,8 +139,10 @@ def tx() -> None:
     """Sign a tx locally and send it to a node.
 
     The signing key is --key FILE, or the operator key of the node home --home DIR
-    (operator_key.pem). The nonce comes from the node; --wait waits until the tx is
-    in a block and prints its result.
+    (operator_key.pem). The nonce comes from the node, and so does the fee unless --fee
+    names one: the least the chain's parameters (its genesis) ask of the tx,
+    min_fee + fee_per_byte × its size. --wait waits until the tx is in a block and
+    prints its result.
     """
 
 
@@ -140,25 +152,33 @@ def _signer_options(fn: Any) -> Any:
                      help="The signing key (PEM)."),
         home_option,
         node_option,
-        click.option("--fee", default=str(MIN_FEE), show_default=True, help="The fee, in useed (or 1seed)."),
+        click.option("--fee", default=None,
+                     help="The fee, in useed (or 1seed); default: the least the chain asks of the tx."),
         click.option("--wait", is_flag=True, help="Wait until the tx is in a block."),
     ]):
         fn = option(fn)
     return fn
 
 
-def _send(body: TxBody, key_file: Path | None, home_dir: Path, node_url: str, fee: str, wait: bool) -> None:
+def _send(body: TxBody, key_file: Path | None, home_dir: Path, node_url: str, fee: str | None,
+          wait: bool) -> None:
     key = _load(key_file if key_file is not None else home_dir / "operator_key.pem")
+    chosen_fee = None if fee is None else parse_amount(fee)
     client = Client(node_url)
     try:
         chain_id = client.call("status")["node_info"]["network"]
         sender = format_address(address_of(key.public_key))
         nonce = int(client.call("bizra_account", address=sender)["nonce"])
-        raw = sign_tx(chain_id, key, nonce, body, parse_amount(fee))
+        if chosen_fee is None:
+            params = Params.from_json(client.call("genesis")["genesis"]["params"])
+            chosen_fee = least_fee(params, nonce, body)
+        raw = sign_tx(chain_id, key, nonce, body, chosen_fee)
         method = "broadcast_tx_commit" if wait else "broadcast_tx_sync"
         result = client.call(method, tx=base64.b64encode(raw).decode())
     except ClientError as exc:
         _fail(str(exc))
+    except BizraError as exc:
+        _fail(f"the node's chain parameters: {exc}")
     _print(result)
     check = result.get("check_tx", result)
     if check.get("code") or (wait and result.get("tx_result", {}).get("code")):
@@ -186,7 +206,12 @@ def tx_transfer(to: str, amount: str, **kw: Any) -> None:
 def tx_register(moniker: str, consensus_key: str | None, **kw: Any) -> None:
     """Register a validator named MONIKER, operated by the signing account."""
     if consensus_key is None:
-        key = Home(kw["home_dir"]).validator_key()
+        home = Home(kw["home_dir"])
+        _warn_if_exposed(home.validator_key_file)
+        try:
+            key = home.validator_key()
+        except BizraError as exc:
+            _fail(str(exc))
         if key is None:
             _fail("no --consensus-key and no validator_key.pem in the home")
         assert key is not None

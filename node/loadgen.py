@@ -51,7 +51,7 @@ from chain.crypto import PrivateKey, address_of, verify
 from chain.genesis import GenesisAccount
 from chain.params import USEED_PER_SEED, Params
 from chain.timefmt import parse_rfc3339_ns
-from chain.transition import sign_tx
+from chain.transition import least_fee, sign_tx
 from chain.types import Transfer
 from node import devnet
 
@@ -76,7 +76,8 @@ def sign_range(args: tuple[int, int, int]) -> list[list[bytes]]:
     for i in range(first, last):
         key = account_key(i)
         to = address_of(account_key(i + 1).public_key)
-        out.append([sign_tx(CHAIN, key, n, Transfer(to, 1), 1_000) for n in range(per_account)])
+        body = Transfer(to, 1)
+        out.append([sign_tx(CHAIN, key, n, body, least_fee(Params(), n, body)) for n in range(per_account)])
     return out
 
 

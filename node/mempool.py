@@ -1,7 +1,7 @@
 """The mempool: txs admitted and waiting for a block.
 
 Admission (§3) refuses, with an InvalidTx that says why, a tx that does not decode, is
-too large, pays less than ``min_fee``, is already pending or committed, is not signed
+too large, pays less than its size is due (§3.4), is already pending or committed, is not signed
 by its sender, does not carry its sender's next nonce (the account's nonce plus the
 sender's pending txs), or whose sender cannot pay its fee on top of its pending ones;
 and a tx over the pool's limits (count, bytes, per sender) with MempoolFull.

@@ -49,7 +49,7 @@ NETWORKS = {
     network.name: network for network in (
         PublicNetwork(
             name="bizra-testnet-001",
-            genesis_hash=bytes.fromhex("12a18f44ea588771f8e92d4cb1c89524330c4f3cca4221ee7caf43a4975f5509"),
+            genesis_hash=bytes.fromhex("bf35493f5b73b7cb548d87a42783a85948ef322b43d00920e52181ac51c7ee50"),
             bootnodes=(
                 "/dns4/boot-0.testnet.bizra.network/tcp/26656/p2p/12D3KooWSxJdZEM8Waw92rPRzVjx9yMmEMtsk96DQD7YjVHXMjox",
                 "/dns4/boot-1.testnet.bizra.network/tcp/26656/p2p/12D3KooWM1y7dGgzUv5VzRbN1JHVzTcC6KvrMLJ9cP1xVKY1unt3",

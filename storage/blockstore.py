@@ -40,6 +40,13 @@ class BlockStore:
         raw = self._kv.get(schema.block(height))
         return None if raw is None else _decode(Block, raw, f"block {height}")
 
+    def block_size(self, height: int) -> int | None:
+        """The length in bytes of the block at ``height``'s canonical encoding (what
+        ``len(encode(block))`` gives), read from the store without decoding the block;
+        ``None`` if this node does not have it."""
+        raw = self._kv.get(schema.block(height))
+        return None if raw is None else len(raw)
+
     def block_height(self, block_id: bytes) -> int | None:
         """The height of the block ``block_id``, or ``None``."""
         raw = self._kv.get(schema.block_id(block_id))

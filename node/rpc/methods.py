@@ -27,7 +27,7 @@ from chain.ledger import Ledger
 from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
 from chain.sizes import HASH_LEN
 from chain.timefmt import format_rfc3339_ns
-from chain.types import Block, TxResult, Validator, encode, tx_hash
+from chain.types import Block, TxResult, Validator, tx_hash
 from consensus.votes import VoteSet
 from node.mempool import MempoolFull
 from node.rpc import shapes
@@ -339,9 +339,17 @@ class Methods:
         for height in range(top, bottom - 1, -1):
             block = self._block(height)
             metas.append({"block_id": shapes.block_id(block.block_id()),
-                          "block_size": str(len(encode(block))),
+                          "block_size": str(self._block_size(height)),
                           "header": shapes.header(block.header), "num_txs": str(len(block.txs))})
         return {"last_height": str(store.height), "block_metas": metas}
+
+    def _block_size(self, height: int) -> int:
+        """The length of the stored encoding of the block at ``height`` (the store keeps
+        each block's canonical encoding, so re-encoding it would give the same length)."""
+        size = self._store.blocks.block_size(height)
+        if size is None:
+            raise invalid(f"height {height}: no block yet")
+        return size
 
     async def m_commit(self, height: Any = None) -> JSON:
         h = self._height(height)

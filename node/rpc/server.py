@@ -11,23 +11,36 @@
 Admin methods (``dial_peers``, ``bizra_ban_peer``, ``bizra_block_peers``) need the token in the node's home
 (``rpc_token``) as ``Authorization: Bearer <token>``; over a WebSocket they are refused.
 
-Limits: a body above ``rpc.max_body_bytes`` gets 413, a client (by address) above
-``rpc.requests_per_minute`` gets 429; both with a JSON-RPC error saying so. No request,
-however malformed, gets a stack trace or a 500: an unexpected failure is logged with
-its traceback and answered with -32603.
+Limits (docs/rpc.md lists them): a body above ``rpc.max_body_bytes`` gets 413 (refused
+as it streams in; Hypercorn closes a WebSocket message above it with 1009); each client
+address has ``rpc.requests_per_minute`` tokens, one per HTTP request, per call of a batch
+and per WebSocket message, and past them gets 429; a client holds at most
+``rpc.max_websocket_connections_per_client`` WebSocket connections, all clients together
+``rpc.max_websocket_connections``. Every refusal carries a JSON-RPC error saying what is
+wrong. No request, however malformed, gets a stack trace or a 500: an unexpected failure
+is logged with its traceback and answered with -32603.
+
+Browsers: with ``rpc.cors_allowed_origins`` set, answers carry CORS headers as CometBFT's
+do; a WebSocket upgrade from a web page (an ``Origin`` header) is refused unless its
+origin is allowed there, or is the node's own and names the node by an IP address,
+``localhost`` or one of ``rpc.allowed_hosts`` (a page reaching the node by another name
+may have rebound that name to it: DNS rebinding). With ``rpc.allowed_hosts`` set, every
+request's ``Host`` must be one of those, an IP address or ``localhost``.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import math
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -47,23 +60,82 @@ from node.rpc.methods import (
     RpcError,
     invalid,
 )
-from p2p.peers import PeerId, RateLimit
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
 RATE_LIMITED = -32000
 TOO_LARGE = -32001
 UNAUTHORIZED = -32002
+TOO_MANY_CONNECTIONS = -32003
+FORBIDDEN = -32004
 ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer", "bizra_block_peers"})
-RESTART_DELAY_S = 0.1
 """Methods that change what the node does, not only what it says: bearer token only."""
+RESTART_DELAY_S = 0.1
+CORS_METHODS = ("HEAD", "GET", "POST")
+CORS_HEADERS = ("Origin", "Accept", "Content-Type", "X-Requested-With", "X-Server-Time")
+"""CometBFT's default ``cors_allowed_methods`` and ``cors_allowed_headers``."""
+TRACKED_CLIENTS = 4_096
+"""Client addresses the rate limit tracks before it forgets those whose budget is full."""
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """An HTTP answer: its status, its JSON document and any headers besides the type."""
+
+    status: int
+    document: Any
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request's body was whole."""
+
+
+class ClientBudget:
+    """The rate limit: each client address holds up to ``per_minute`` tokens, refilled
+    at ``per_minute`` a minute; a cost is taken whole or not at all. Once more than
+    :data:`TRACKED_CLIENTS` addresses are tracked, those whose budget has refilled are
+    forgotten (they hold what a new address holds), so clients that change address do
+    not grow the table without bound. Time is an argument."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.burst = float(per_minute)
+        self.rate = per_minute / 60
+        self._buckets: dict[str, tuple[float, float]] = {}  # tokens, when
+        self._prune_at = TRACKED_CLIENTS
+
+    def tokens(self, client: str, now: float) -> float:
+        """The tokens ``client`` holds at ``now``."""
+        held, when = self._buckets.get(client, (self.burst, now))
+        return min(self.burst, held + (now - when) * self.rate)
+
+    def take(self, client: str, cost: int, now: float) -> bool:
+        """Spend ``cost`` of ``client``'s tokens if it holds them (True), else spend none
+        (False)."""
+        tokens = self.tokens(client, now)
+        if tokens < cost:
+            return False
+        self._buckets[client] = (tokens - cost, now)
+        if len(self._buckets) > self._prune_at:
+            self._buckets = {c: b for c, b in self._buckets.items() if self.tokens(c, now) < self.burst}
+            self._prune_at = max(TRACKED_CLIENTS, 2 * len(self._buckets))
+        return True
+
+    def wait(self, client: str, cost: int, now: float) -> float | None:
+        """Seconds until ``client`` holds ``cost`` tokens; ``None`` if it never will (the
+        cost is above the burst)."""
+        if cost > self.burst:
+            return None
+        return max(0.0, (cost - self.tokens(client, now)) / self.rate)
 
 
 class RpcApp:
@@ -77,30 +149,41 @@ class RpcApp:
         self.config = config
         self.metrics = metrics
         self.ready = ready
-        per_second = config.requests_per_minute / 60
-        self._limit = RateLimit(per_second, config.requests_per_minute)
+        self.budget = ClientBudget(config.requests_per_minute)
+        self.websockets: dict[str, int] = {}
+        """Open WebSocket connections by client address."""
+        self._origins = {origin.lower() for origin in config.cors_allowed_origins}
+        self._hosts = {host.lower().rstrip(".") for host in config.allowed_hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
+        headers = _header_map(scope)
         if scope["type"] == "websocket":
-            await self._websocket(client, scope, receive, send)
-            return
-        if not self._limited(client):
-            await self._json(send, 429, _error(-1, RpcError(
-                RATE_LIMITED, "Too many requests",
-                f"more than {self.config.requests_per_minute} requests a minute from {client}")))
-            return
+            await self._websocket(client, scope, headers, receive, send)
+        else:
+            await self._http(client, scope, headers, receive, send)
+
+    # --- HTTP --------------------------------------------------------------------------
+
+    async def _http(self, client: str, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
+                    send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        if method == "POST" and path == "/":
-            body = await self._body(receive)
-            if body is None:
-                await self._json(send, 413, _error(-1, RpcError(
-                    TOO_LARGE, "Request too large", f"the body is above {self.config.max_body_bytes} bytes")))
-                return
-            await self._json(send, 200, await self._post(body, self._is_admin(scope)))
+        cors = self._cors(method, headers)
+        if cors:
+            send = _adding_headers(send, cors)
+        if not self.budget.take(client, 1, trio.current_time()):
+            await self._reply(send, self._too_many(client, 1, -1))
+            return
+        if self._hosts and not self._host_known(headers.get(b"host")):
+            await self._reply(send, _Reply(403, _error(-1, self._unknown_host(headers.get(b"host")))))
+            return
+        if method == "OPTIONS" and self._origins and b"access-control-request-method" in headers:
+            await self._respond(send, 200, b"", None)  # a CORS preflight: the headers are the answer
+        elif method == "POST" and path == "/":
+            await self._post_route(client, scope, headers, receive, send)
         elif method == "GET" and path == "/health":
             await self._json(send, 200, {"jsonrpc": "2.0", "id": -1, "result": {}})
         elif method == "GET" and path == "/ready":
@@ -121,17 +204,259 @@ class RpcApp:
             await self._json(send, 404, _error(-1, RpcError(INVALID_REQUEST, "Not found",
                                                             f"nothing at {method} {path}")))
 
-    def _limited(self, client: str) -> bool:
-        """False when ``client`` is over its rate (the request must be refused)."""
-        return self._limit.allow(PeerId(client), 1, trio.current_time())
+    async def _post_route(self, client: str, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
+                          send: Send) -> None:
+        """``POST /``: the body, read no further than ``rpc.max_body_bytes``, then its
+        request or batch."""
+        declared = headers.get(b"content-length", b"").strip()
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > self.config.max_body_bytes):
+            await self._reply(send, self._too_large())  # said to be too large: not read at all
+            return
+        try:
+            body = await self._body(receive)
+        except _ClientGone:
+            return
+        if body is None:
+            await self._reply(send, self._too_large())
+            return
+        await self._reply(send, await self._post(client, body, self._is_admin(scope)))
 
-    async def _websocket(self, client: str, scope: Scope, receive: Receive, send: Send) -> None:
+    def _too_large(self) -> _Reply:
+        return _Reply(413, _error(-1, RpcError(TOO_LARGE, "Request too large",
+                                               f"the body is above {self.config.max_body_bytes} bytes")))
+
+    def _too_many(self, client: str, cost: int, request_id: Any) -> _Reply:
+        """HTTP 429 for a request (``cost`` 1) or a batch of ``cost`` calls that
+        ``client``'s tokens do not cover; ``Retry-After`` says when they will."""
+        per_minute = self.config.requests_per_minute
+        if cost == 1:
+            data = f"more than {per_minute} requests a minute from {client}"
+        elif cost > per_minute:
+            data = (f"a batch of {cost} calls counts as {cost} requests, more than the {per_minute} a minute "
+                    "a client may make: send smaller batches")
+        else:
+            data = (f"a batch of {cost} calls counts as {cost} requests, more than {client} has left of its "
+                    f"{per_minute} requests a minute; none of its calls was run")
+        wait = self.budget.wait(client, cost, trio.current_time())
+        retry = () if wait is None else ((b"retry-after", str(max(1, math.ceil(wait))).encode()),)
+        return _Reply(429, _error(request_id, RpcError(RATE_LIMITED, "Too many requests", data)), retry)
+
+    def _cors(self, method: str, headers: dict[bytes, bytes]) -> Headers:
+        """The CORS headers of the answer, as CometBFT's (rs/cors) would be: none unless
+        ``rpc.cors_allowed_origins`` is set; ``Vary`` always then; and when the request's
+        ``Origin`` is allowed and its method (for a preflight: the method and headers it
+        asks for) is one CORS allows, ``Access-Control-Allow-Origin`` (and for a
+        preflight, the allowed method and headers)."""
+        if not self._origins:
+            return []
+        preflight = method == "OPTIONS" and b"access-control-request-method" in headers
+        out: Headers = [(b"vary", b"Origin")]
+        if preflight:
+            out += [(b"vary", b"Access-Control-Request-Method"), (b"vary", b"Access-Control-Request-Headers")]
+        origin = headers.get(b"origin")
+        if origin is None or not self._origin_allowed(origin):
+            return out
+        if preflight:
+            asked = headers[b"access-control-request-method"].decode("latin-1").strip().upper()
+            asked_headers = [h.strip() for h in headers.get(b"access-control-request-headers", b"")
+                             .decode("latin-1").split(",") if h.strip()]
+            allowed_headers = {h.lower() for h in CORS_HEADERS}
+            if asked not in (*CORS_METHODS, "OPTIONS") or any(h.lower() not in allowed_headers
+                                                               for h in asked_headers):
+                return out
+            out.append((b"access-control-allow-methods", asked.encode("latin-1")))
+            if asked_headers:
+                out.append((b"access-control-allow-headers", ", ".join(asked_headers).encode("latin-1")))
+        elif method not in CORS_METHODS:
+            return out
+        out.append((b"access-control-allow-origin", b"*" if "*" in self._origins else origin))
+        return out
+
+    def _origin_allowed(self, origin: bytes) -> bool:
+        """Whether ``rpc.cors_allowed_origins`` allows ``origin`` (``*``: every one)."""
+        return "*" in self._origins or origin.decode("latin-1").lower() in self._origins
+
+    def _host_known(self, host: bytes | None) -> bool:
+        """Whether a ``Host`` header names the node by an IP address, ``localhost`` or
+        one of ``rpc.allowed_hosts`` (``*``: any name)."""
+        if "*" in self._hosts:
+            return True
+        name = _host_and_port(host.decode("latin-1"))[0] if host is not None else None
+        return name is not None and (name == "localhost" or name in self._hosts or _is_ip(name))
+
+    def _unknown_host(self, host: bytes | None) -> RpcError:
+        named = "no Host header" if host is None else f"the Host {host.decode('latin-1')!r}"
+        return RpcError(FORBIDDEN, "Forbidden", f"{named} is not an IP address, localhost or one of "
+                                                "rpc.allowed_hosts")
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The request's body; ``None`` as soon as it grows past ``rpc.max_body_bytes``
+        (the rest is not read); _ClientGone if the client left first."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    def _is_admin(self, scope: Scope) -> bool:
+        """Whether the request carries the admin bearer token (``Authorization: Bearer …``)."""
+        expected = f"Bearer {self.admin_token}".encode()
+        return any(name == b"authorization" and hmac.compare_digest(value, expected)
+                   for name, value in scope.get("headers", []))
+
+    async def _post(self, client: str, body: bytes, admin: bool) -> _Reply:
+        """The answer to a ``POST /`` body. A batch of n calls costs n tokens (the one
+        its request took already, and n - 1 more): when ``client`` lacks them, none of
+        its calls runs and the whole batch is answered 429."""
+        try:
+            document = _loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return _Reply(200, _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}")))
+        if not isinstance(document, list):
+            return _Reply(200, await self._one(document, admin))
+        if not document:
+            return _Reply(200, _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "an empty batch")))
+        if len(document) > self.config.max_batch:
+            return _Reply(200, _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
+                                                     f"a batch of {len(document)} requests; the limit is "
+                                                     f"{self.config.max_batch}")))
+        if not self.budget.take(client, len(document) - 1, trio.current_time()):
+            return self._too_many(client, len(document), None)
+        await self.methods.preverify(document)
+        return _Reply(200, [await self._one(request, admin) for request in document])
+
+    async def _one(self, request: Any, admin: bool) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            return _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "a request must be an object"))
+        request_id = request.get("id")
+        if request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
+            return _error(request_id, RpcError(INVALID_REQUEST, "Invalid Request",
+                                               'a request needs "jsonrpc": "2.0" and a "method" string'))
+        return await self._call(request_id, request["method"], request.get("params"), admin)
+
+    async def _call(self, request_id: Any, method: str, params: Any, admin: bool = False) -> dict[str, Any]:
+        started = time.perf_counter()
+        if method in ADMIN_METHODS and not admin:
+            return _error(request_id, RpcError(UNAUTHORIZED, "Unauthorized",
+                                               f"{method} needs the node's admin token (the file "
+                                               "rpc_token in its home) as 'Authorization: Bearer <token>'"))
+        try:
+            result = await self.methods.call(method, params)
+            return {"jsonrpc": "2.0", "id": request_id, "result": result}
+        except RpcError as exc:
+            return _error(request_id, exc)
+        except Exception:  # the server's edge: the client gets -32603, the log the traceback
+            log.exception("RPC method failed", extra={"method": method})
+            return _error(request_id, RpcError(INTERNAL_ERROR, "Internal error",
+                                               f"{method} failed; see the node's log"))
+        finally:
+            if method in self.methods.table:
+                self.metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
+
+    async def _reply(self, send: Send, reply: _Reply) -> None:
+        await self._respond(send, reply.status, json.dumps(reply.document).encode(), "application/json",
+                            reply.headers)
+
+    async def _json(self, send: Send, status: int, document: Any) -> None:
+        await self._respond(send, status, json.dumps(document).encode(), "application/json")
+
+    @staticmethod
+    async def _respond(send: Send, status: int, body: bytes, content_type: str | None,
+                       extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        headers = [(b"content-type", content_type.encode())] if content_type else []
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode()), *extra]})
+        await send({"type": "http.response.body", "body": body})
+
+    # --- WebSocket ---------------------------------------------------------------------
+
+    async def _websocket(self, client: str, scope: Scope, headers: dict[bytes, bytes], receive: Receive,
+                         send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
-        if scope["path"] != "/websocket":
-            await send({"type": "websocket.close", "code": 4404})
+        refusal = self._upgrade_refusal(client, scope["path"], headers)
+        if refusal is not None:
+            await self._refuse_upgrade(scope, send, refusal)
             return
-        await send({"type": "websocket.accept"})
+        self.websockets[client] = self.websockets.get(client, 0) + 1
+        try:
+            await send({"type": "websocket.accept"})
+            await self._session(client, receive, send)
+        finally:
+            left = self.websockets.pop(client) - 1
+            if left:
+                self.websockets[client] = left
+
+    def _upgrade_refusal(self, client: str, path: str, headers: dict[bytes, bytes]) -> _Reply | None:
+        """Why a WebSocket upgrade is refused (``None``: it is not), in this order: no
+        such path (404); a ``Host`` that ``rpc.allowed_hosts`` does not know (403); a web
+        page's origin that may not connect (403); no token left (429); the client's
+        connections at their cap (429); all clients' at theirs (503)."""
+        host = headers.get(b"host")
+        if path != "/websocket":
+            return _Reply(404, _error(-1, RpcError(INVALID_REQUEST, "Not found", f"no WebSocket at {path}")))
+        if self._hosts and not self._host_known(host):
+            return _Reply(403, _error(-1, self._unknown_host(host)))
+        origin = headers.get(b"origin")
+        refused = self._origin_refusal(origin, host) if origin is not None else None
+        if refused is not None:
+            return _Reply(403, _error(-1, RpcError(FORBIDDEN, "Forbidden", refused)))
+        if not self.budget.take(client, 1, trio.current_time()):
+            return self._too_many(client, 1, -1)
+        per_client = self.config.max_websocket_connections_per_client
+        if self.websockets.get(client, 0) >= per_client:
+            return _Reply(429, _error(-1, RpcError(TOO_MANY_CONNECTIONS, "Too many connections",
+                                                   f"{client} has {per_client} WebSocket connections open "
+                                                   "already, the most a client may")))
+        total = self.config.max_websocket_connections
+        if sum(self.websockets.values()) >= total:
+            return _Reply(503, _error(-1, RpcError(TOO_MANY_CONNECTIONS, "Too many connections",
+                                                   f"the node serves {total} WebSocket connections already, "
+                                                   "the most it takes; retry later")))
+        return None
+
+    def _origin_refusal(self, origin: bytes, host: bytes | None) -> str | None:
+        """Why a web page of ``origin`` may not open a WebSocket to the node it reached
+        as ``host`` (``None``: it may): its origin is neither allowed by
+        ``rpc.cors_allowed_origins`` nor the node's own, or it is the node's own but
+        names the node by neither an IP address, ``localhost`` nor a name in
+        ``rpc.allowed_hosts`` (DNS rebinding: another site's name pointed at the node)."""
+        if self._origin_allowed(origin):
+            return None
+        page, named = origin.decode("latin-1"), (host or b"").decode("latin-1")
+        if not _same_site(page, named):
+            return f"a web page of {page!r} may not connect: the origin is not in rpc.cors_allowed_origins"
+        if not self._host_known(host):
+            return (f"a web page may connect to this node by its IP address, localhost or a name in "
+                    f"rpc.allowed_hosts, not by {named!r}")
+        return None
+
+    @staticmethod
+    async def _refuse_upgrade(scope: Scope, send: Send, reply: _Reply) -> None:
+        """Refuse a WebSocket upgrade with ``reply`` as an HTTP answer where the server
+        can send one (the ASGI ``websocket.http.response`` extension: Hypercorn's); else
+        close it with a code and the reason."""
+        body = json.dumps(reply.document).encode()
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            await send({"type": "websocket.http.response.start", "status": reply.status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), *reply.headers]})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            code = {403: 1008, 404: 4404}.get(reply.status, 1013)
+            await send({"type": "websocket.close", "code": code,
+                        "reason": reply.document["error"]["data"][:120]})
+
+    async def _session(self, client: str, receive: Receive, send: Send) -> None:
+        """An accepted WebSocket connection: each message a request (one token of the
+        client's budget, at most ``rpc.max_body_bytes``), events of its subscriptions."""
         turn = trio.Lock()
 
         async def say(document: Any) -> None:
@@ -147,12 +472,12 @@ class RpcApp:
                     message = await receive()
                     if message["type"] != "websocket.receive":
                         break
-                    text = message.get("text") or (message.get("bytes") or b"").decode("utf-8", "replace")
-                    if not self._limited(client):
+                    text, size = _message_text(message)
+                    if not self.budget.take(client, 1, trio.current_time()):
                         await say(_error(-1, RpcError(RATE_LIMITED, "Too many requests",
                                                       f"more than {self.config.requests_per_minute} requests "
                                                       f"a minute from {client}")))
-                    elif len(text) > self.config.max_body_bytes:
+                    elif size > self.config.max_body_bytes:
                         await say(_error(-1, RpcError(TOO_LARGE, "Request too large",
                                                       f"a message above {self.config.max_body_bytes} bytes")))
                     else:
@@ -209,77 +534,67 @@ class RpcApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _body(self, receive: Receive) -> bytes | None:
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.config.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
 
-    def _is_admin(self, scope: Scope) -> bool:
-        """Whether the request carries the admin bearer token (``Authorization: Bearer …``)."""
-        expected = f"Bearer {self.admin_token}".encode()
-        return any(name == b"authorization" and hmac.compare_digest(value, expected)
-                   for name, value in scope.get("headers", []))
+def _header_map(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name; of a repeated one, the first."""
+    out: dict[bytes, bytes] = {}
+    for name, value in scope.get("headers", []):
+        out.setdefault(bytes(name).lower(), bytes(value))
+    return out
 
-    async def _post(self, body: bytes, admin: bool) -> Any:
-        try:
-            document = _loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
-        if isinstance(document, list):
-            if not document:
-                return _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "an empty batch"))
-            if len(document) > self.config.max_batch:
-                return _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
-                                             f"a batch of {len(document)} requests; the limit is "
-                                             f"{self.config.max_batch}"))
-            await self.methods.preverify(document)
-            return [await self._one(request, admin) for request in document]
-        return await self._one(document, admin)
 
-    async def _one(self, request: Any, admin: bool) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            return _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "a request must be an object"))
-        request_id = request.get("id")
-        if request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
-            return _error(request_id, RpcError(INVALID_REQUEST, "Invalid Request",
-                                               'a request needs "jsonrpc": "2.0" and a "method" string'))
-        return await self._call(request_id, request["method"], request.get("params"), admin)
+def _adding_headers(send: Send, extra: Headers) -> Send:
+    """``send`` with ``extra`` added to the headers of the answer it starts."""
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+    return sending
 
-    async def _call(self, request_id: Any, method: str, params: Any, admin: bool = False) -> dict[str, Any]:
-        started = time.perf_counter()
-        if method in ADMIN_METHODS and not admin:
-            return _error(request_id, RpcError(UNAUTHORIZED, "Unauthorized",
-                                               f"{method} needs the node's admin token (the file "
-                                               "rpc_token in its home) as 'Authorization: Bearer <token>'"))
-        try:
-            result = await self.methods.call(method, params)
-            return {"jsonrpc": "2.0", "id": request_id, "result": result}
-        except RpcError as exc:
-            return _error(request_id, exc)
-        except Exception:  # the server's edge: the client gets -32603, the log the traceback
-            log.exception("RPC method failed", extra={"method": method})
-            return _error(request_id, RpcError(INTERNAL_ERROR, "Internal error",
-                                               f"{method} failed; see the node's log"))
-        finally:
-            if method in self.methods.table:
-                self.metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
 
-    async def _json(self, send: Send, status: int, document: Any) -> None:
-        await self._respond(send, status, json.dumps(document).encode(), "application/json")
+def _message_text(message: dict[str, Any]) -> tuple[str, int]:
+    """A WebSocket message's text and its size in bytes (UTF-8 for a text message)."""
+    text = message.get("text")
+    if text is not None:
+        return text, len(text.encode("utf-8", "surrogatepass"))
+    data = message.get("bytes") or b""
+    return data.decode("utf-8", "replace"), len(data)
 
-    @staticmethod
-    async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode()),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+
+def _host_and_port(authority: str) -> tuple[str | None, int | None]:
+    """The lower-case host name (no trailing dot, IPv6 without brackets) and the port of
+    ``host[:port]``; ``(None, None)`` for what is not one."""
+    try:
+        parts = urlsplit("//" + authority.strip())
+        name, port = parts.hostname, parts.port
+    except ValueError:
+        return None, None
+    if not name or parts.username is not None or parts.path or parts.query or parts.fragment:
+        return None, None
+    return name.rstrip("."), port
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_site(origin: str, host: str) -> bool:
+    """Whether ``origin`` (``scheme://host[:port]``) names the same host and port as a
+    ``Host`` header (a port left out is the scheme's default)."""
+    try:
+        parts = urlsplit(origin.strip())
+        origin_name, origin_port = parts.hostname, parts.port
+    except ValueError:
+        return False
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
+    host_name, host_port = _host_and_port(host)
+    if origin_name is None or host_name is None or default is None:
+        return False
+    return origin_name.rstrip(".") == host_name and (origin_port or default) == (host_port or default)
 
 
 def _uri_value(text: str) -> Any:
@@ -307,6 +622,20 @@ def _finite(token: str) -> float:
     return value
 
 
+def hypercorn_config(rpc: RpcConfig, host: str, port: int) -> HypercornConfig:
+    """Hypercorn's configuration for serving the RPC on ``host:port``: no access log,
+    1 s of grace at shutdown, and a WebSocket message larger than ``rpc.max_body_bytes``
+    (characters of a text message, bytes of a binary one) closed with 1009 by Hypercorn
+    as its frames arrive, before it buffers more (its own default is 16 MiB)."""
+    config = HypercornConfig()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 1.0
+    config.websocket_max_message_size = rpc.max_body_bytes
+    return config
+
+
 async def run_server(app: RpcApp, host: str, port: int, *,
                      task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; NetworkError at once if that
@@ -318,11 +647,7 @@ async def run_server(app: RpcApp, host: str, port: int, *,
         except OSError as exc:
             raise NetworkError(f"cannot serve RPC on {host}:{port}: {exc.strerror}; is another node "
                                "running there? (rpc.port, BIZRA_RPC_PORT or --rpc-port)") from None
-    config = HypercornConfig()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 1.0
+    config = hypercorn_config(app.config, host, port)
     status: TaskStatus = task_status
     while True:
         try:

@@ -102,7 +102,6 @@ def test_the_compose_devnet_is_made_by_the_command_it_runs(tmp_path: Path) -> No
         assert service["volumes"] == [f"{name}:/data"] and name in compose["volumes"]
         assert service["depends_on"]["devnet"]["condition"] == "service_completed_successfully"
         assert service["hostname"] == name
-    assert len({services[n]["ports"][0].split(":")[0] for n in nodes}) == 5
 
     script = services["devnet"]["command"][0].replace("/homes", str(tmp_path / "homes"))
     script = script.replace("chown -R 10001:10001", "true")  # not root here
@@ -115,6 +114,41 @@ def test_the_compose_devnet_is_made_by_the_command_it_runs(tmp_path: Path) -> No
         assert config.p2p.host == "0.0.0.0" and config.p2p.external_addresses == (f"/dns4/node{i}/tcp/26656",)
         assert all(b.startswith("/dns4/node0/tcp/26656/p2p/") for b in config.p2p.bootnodes)
         assert len(config.p2p.bootnodes) == (0 if i == 0 else 1)
+
+
+def published_port(spec: str) -> tuple[str, str, str]:
+    """A compose short-syntax port, ``[HOST_IP:]HOST_PORT:CONTAINER_PORT``, as (host IP or
+    "" for every interface, host port, container port)."""
+    *host, host_port, container_port = spec.rsplit(":", 2)
+    return (host[0] if host else "", host_port, container_port)
+
+
+def test_the_compose_file_and_the_docker_examples_publish_rpc_on_loopback_only() -> None:
+    """JSON-RPC is published on the host's 127.0.0.1 only, p2p on every interface, by the
+    compose file and by the README's and the Dockerfile's ``docker run`` lines; each says
+    how to expose RPC on purpose."""
+    compose_file = REPO / "deploy" / "docker-compose.yml"
+    services = yaml.safe_load(compose_file.read_text())["services"]
+    published = {name: [published_port(spec) for spec in service.get("ports", [])]
+                 for name, service in services.items()}
+    rpc = {name: [p for p in ports if p[2] == "8080"] for name, ports in published.items()}
+    nodes = [name for name, ports in rpc.items() if ports]
+    assert nodes == [f"node{i}" for i in range(5)]
+    assert all(host == "127.0.0.1" for name in nodes for host, _, _ in rpc[name]), rpc
+    assert len({port for name in nodes for _, port, _ in rpc[name]}) == 5  # a host port each
+    assert ("", "26656", "26656") in published["node0"]  # peers reach node0
+    assert {p[2] for ports in published.values() for p in ports} == {"8080", "26656"}
+
+    for path in (compose_file, REPO / "README.md", REPO / "Dockerfile"):
+        text = path.read_text()
+        assert "0.0.0.0:8080:8080" in text and "rpc_token" in text, f"{path} says how to expose RPC"
+    for path in (REPO / "README.md", REPO / "Dockerfile"):
+        runs = [line for line in path.read_text().splitlines() if re.search(r"docker run\b.*\s-p\s", line)]
+        assert runs, path
+        for line in runs:
+            ports = re.findall(r"\s-p\s+(\S+?)`?(?=\s|$)", line)
+            assert "127.0.0.1:8080:8080" in ports and "26656:26656" in ports, line
+            assert all(published_port(p)[0] == "127.0.0.1" for p in ports if p.endswith(":8080")), line
 
 
 def manifests() -> list[dict[str, Any]]:
@@ -136,6 +170,8 @@ def test_the_kubernetes_manifests_have_what_kubernetes_requires(tmp_path: Path) 
     headless = by_kind[("Service", spec["serviceName"])]
     assert headless["spec"]["clusterIP"] == "None"
     rpc_service = by_kind[("Service", "bizra-rpc")]
+    assert rpc_service["spec"].get("type", "ClusterIP") == "ClusterIP"  # inside the cluster only
+    assert all(s["spec"].get("type", "ClusterIP") == "ClusterIP" for s in docs if s["kind"] == "Service")
     for service in (headless, rpc_service):
         assert service["spec"]["selector"].items() <= labels.items()
     pod = spec["template"]["spec"]
@@ -163,6 +199,7 @@ def test_the_kubernetes_manifests_have_what_kubernetes_requires(tmp_path: Path) 
     assert load(tmp_path / "config" / "config.toml", environ={}).network == "bizra-testnet-001"
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "validator-2.pem").write_bytes(b"a key\n")
+    (tmp_path / "keys" / "validator-2.pem").chmod(0o644)  # as a Secret's files are mounted
     script = re.sub(r"(?<![\w/.])/(data|config|keys)\b", lambda m: str(tmp_path / m.group(1)),
                     pod["initContainers"][0]["args"][0])
     subprocess.run(["/bin/sh", "-c", script], check=True, timeout=60,
@@ -171,3 +208,15 @@ def test_the_kubernetes_manifests_have_what_kubernetes_requires(tmp_path: Path) 
     data = tmp_path / "data"
     assert (data / "genesis.json").exists() and (data / "validator_key.pem").read_bytes() == b"a key\n"
     assert (data / "config.toml").read_text() == config_map["data"]["config.toml"]
+    secrets = ("validator_key.pem", "node_key.pem", "rpc_token")
+    assert all((data / name).stat().st_mode & 0o777 == 0o600 for name in secrets if name != "node_key.pem")
+    # On a later start, after fsGroup made the volume's files group-readable, the secret
+    # files are owner-only again.
+    (data / "node_key.pem").write_bytes(b"a node key\n")
+    for name in secrets:
+        (data / name).chmod(0o660)
+    subprocess.run(["/bin/sh", "-c", script], check=True, timeout=60,
+                   env={**os.environ, "HOSTNAME": "bizra-validator-2",
+                        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    for name in secrets:
+        assert (data / name).stat().st_mode & 0o777 == 0o600, name

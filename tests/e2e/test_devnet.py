@@ -42,7 +42,7 @@ def shown_genesis_hash(path: Path) -> str:
 
 def faucet_transfer(directory: Path, chain_id: str, to: bytes, amount: int) -> bytes:
     faucet = private_key_from_pem((directory / "faucet.key").read_bytes())
-    return sign_tx(chain_id, faucet, 0, Transfer(to, amount), 1_000)
+    return sign_tx(chain_id, faucet, 0, Transfer(to, amount))
 
 
 def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """JSON-RPC against a running node (a real process): WebSocket subscriptions to new
-blocks and txs; and bad input, where every kind of mistake gets an answer that names it
+blocks and txs; bad input, where every kind of mistake gets an answer that names it
 (a JSON-RPC error, a check_tx code with a log, or HTTP 413/429) and the node keeps
-making blocks."""
+making blocks; and the bounds on WebSocket connections, web pages and batches, refused
+by the real server as the ASGI application asks."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionRejected, open_websocket_url
 
 from chain.crypto import PrivateKey, address_of, private_key_from_pem
 from chain.transition import sign_tx
@@ -31,6 +33,8 @@ from nodekit import node_cmd
 pytestmark = pytest.mark.slow
 
 RATE = 600  # requests a minute, with a burst of as many
+FEE = 2_000
+"""More than a transfer is due at the default params (§3.4)."""
 PIDS: dict[Path, int] = {}
 """The node process of each home the fixture started."""
 
@@ -134,15 +138,15 @@ def test_every_kind_of_invalid_tx_is_refused_with_its_reason(node: tuple[int, Pa
     me = address_of(key.public_key)
     nonce = int(call(port, "bizra_account", {"address": me.hex()})[1]["result"]["nonce"])
     to = address_of(PrivateKey.generate().public_key)
-    good = sign_tx(chain_id, key, nonce, Transfer(to, 1), 1_000)
+    good = sign_tx(chain_id, key, nonce, Transfer(to, 1), FEE)
     committed = call(port, "broadcast_tx_commit", {"tx": base64.b64encode(good).decode()})[1]["result"]
     assert committed["tx_result"]["code"] == 0
 
     stranger = PrivateKey.generate()
-    forged = bytearray(sign_tx(chain_id, key, nonce + 1, Transfer(to, 1), 1_000))
+    forged = bytearray(sign_tx(chain_id, key, nonce + 1, Transfer(to, 1), FEE))
     forged[-1] ^= 1
 
-    def pay(signer: PrivateKey, n: int, fee: int = 1_000, chain: str = chain_id) -> bytes:
+    def pay(signer: PrivateKey, n: int, fee: int = FEE, chain: str = chain_id) -> bytes:
         return sign_tx(chain, signer, n, Transfer(to, 1), fee)
 
     cases = {
@@ -151,7 +155,7 @@ def test_every_kind_of_invalid_tx_is_refused_with_its_reason(node: tuple[int, Pa
         "bad signature": (bytes(forged), "invalid signature"),
         "other chain": (pay(key, nonce + 1, chain="bizra-other-1"), "invalid signature"),
         "nonce from the future": (pay(key, nonce + 5), f"nonce {nonce + 5} is not the sender's next one"),
-        "fee below the minimum": (pay(key, nonce + 1, fee=999), "below min_fee"),
+        "fee below the minimum": (pay(key, nonce + 1, fee=999), "is below"),
         "no funds for the fee": (pay(stranger, 0), "cannot pay the fee"),
         "too large": (pay(key, nonce + 1) + bytes(70_000), "max_tx_bytes"),
     }
@@ -171,7 +175,7 @@ def test_a_busy_node_refuses_clients_txs_until_it_has_caught_up(node: tuple[int,
     key = operator(home)
     account = call(port, "bizra_account", {"address": address_of(key.public_key).hex()})[1]["result"]
     nonce = int(account["nonce"])
-    tx = {"tx": base64.b64encode(sign_tx("bizra-bad-1", key, nonce, Transfer(bytes(20), 1), 1_000)).decode()}
+    tx = {"tx": base64.b64encode(sign_tx("bizra-bad-1", key, nonce, Transfer(bytes(20), 1), FEE)).decode()}
     pid = PIDS[home]
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -238,7 +242,7 @@ async def test_websocket_subscribers_get_new_blocks_and_their_txs(node: tuple[in
 
         me = address_of(key.public_key)
         nonce = int((await ask("bizra_account", address=me.hex()))["result"]["nonce"])
-        raw = sign_tx("bizra-bad-1", key, nonce, Transfer(address_of(bytes(32)), 1), 1_000)
+        raw = sign_tx("bizra-bad-1", key, nonce, Transfer(address_of(bytes(32)), 1), FEE)
         tx_hash = sha256(raw).hex().upper()
         await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": "txs", "method": "subscribe",
                                           "params": {"query": f"tm.event='Tx' AND tx.hash='{tx_hash}'"}}))
@@ -308,3 +312,48 @@ def test_probes_and_metrics_answer_as_operators_expect(node: tuple[int, Path]) -
                  "bizra_rpc_events_dropped_total", "bizra_consensus_bodies_not_gossiped_total"):
         assert name in values, name
     assert 'bizra_rpc_request_duration_seconds_count{method="status"}' in text
+
+
+async def test_websocket_connections_past_the_cap_and_other_sites_pages_are_refused(
+        node: tuple[int, Path]) -> None:
+    """The 11th WebSocket connection of a client gets HTTP 429, a web page of another
+    site 403, each with a JSON-RPC error saying why; the node serves on."""
+    port, _ = node
+    url = f"ws://127.0.0.1:{port}/websocket"
+    await trio.sleep(1.5)  # 15 tokens at least, whatever the tests before spent: 13 are used
+    async with AsyncExitStack() as stack:
+        for _ in range(10):
+            await stack.enter_async_context(open_websocket_url(url))
+        with pytest.raises(ConnectionRejected) as refused:
+            async with open_websocket_url(url):
+                pass
+    assert refused.value.status_code == 429, refused.value
+    error = json.loads(refused.value.body or b"{}")["error"]
+    assert error["code"] == -32003 and "10 WebSocket connections open already" in error["data"]
+
+    with pytest.raises(ConnectionRejected) as refused:
+        async with open_websocket_url(url, extra_headers=[(b"origin", b"https://elsewhere.example")]):
+            pass
+    assert refused.value.status_code == 403
+    assert "rpc.cors_allowed_origins" in json.loads(refused.value.body or b"{}")["error"]["data"]
+
+    async with open_websocket_url(url) as ws:
+        await ws.send_message(request("health").decode())
+        assert json.loads(await ws.get_message())["result"] == {}
+
+
+def test_a_batch_beyond_the_clients_budget_is_refused_whole(node: tuple[int, Path]) -> None:
+    """Batches of 100 calls spend 100 tokens each: within a few the client's 600 a minute
+    are gone and the next batch is answered 429, none of it run; the node goes on."""
+    port, _ = node
+    batch = json.dumps([{"jsonrpc": "2.0", "id": i, "method": "health"} for i in range(100)]).encode()
+    for _ in range(RATE // 100 + 1):
+        time.sleep(0.3)  # a few tokens, so that the batch's request itself is let in
+        status, answer = post(port, batch)
+        if status == 429:
+            break
+        assert status == 200 and len(answer) == 100
+    assert status == 429, answer
+    assert "a batch of 100 calls counts as 100 requests" in answer["error"]["data"]
+    time.sleep(1)  # 10 tokens come a second
+    assert height(port) >= 1

@@ -7,7 +7,11 @@ batches (``p2p.txgossip.decode_batch``), block announcements and status answers.
 Every generated input goes through every decoder. Each decoder may only raise its
 documented error (InvalidTx for txs, DecodeError for the rest); whatever it accepts
 re-encodes to the very bytes it was decoded from (for a consensus message: to an
-encoding that decodes to the same message). The inputs: random bytes; byte strings
+encoding that decodes to the same message). The bounds of §3.8 hold at decode: a
+moniker decodes exactly when it is at most 64 bytes of UTF-8, a block's txs and
+evidence and a commit's signatures exactly when there are no more than their limits; and
+``decode_tx`` accepts a tx exactly when its fee pays ``min_fee + fee_per_byte`` for each
+byte of its encoding. The inputs: random bytes; byte strings
 built from CBOR heads, tags and oddities; the encodings of random CBOR values; valid
 encodings with bytes flipped, cut, extended, deleted, inserted or repeated; and valid
 objects with one item of their CBOR tree replaced, removed or duplicated. The
@@ -22,18 +26,21 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import cbor2
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import chain.types
 from chain.codec import dumps, loads_canonical
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
 from chain.crypto import address_of
 from chain.errors import BizraError, DecodeError, InvalidTx
 from chain.params import Params
-from chain.transition import decode_tx
+from chain.sizes import MAX_MONIKER_BYTES
+from chain.transition import decode_tx, fee_due
 from chain.types import (
     Block,
     Bond,
@@ -85,6 +92,7 @@ VALID_TXS = [
     CHAIN.tx(USER, Transfer(bytes(range(20)), 2**64 - 1), fee=2**64 - 1),
     CHAIN.tx(USER, ValidatorRegister(key(77).public_key, "validator ☃ 7")),
     CHAIN.tx(USER, ValidatorRegister(key(78).public_key, "")),
+    CHAIN.tx(USER, ValidatorRegister(key(79).public_key, "☃" * 21 + "m")),  # 64 bytes: the bound
     CHAIN.tx(OTHER, Bond(1_000)),
     CHAIN.tx(OTHER, Unbond(2**63)),
     CHAIN.tx(OTHER, PoiAttest(3, bytes(range(32)), (1, 2, 3, 4, 5), 7)),
@@ -245,6 +253,7 @@ fields = st.one_of(
     st.sampled_from([-1, 2**64, True, False, None, 0.0, 1.0, "", b"", [], {}]),
     st.binary(min_size=20, max_size=20), st.binary(min_size=32, max_size=32),
     st.binary(min_size=64, max_size=64), st.binary(max_size=70), st.text(max_size=60),
+    st.sampled_from(["m" * 64, "m" * 65, "é" * 32, "é" * 32 + "m", "c" * 50, "c" * 51]),
     st.lists(u64, max_size=6),
 )
 """Single CBOR values, often of the type and size some field wants."""
@@ -435,3 +444,86 @@ def test_a_consensus_message_whose_kind_is_not_an_integer_is_refused(raw: bytes)
     boolean or a float is not the integer kind, so the message is refused."""
     with pytest.raises(DecodeError):
         decode_gossip(raw)
+
+
+# --- the bounds of §3.8 and the fee rule --------------------------------------------------
+
+monikers = st.one_of(
+    st.text(max_size=70),
+    st.text(alphabet=st.sampled_from("mé☃𝄞"), min_size=14, max_size=34),
+    st.integers(0, 80).map(lambda n: "m" * n),
+)
+"""Monikers around 64 bytes of UTF-8, of one- to four-byte characters."""
+
+
+@fuzz(300)
+@given(monikers, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
+def test_a_moniker_decodes_exactly_when_it_is_at_most_64_bytes(moniker: str, nonce: int, fee: int) -> None:
+    raw = encode(Tx(USER.public_key, nonce, fee, ValidatorRegister(key(80).public_key, moniker), bytes(64)))
+    size = len(moniker.encode())
+    try:
+        tx = decode(Tx, raw)
+    except DecodeError as exc:
+        assert size > MAX_MONIKER_BYTES
+        assert str(exc) == f"validator_register.moniker: {size} bytes of UTF-8, longer than 64"
+        with pytest.raises(InvalidTx, match=r"validator_register\.moniker"):
+            decode_tx(raw, PARAMS)
+        return
+    assert size <= MAX_MONIKER_BYTES and tx.body == ValidatorRegister(key(80).public_key, moniker)
+
+
+@fuzz(300)
+@given(st.sampled_from(VALID_TXS), st.integers(0, 5_000), st.integers(0, 50), st.integers(-300, 300),
+       st.data())
+def test_a_tx_passes_exactly_when_its_fee_pays_for_its_bytes(raw: bytes, min_fee: int, per_byte: int,
+                                                               offset: int, data: st.DataObject) -> None:
+    """Any params, a fee around what the tx is due: decode_tx accepts it exactly when
+    ``fee >= min_fee + fee_per_byte × len(encoding)``, and names both numbers when not."""
+    params = dataclasses.replace(PARAMS, min_fee=min_fee, fee_per_byte=per_byte)
+    tx = decode(Tx, raw)
+    fee = max(0, min_fee + per_byte * len(raw) + offset)
+    fee = data.draw(st.sampled_from([fee, fee + 1, max(0, fee - 1)]))
+    again = encode(dataclasses.replace(tx, fee=fee))
+    due = min_fee + per_byte * len(again)
+    assert fee_due(params, len(again)) == due
+    try:
+        decode_tx(again, params)
+    except InvalidTx as exc:
+        assert fee < due
+        assert str(exc).startswith(f"fee {fee} is below {due}: ")
+        return
+    assert fee >= due
+
+
+LIMITS: dict[str, Any] = {"BLOCK_TXS_LIMIT": 3, "BLOCK_EVIDENCE_LIMIT": 2, "VALIDATORS_LIMIT": 4,
+                          "TX_BYTES_LIMIT": 200}
+"""Small stand-ins for the list and tx bounds, so that lists around them are cheap."""
+
+
+@fuzz(200)
+@given(st.sampled_from(BLOCKS),
+       st.lists(st.sampled_from([*VALID_TXS, b"", bytes(200), bytes(201)]), max_size=6),
+       st.lists(st.sampled_from(EVIDENCE), max_size=5),
+       st.lists(st.sampled_from(COMMITS[0].signatures), max_size=7))
+def test_lists_and_txs_decode_exactly_within_their_bounds(block: Block, txs: list[bytes],
+                                                          evidence: list[DuplicateVoteEvidence],
+                                                          sigs: list[CommitSig]) -> None:
+    """A block's txs (their number and each one's length), its evidence and its commit's
+    signatures: each decodes exactly when it is within its bound, and the first that is
+    not is named."""
+    commit = dataclasses.replace(COMMITS[0], signatures=tuple(sigs))
+    raw = encode(dataclasses.replace(block, txs=tuple(txs), evidence=tuple(evidence), last_commit=commit))
+    long_tx = next((i for i, t in enumerate(txs) if len(t) > LIMITS["TX_BYTES_LIMIT"]), None)
+    expected = (
+        "block.txs: " if len(txs) > LIMITS["BLOCK_TXS_LIMIT"] else
+        f"block.txs[{long_tx}]: " if long_tx is not None else
+        "block.evidence: " if len(evidence) > LIMITS["BLOCK_EVIDENCE_LIMIT"] else
+        "commit.signatures: " if len(sigs) > LIMITS["VALIDATORS_LIMIT"] else None
+    )
+    with mock.patch.multiple(chain.types, **LIMITS):
+        try:
+            decoded = decode(Block, raw)
+        except DecodeError as exc:
+            assert expected is not None and str(exc).startswith(expected), (str(exc), expected)
+            return
+    assert expected is None and encode(decoded) == raw

@@ -3,7 +3,8 @@
 ``BIZRA_*`` environment variables (``node.config.load``).
 
 Every refusal is an InvalidGenesis or a ConfigError, never another exception: random
-bytes, random JSON, valid genesis files with bytes changed or one field replaced, and
+bytes, random JSON, valid genesis files with bytes changed or one field replaced, every
+integer parameter at any value (accepted exactly within the rules of §10.2), and
 TOML documents of every shape (unknown sections and keys, values of every TOML type,
 deep nesting, invalid text). What is accepted is usable: a genesis reads back from its
 canonical JSON, whose hash is the SHA-256 of its bytes; a configuration loads back from
@@ -29,6 +30,8 @@ from hypothesis import strategies as st
 
 from chain.errors import InvalidGenesis
 from chain.genesis import Genesis, genesis_hash, parse_genesis
+from chain.params import PPM, Params
+from chain.sizes import BLOCK_TXS_LIMIT, TX_BYTES_LIMIT, VALIDATORS_LIMIT
 from node.config import Config, ConfigError, load, render
 
 from chainkit import LocalChain
@@ -192,6 +195,51 @@ def test_a_genesis_file_with_bytes_changed_is_refused_or_usable(data: bytes) -> 
         assert genesis_hash_or_refuse(data) is not None
     else:
         genesis_hash_or_refuse(data)
+
+
+INTEGER_PARAMS = sorted(name for name, value in Params().to_json().items() if isinstance(value, int))
+PPM_PARAMS = {"max_penalty", "validation_threshold", "lambda", "slash_fraction"}
+POSITIVE_PARAMS = {"epoch_length", "max_tx_bytes", "max_block_bytes", "max_block_txs", "max_validators",
+                   "block_time_ms"}
+CEILINGS = {"max_tx_bytes": TX_BYTES_LIMIT, "max_block_txs": BLOCK_TXS_LIMIT,
+            "max_validators": VALIDATORS_LIMIT}
+
+
+def param_refusal(name: str, value: int, bond: int) -> str | None:
+    """The rules of §10.2 restated: how a genesis whose validators bond ``bond`` and
+    whose parameter ``name`` is ``value`` is refused (the start of the message), or None."""
+    if not 0 <= value < 2**63:
+        return f"params.{name}: must be a non-negative 64-bit integer"
+    if name in PPM_PARAMS and value > PPM:
+        return f"params.{name}: a fraction in ppm"
+    if name in POSITIVE_PARAMS and value == 0:
+        return f"params.{name}: must be positive"
+    if name in CEILINGS and value > CEILINGS[name]:
+        return f"params.{name}: at most {CEILINGS[name]}"
+    if name == "min_bond" and value > bond:
+        return "validators[0].bond"
+    return None
+
+
+@fuzz(400)
+@given(st.sampled_from(INTEGER_PARAMS),
+       st.one_of(st.integers(-3, 2**64), st.integers(0, 3),
+                 st.sampled_from([PPM, PPM + 1, TX_BYTES_LIMIT, TX_BYTES_LIMIT + 1, BLOCK_TXS_LIMIT,
+                                  BLOCK_TXS_LIMIT + 1, VALIDATORS_LIMIT, VALIDATORS_LIMIT + 1, 2**63 - 1,
+                                  2**63])))
+def test_a_parameter_is_accepted_exactly_within_its_rules(name: str, value: int) -> None:
+    """Every integer parameter (``fee_per_byte`` among them) at any value: accepted
+    exactly when the rules allow it (the ceilings the decoders need included), refused
+    naming it otherwise."""
+    doc = json.loads(json.dumps(VALID_DOCS[-1]))
+    doc["params"][name] = value
+    expected = param_refusal(name, value, int(doc["validators"][0]["bond"]))
+    try:
+        genesis = parse_genesis(json.dumps(doc).encode())
+    except InvalidGenesis as exc:
+        assert expected is not None and str(exc).startswith(expected), (str(exc), expected)
+        return
+    assert expected is None and genesis.params.to_json()[name] == value
 
 
 # --- config -------------------------------------------------------------------------------

@@ -59,7 +59,14 @@ from node.rpc.methods import (
     PARSE_ERROR,
     Methods,
 )
-from node.rpc.server import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, RpcApp
+from node.rpc.server import (
+    FORBIDDEN,
+    RATE_LIMITED,
+    TOO_LARGE,
+    TOO_MANY_CONNECTIONS,
+    UNAUTHORIZED,
+    RpcApp,
+)
 
 from fuzzkit import fuzz
 from nodekit import free_ports
@@ -72,7 +79,7 @@ VALIDATOR = PrivateKey.from_seed(bytes(range(32)))
 OPERATOR = operator_key_for(VALIDATOR)
 MAX_BODY = 1 << 20
 CODES = {PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, RATE_LIMITED, TOO_LARGE,
-         UNAUTHORIZED}
+         UNAUTHORIZED, TOO_MANY_CONNECTIONS, FORBIDDEN}
 """The error codes an answer may carry: JSON-RPC's and the server's own (-32603, an
 internal error, is a bug: it is refused below)."""
 
@@ -346,7 +353,7 @@ def check_http(answer: Answer, path: str = "/", request: Any = None) -> Any:
 # --- strategies ---------------------------------------------------------------------------
 
 USERS = [PrivateKey.from_seed(bytes([9]) * 31 + bytes([i])) for i in range(3)]
-VALID_TXS = [sign_tx(CHAIN_ID, OPERATOR, nonce, Transfer(address_of(USERS[0].public_key), 1), 1_000)
+VALID_TXS = [sign_tx(CHAIN_ID, OPERATOR, nonce, Transfer(address_of(USERS[0].public_key), 1), 2_000)
              for nonce in range(4)]
 METHODS = sorted(name[len("m_"):] for name in dir(Methods) if name.startswith("m_"))
 METHOD_PARAMS = {name: list(inspect.signature(getattr(Methods, "m_" + name)).parameters)[1:]
@@ -877,6 +884,33 @@ def test_fuzzed_websocket_frames_never_break_the_server(running: RunningNode, fr
         elif opcode == 8 and len(payload) >= 2:
             assert int.from_bytes(payload[:2], "big") != 1011, received
     assert not logged_errors(running, before), logged_errors(running, before)
+
+
+def test_a_websocket_message_above_the_body_limit_is_closed_by_hypercorn_as_it_arrives(
+        running: RunningNode) -> None:
+    """A frame that says it holds 4 MiB (``rpc.max_body_bytes`` is 1 MiB) is closed with
+    1009 (message too big) once a little over 1 MiB of it has come, not after Hypercorn
+    buffered it whole; the server logs no error and serves the next connection."""
+    before = len(running.errors.records)
+    with socket.create_connection(("127.0.0.1", rpc_port(running)), timeout=5) as sock:
+        sock.sendall(WS_HANDSHAKE)
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = sock.recv(4096)
+            assert chunk, response
+            response += chunk
+        assert response.startswith(b"HTTP/1.1 101"), response
+        header = bytes([0x82, 0x80 | 127]) + (4 << 20).to_bytes(8, "big") + bytes(4)  # binary, zero mask
+        with suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(header + bytes(MAX_BODY + (64 << 10)))
+        received = read_ws_frames(sock, time.monotonic() + 5)
+    assert received and received[-1][0] == 8, received
+    assert int.from_bytes(received[-1][1][:2], "big") == 1009, received
+    assert not logged_errors(running, before), logged_errors(running, before)
+    answers = running.call(asgi_websocket, running.app,
+                           [{"type": "websocket.receive", "text": json.dumps(
+                               {"jsonrpc": "2.0", "id": 1, "method": "health"})}])
+    assert json.loads(answers[0])["result"] == {}
 
 
 def test_the_node_still_answers_and_makes_blocks(running: RunningNode) -> None:

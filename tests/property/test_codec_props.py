@@ -48,7 +48,8 @@ def fixed(n: int) -> st.SearchStrategy[bytes]:
 
 bodies = st.one_of(
     st.builds(Transfer, fixed(20), u64),
-    st.builds(ValidatorRegister, fixed(32), st.text(max_size=20)),
+    st.builds(ValidatorRegister, fixed(32),  # monikers of at most 64 bytes of UTF-8
+              st.one_of(st.text(max_size=16), st.sampled_from(["m" * 64, "é" * 32, "𝄞" * 16]))),
     st.builds(Bond, u64),
     st.builds(Unbond, u64),
     st.builds(PoiAttest, u64, fixed(32), st.tuples(small, small, small, small, small), small),
@@ -84,7 +85,7 @@ records = st.one_of(
     st.builds(Account, u64, u64),
     st.builds(Validator, fixed(20), fixed(32), st.text(max_size=10), u64, small, u64),
     st.builds(SetMember, fixed(32), u64),
-    st.builds(TxResult, small, st.binary(max_size=32)),
+    st.builds(TxResult, small, st.one_of(st.just(b""), fixed(32))),
     st.builds(Attestation, fixed(20), u64, small, st.integers(0, 3), u64, u64),
     st.builds(ChainMeta, u64, u64, fixed(32), fixed(32)),
 )

@@ -13,7 +13,7 @@ from chain.genesis import GenesisAccount, make_devnet_genesis, operator_key_for
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config, state_from_genesis
-from chain.transition import BlockOutcome, apply_block
+from chain.transition import BlockOutcome, apply_block, least_fee
 from chain.types import (
     Block,
     Commit,
@@ -37,8 +37,11 @@ def key(n: int) -> PrivateKey:
 
 
 def sign_tx(chain_id: str, signer: PrivateKey, nonce: int, body: TxBody,
-            fee: int = 1_000) -> bytes:
-    """:func:`chain.transition.sign_tx` with the minimum fee by default."""
+            fee: int | None = None, params: Params | None = None) -> bytes:
+    """:func:`chain.transition.sign_tx`, by default with the least fee that ``params``
+    (the default params when not given) ask of the tx."""
+    if fee is None:
+        fee = least_fee(params or Params(), nonce, body)
     return transition.sign_tx(chain_id, signer, nonce, body, fee)
 
 
@@ -92,13 +95,14 @@ class LocalChain:
     def members(self, height: int) -> list[SetMember]:
         return validator_set_at(Ledger(self.state), height, self.config)
 
-    def tx(self, signer: PrivateKey, body: TxBody, *, fee: int = 1_000,
+    def tx(self, signer: PrivateKey, body: TxBody, *, fee: int | None = None,
            nonce: int | None = None) -> bytes:
-        """A signed tx; nonces are tracked per signer unless given."""
+        """A signed tx, by default with the least fee the chain asks of it; nonces are
+        tracked per signer unless given."""
         who = signer.public_key
         n = self.nonces.get(who, 0) if nonce is None else nonce
         self.nonces[who] = n + 1
-        return sign_tx(self.config.chain_id, signer, n, body, fee)
+        return sign_tx(self.config.chain_id, signer, n, body, fee, self.config.params)
 
     def next_block(self, txs: Sequence[bytes] = (), evidence: Sequence = ()) -> Block:  # type: ignore[type-arg]
         height = self.height + 1

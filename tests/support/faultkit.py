@@ -166,7 +166,7 @@ class Client:
                 nonce = int(rpc(port, "bizra_account", address=faucet)["nonce"])
                 for n in range(nonce, nonce + self.rate // 2):
                     amount += 1
-                    tx = sign_tx(self.chain_id, key, n, Transfer(to, amount), 1_000)
+                    tx = sign_tx(self.chain_id, key, n, Transfer(to, amount))
                     result = rpc(port, "broadcast_tx_sync", tx=base64.b64encode(tx).decode())
                     if result["code"] == 0:
                         self.accepted.add(tx_hash(tx))

@@ -34,16 +34,21 @@ from chain.types import (
     PoiAttest,
     PoiEndorse,
     Transfer,
+    Tx,
     Unbond,
     ValidatorRegister,
     Vote,
     VoteType,
+    decode,
     sha256,
 )
 
 from chainkit import SEED, LocalChain, key, sign_tx
 
-FEE = 1_000
+
+def fee(raw: bytes) -> int:
+    """The fee a tx names."""
+    return decode(Tx, raw).fee
 
 
 def balance(chain: LocalChain, who: bytes) -> int:
@@ -59,13 +64,16 @@ def test_transfer_moves_funds_and_pays_the_fee_to_the_proposer() -> None:
     alice, bob = chain.users[0], chain.users[1]
     proposer_operator = addr(chain.operator_keys[0])
     before = {a: balance(chain, a) for a in (addr(alice), addr(bob), proposer_operator)}
-    block = chain.next_block([chain.tx(alice, Transfer(addr(bob), 5 * SEED))])
+    raw = chain.tx(alice, Transfer(addr(bob), 5 * SEED))
+    paid = fee(raw)
+    assert paid == 1_000 + len(raw)  # min_fee + fee_per_byte × size, by default
+    block = chain.next_block([raw])
     assert block.header.proposer_address == address_of(chain.members(1)[0].pubkey)
     outcome = chain.apply(block)
     assert [r.code for r in outcome.results] == [Code.OK]
-    assert balance(chain, addr(alice)) == before[addr(alice)] - 5 * SEED - FEE
+    assert balance(chain, addr(alice)) == before[addr(alice)] - 5 * SEED - paid
     assert balance(chain, addr(bob)) == before[addr(bob)] + 5 * SEED
-    assert balance(chain, proposer_operator) == before[proposer_operator] + FEE
+    assert balance(chain, proposer_operator) == before[proposer_operator] + paid
     assert Ledger(chain.state).account(addr(alice)).nonce == 1
 
 
@@ -73,10 +81,11 @@ def test_a_tx_failing_its_rule_is_included_and_charged() -> None:
     chain = LocalChain()
     alice = chain.users[0]
     start = balance(chain, addr(alice))
-    outcome = chain.run([chain.tx(alice, Transfer(addr(chain.users[1]), start))])
+    raw = chain.tx(alice, Transfer(addr(chain.users[1]), start))
+    outcome = chain.run([raw])
     assert outcome.results[0].code == Code.INSUFFICIENT_FUNDS
     assert "less than" in outcome.results[0].log
-    assert balance(chain, addr(alice)) == start - FEE
+    assert balance(chain, addr(alice)) == start - fee(raw)
     assert Ledger(chain.state).account(addr(alice)).nonce == 1
 
 
@@ -84,7 +93,7 @@ def test_a_tx_failing_its_rule_is_included_and_charged() -> None:
     ("make_tx", "message"),
     [
         (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1), nonce=5), "nonce"),
-        (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1), fee=999), "min_fee"),
+        (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1), fee=1_000), "min_fee"),
         (lambda c: sign_tx("other-chain", c.users[0], 0, Transfer(bytes(20), 1)),
          "tx 1 has an invalid signature"),
         (lambda c: c.tx(c.users[0], Transfer(bytes(20), 1))[:-1] + b"\x00",
@@ -158,10 +167,11 @@ def test_validator_lifecycle_register_bond_enter_set_unbond() -> None:
     chain.add_signer(consensus)
     start = balance(chain, addr(newcomer))
     stake = 4_000 * SEED
-    out = chain.run([chain.tx(newcomer, ValidatorRegister(consensus.public_key, "newcomer")),
-                     chain.tx(newcomer, Bond(stake))])
+    txs = [chain.tx(newcomer, ValidatorRegister(consensus.public_key, "newcomer")),
+           chain.tx(newcomer, Bond(stake))]
+    out = chain.run(txs)
     assert [r.code for r in out.results] == [Code.OK, Code.OK]
-    assert balance(chain, addr(newcomer)) == start - stake - 2 * FEE
+    assert balance(chain, addr(newcomer)) == start - stake - sum(fee(t) for t in txs)
     again = chain.run([chain.tx(newcomer, ValidatorRegister(key(4343).public_key, "twice"))])
     assert again.results[0].code == Code.ALREADY_REGISTERED
     run_to_epoch_end(chain)
@@ -342,7 +352,7 @@ def test_admission_checks_say_what_is_wrong_with_a_tx() -> None:
         decode_tx(bytes(params.max_tx_bytes + 1), params)
     with pytest.raises(InvalidTx, match="trailing"):
         decode_tx(ok + b"\x00", params)
-    with pytest.raises(InvalidTx, match="below min_fee"):
+    with pytest.raises(InvalidTx, match="below"):
         decode_tx(chain.tx(alice, Transfer(bytes(20), 1), fee=10), params)
     later = decode_tx(chain.tx(alice, Transfer(bytes(20), 1)), params)
     with pytest.raises(InvalidTx, match="next nonce 0"):
@@ -361,7 +371,7 @@ def test_a_proposer_takes_only_the_txs_the_block_can_carry() -> None:
     first = chain.tx(alice, to_bob)
     gap = chain.tx(alice, to_bob, nonce=5)
     second = chain.tx(alice, to_bob, nonce=1)
-    broke = sign_tx(chain.config.chain_id, poor, 0, to_bob, FEE)
+    broke = sign_tx(chain.config.chain_id, poor, 0, to_bob)
     failing = chain.tx(bob, Transfer(address_of(alice.public_key), 2_000_000 * SEED))  # fails its rule
     candidates = [second, first, gap, b"not a tx", broke, second, failing]
     chosen = includable_txs(chain.state, chain.config, candidates, max_txs=100, max_bytes=1 << 20)

@@ -13,7 +13,7 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.genesis import operator_key_for
 from chain.params import Params
-from chain.transition import sign_tx
+from chain.transition import least_fee, sign_tx
 from chain.types import Transfer
 from node import devnet
 from node.config import load
@@ -39,8 +39,9 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 
 async def test_a_peer_that_gossips_a_forged_tx_loses_score_and_others_do_not(node: Node) -> None:
-    fee = node.chain_config.params.min_fee
-    unfunded = sign_tx(node.chain_id, PrivateKey.generate(), 0, Transfer(bytes(20), 1), fee)
+    body = Transfer(bytes(20), 1)
+    fee = least_fee(node.chain_config.params, 0, body)
+    unfunded = sign_tx(node.chain_id, PrivateKey.generate(), 0, body, fee)
     forged = unfunded[:-1] + bytes([unfunded[-1] ^ 1])
     forger, relay = PeerId("forger"), PeerId("relay")
     before = node.network.score(forger), node.network.score(relay)
@@ -56,8 +57,8 @@ async def test_a_peer_that_gossips_a_forged_tx_loses_score_and_others_do_not(nod
 async def test_check_tx_says_when_the_mempool_is_full(node: Node) -> None:
     assert node.validator_key is not None
     operator = operator_key_for(node.validator_key)
-    fee = node.chain_config.params.min_fee
-    first, second = (sign_tx(node.chain_id, operator, nonce, Transfer(bytes(20), 1), fee) for nonce in (0, 1))
+    body, params = Transfer(bytes(20), 1), node.chain_config.params
+    first, second = (sign_tx(node.chain_id, operator, n, body, least_fee(params, n, body)) for n in (0, 1))
     assert await node.submit_tx(first)
 
     answer = await node.rpc.methods.call("check_tx", {"tx": base64.b64encode(second).decode()})

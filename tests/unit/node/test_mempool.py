@@ -8,6 +8,7 @@ import pytest
 import node.mempool
 from chain.crypto import SignedItem, VerifiedCache, address_of, verify_many
 from chain.errors import InvalidTx
+from chain.transition import decode_tx
 from chain.types import Transfer, tx_hash
 from node.config import MempoolConfig
 from node.mempool import Mempool, MempoolFull
@@ -39,7 +40,8 @@ async def test_each_kind_of_bad_tx_is_refused_with_its_reason() -> None:
     mempool = pool(chain)
     good = pay(chain, 0)
     forged = good[:-1] + bytes([good[-1] ^ 1])
-    poor = sign_tx(chain.config.chain_id, key(77), 0, Transfer(bytes(20), 1), 1_000)
+    poor = sign_tx(chain.config.chain_id, key(77), 0, Transfer(bytes(20), 1))
+    due = decode_tx(poor, chain.config.params).fee
     results = await mempool.add_many([
         b"\x01\x02",
         forged,
@@ -52,8 +54,8 @@ async def test_each_kind_of_bad_tx_is_refused_with_its_reason() -> None:
     assert reasons[0].startswith("tx: ")
     assert reasons[1] == "invalid signature"
     assert reasons[2] == "nonce 3 is not the sender's next one (0, counting 0 pending)"
-    assert reasons[3] == "balance 0 cannot pay the fee 1000 on top of 0 in pending fees"
-    assert reasons[4] == "fee 999 is below min_fee 1000"
+    assert reasons[3] == f"balance 0 cannot pay the fee {due} on top of 0 in pending fees"
+    assert reasons[4].startswith("fee 999 is below ") and "min_fee 1000 + fee_per_byte 1 × " in reasons[4]
     assert reasons[5].startswith("balance ")
     assert all(isinstance(r, InvalidTx) for r in results) and len(mempool) == 0
 
