@@ -186,13 +186,13 @@ class Driver:
         height's validator set, a proposal's against its round's proposer). Only a
         proposal of the height being decided can be checked (a proposer depends on the
         rounds before), so others are IRRELEVANT; so is every message while no height is
-        being decided. A body alone carries no signature: it is VALID when its height is."""
+        being decided. A body alone carries no signature: it is VALID when it is of the
+        height being decided (consensus takes it only if it was proposed or asked for)."""
         machine = self.machine
         if machine is None:
             return Screened.IRRELEVANT
         if isinstance(message, BlockMessage):
-            height = message.block.header.height
-            return Screened.VALID if abs(height - machine.height) <= 1 else Screened.IRRELEVANT
+            return Screened.VALID if message.block.header.height == machine.height else Screened.IRRELEVANT
         proposal = message.proposal if isinstance(message, ProposalMessage) else message
         if isinstance(proposal, Proposal):
             if proposal.height != machine.height or machine.too_far(proposal.round):
@@ -369,7 +369,8 @@ class Driver:
                   else message.vote.height if isinstance(message, VoteMessage)
                   else message.block.header.height)
         if height == machine.height + 1:
-            if len(self._next_height) < MAX_BUFFERED_NEXT_HEIGHT:
+            # Bodies are not kept: the next height's proposals bring theirs, or fetch them.
+            if len(self._next_height) < MAX_BUFFERED_NEXT_HEIGHT and not isinstance(message, BlockMessage):
                 self._next_height.append(message)
             return
         if height < machine.height:

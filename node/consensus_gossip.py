@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 
 PROPOSAL_BY_ID = 4
 FETCH_PEERS = 4
-RECENT_BLOCKS = 8
 """How many peers a block is asked of, one after the other, before giving up."""
+RECENT_BLOCKS = 8
+"""The last blocks fetched, kept for a proposal of them that comes again."""
+MAX_FETCHES = 8
+"""Blocks fetched at once at most; a proposal beyond waits for its next gossip."""
 
 Deliver = Callable[[PeerMessage], Awaitable[None]]
 Screen = Callable[[PeerMessage | Proposal], Validation]
@@ -108,7 +111,8 @@ class ConsensusGossip:
         block = self._recent.get(block_id)
         if block is not None:
             await self._hand_over(block, None)
-        elif self._nursery is not None and block_id not in self._fetching:
+        elif self._nursery is not None and block_id not in self._fetching \
+                and len(self._fetching) < MAX_FETCHES:
             self._fetching.add(block_id)
             self._nursery.start_soon(self._fetch, block_id, None, None)
 
@@ -132,6 +136,8 @@ class ConsensusGossip:
             await self._hand_over(block, proposal)
         elif block_id in self._fetching:
             self._waiting.setdefault(block_id, []).append(proposal)
+        elif len(self._fetching) >= MAX_FETCHES:
+            log.info("block fetch deferred: too many under way", extra={"block_id": block_id.hex()})
         else:
             assert self._nursery is not None
             self._fetching.add(block_id)

@@ -377,6 +377,10 @@ class Libp2pNetwork:
             now = trio.current_time()
             if peer in self.blocked or self.book.is_banned(peer, now):
                 return False
+            if len(message.data) > MAX_GOSSIP_BYTES:  # py-libp2p takes up to 1 MiB
+                self.penalize(peer, INVALID_MESSAGE_PENALTY,
+                              f"a message of {len(message.data)} bytes on {topic}, above {MAX_GOSSIP_BYTES}")
+                return False
             if not (self._gossip_messages.allow(peer, 1, now)
                     and self._gossip_bytes.allow(peer, len(message.data), now)):
                 self._count_limited(peer, topic)
@@ -475,6 +479,10 @@ class Libp2pNetwork:
             except (BizraError, trio.TooSlowError, StreamError) as exc:
                 log.info("request not answered",
                          extra={"peer": peer, "protocol": protocol, "error": str(exc)})
+                await self._reset(stream)
+            except Exception:  # the handler's edge: raised into py-libp2p, it would reach the swarm
+                log.exception("request handler failed", extra={"peer": peer, "protocol": protocol})
+                self.penalize(peer, INVALID_MESSAGE_PENALTY, f"a {protocol} request it could not handle")
                 await self._reset(stream)
 
         self._host.set_stream_handler(TProtocol(protocol), serve)

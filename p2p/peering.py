@@ -34,6 +34,9 @@ BACKOFF_MAX_S = 4.0
 FORGET_AFTER = 8
 STABLE_S = 10.0
 DEFAULT_TARGET, DEFAULT_MAXIMUM = 10, 40
+MAX_CANDIDATES = 256
+"""Candidates kept at most besides the bootnodes: past it, addresses peers tell us are
+not taken until failing ones are forgotten (peers can name any number over time)."""
 
 
 @dataclass
@@ -92,7 +95,7 @@ class PeerManager:
             if status.addresses:
                 known = self.candidates.get(peer)
                 if known is None:
-                    self.candidates[peer] = Candidate(status.addresses[0], bootnode=False)
+                    self._add(peer, status.addresses[0])
                 else:
                     known.address = status.addresses[0]
             for address in status.peers:
@@ -101,7 +104,12 @@ class PeerManager:
                 except NetworkError:
                     continue
                 if other != own and other not in self.candidates:
-                    self.candidates[other] = Candidate(address, bootnode=False)
+                    self._add(other, address)
+
+    def _add(self, peer: PeerId, address: str) -> None:
+        """A candidate learned from a peer, while there is room (``MAX_CANDIDATES``)."""
+        if sum(not c.bootnode for c in self.candidates.values()) < MAX_CANDIDATES:
+            self.candidates[peer] = Candidate(address, bootnode=False)
 
     def _note_connections(self, connected: set[PeerId], now: float) -> None:
         for peer, candidate in self.candidates.items():

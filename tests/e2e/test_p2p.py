@@ -248,6 +248,52 @@ async def test_a_validator_that_raises_drops_the_message_not_the_node() -> None:
         assert b.score(a.local_id) == 0 and a.local_id in b.peers()
         nursery.cancel_scope.cancel()
 
+async def test_gossip_above_the_limit_is_refused_and_costs_its_sender() -> None:
+    """py-libp2p reads pubsub messages of up to 1 MiB; one above the protocol's 60 KiB is
+    refused before any validator sees it, and its sender loses score (here it goes
+    round the publisher's own check, as a hostile peer would)."""
+    a, b = Libp2pNetwork(sha256(b"large a").digest()), Libp2pNetwork(sha256(b"large b").digest())
+    topic = "/bizra/bizra-test-1/txs/1"
+    seen: list[int] = []
+
+    def validate(peer: PeerId, data: bytes) -> Validation:
+        seen.append(len(data))
+        return Validation.ACCEPT
+
+    received = b.subscribe(topic, validate)
+    a.subscribe(topic, validate)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await a.connect(b.listen_addrs()[0])
+        await trio.sleep(2)  # the mesh forms
+        await a._pubsub.publish(topic, bytes(MAX_GOSSIP_BYTES + 1))
+        await a.publish(topic, b"after")
+        with trio.fail_after(10):
+            assert (await received.receive()).data == b"after"
+        assert seen == [len(b"after")] and b.score(a.local_id) < 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_request_handler_that_fails_costs_the_requester_and_the_node_serves_on() -> None:
+    async def crash(peer: PeerId, data: bytes) -> bytes:
+        raise KeyError(data)  # any failure a request could cause
+
+    server, client = Libp2pNetwork(sha256(b"serves").digest()), Libp2pNetwork(sha256(b"asks").digest())
+    server.set_handler("/bizra/bizra-test-1/crash/1", crash, max_request_bytes=64)
+    server.set_handler("/bizra/bizra-test-1/echo/1", echo, max_request_bytes=64)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await nursery.start(client.run)
+        peer = await client.connect(server.listen_addrs()[0])
+        with pytest.raises(NetworkError):
+            await client.request(peer, "/bizra/bizra-test-1/crash/1", b"x", max_response_bytes=64, timeout=5)
+        assert await client.request(peer, "/bizra/bizra-test-1/echo/1", b"y", max_response_bytes=64,
+                                    timeout=5) == b"y"
+        assert server.score(client.local_id) < 0
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_port_in_use_is_refused_with_a_clear_message() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from chain.crypto import PrivateKey, address_of
 from chain.types import Proposal, Vote, VoteType
 from consensus.driver import Driver, Screened
 from consensus.machine import MAX_ROUNDS_AHEAD
-from consensus.messages import ProposalMessage, VoteMessage
+from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 
 from chainkit import LocalChain
 from consensuskit import Hub, make_driver
@@ -88,3 +88,13 @@ async def test_a_round_far_ahead_costs_no_proposer_selection(driver: Driver) -> 
     await driver.deliver(forged)  # as if it came another way than gossip
     await trio.sleep(1)
     assert far not in machine.proposals and machine.round < 5
+
+
+async def test_bodies_of_the_next_height_are_neither_passed_on_nor_kept(driver: Driver) -> None:
+    body = BlockMessage(dataclasses.replace(LOCAL.next_block(), header=dataclasses.replace(
+        LOCAL.next_block().header, height=2)))
+    assert driver.screen(body) is Screened.IRRELEVANT
+    await driver.deliver(body)
+    await driver.deliver(vote(driver, height=2))
+    await trio.sleep(1)
+    assert [type(m) for m in driver._next_height] == [VoteMessage]

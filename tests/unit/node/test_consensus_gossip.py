@@ -7,10 +7,11 @@ import trio
 
 from chain.types import Block, Proposal, encode
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
-from node.consensus_gossip import ConsensusGossip
+from node.consensus_gossip import MAX_FETCHES, ConsensusGossip
 from p2p.blocks import BlockExchange
 from p2p.memory import MemoryHub
 from p2p.network import MAX_GOSSIP_BYTES, Validation
+from p2p.peers import PeerId
 from storage.memory import MemoryKV
 from storage.store import Store
 
@@ -77,3 +78,32 @@ async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_i
     assert all(isinstance(m, ProposalMessage) and m.block == block for m in delivered)
     assert [m.proposal.round for m in delivered if isinstance(m, ProposalMessage)] == [0, 0, 1]
     assert source.asked == 1
+
+
+class Stalling(BlockExchange):
+    """Block fetches that never end (a peer that never answers)."""
+
+    async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_block_fetches_under_way_are_bounded() -> None:
+    chain = LocalChain()
+    store = Store.open(MemoryKV(), chain.genesis, GENESIS_HASH)
+    net = MemoryHub().join("node")
+    gossip = ConsensusGossip(net, chain.config.chain_id,
+                             Stalling(net, chain.config.chain_id, CountingSource(store), accept,
+                                      max_block_bytes=1 << 22), accept)
+
+    async def ignore(message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+        pass
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(gossip.run, ignore)
+        for i in range(5 * MAX_FETCHES):  # distinct blocks, each proposed by a peer that never answers
+            await gossip._on_proposal(Proposal(1, i, None, i.to_bytes(32, "big"), 1, bytes(64)), PeerId("p"))
+        await gossip.request_block(bytes(32))
+        await trio.sleep(0.1)
+        assert len(gossip._fetching) == MAX_FETCHES
+        nursery.cancel_scope.cancel()

@@ -14,9 +14,9 @@ import trio.testing
 from chain.errors import NetworkError
 from p2p import nodekey
 from p2p.memory import MemoryHub, MemoryNetwork
-from p2p.peering import BACKOFF_MAX_S, PeerManager
+from p2p.peering import BACKOFF_MAX_S, MAX_CANDIDATES, PeerManager
 from p2p.peers import PeerId, RateLimit
-from p2p.status import StatusService
+from p2p.status import MAX_ADDRESSES, Status, StatusService
 
 CHAIN = "bizra-devnet-1"
 
@@ -140,3 +140,15 @@ def test_a_damaged_node_key_is_refused_and_left_alone(tmp_path: Path) -> None:
     with pytest.raises(NetworkError, match=r"cannot be used.*move it away"):
         nodekey.load_or_create(path)
     assert path.read_bytes() == b"not a key"
+
+
+def test_peers_cannot_grow_the_candidates_without_bound() -> None:
+    """Each status names up to 16 peers, and a peer may name new ones every time: the
+    node keeps ``MAX_CANDIDATES`` besides its bootnodes."""
+    node = Node(MemoryHub(), "me", [address("boot")])
+    for round_ in range(2 * MAX_CANDIDATES // MAX_ADDRESSES):
+        named = tuple(address(f"made-up-{round_}-{i}") for i in range(MAX_ADDRESSES))
+        node.status.peers[PeerId("liar")] = Status(CHAIN, bytes(32), 0, (), named)
+        node.peering._learn()
+    assert len(node.peering.candidates) == MAX_CANDIDATES + 1
+    assert node.peering.candidates[PeerId("boot")].bootnode
