@@ -31,7 +31,6 @@ request's ``Host`` must be one of those, an IP address or ``localhost``.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import math
@@ -40,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -50,6 +49,7 @@ from chain.errors import NetworkError
 from chain.service import TaskStatus
 from node.config import RpcConfig
 from node.metrics import CONTENT_TYPE, Metrics
+from node.rpc.access import ClientBudget, host_and_port, is_ip, same_site
 from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus, Feed, Query, QueryError
 from node.rpc.methods import (
     INTERNAL_ERROR,
@@ -78,9 +78,6 @@ RESTART_DELAY_S = 0.1
 CORS_METHODS = ("HEAD", "GET", "POST")
 CORS_HEADERS = ("Origin", "Accept", "Content-Type", "X-Requested-With", "X-Server-Time")
 """CometBFT's default ``cors_allowed_methods`` and ``cors_allowed_headers``."""
-TRACKED_CLIENTS = 4_096
-"""Client addresses the rate limit tracks before it forgets those whose budget is full."""
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 def _error(request_id: Any, error: RpcError) -> dict[str, Any]:
@@ -98,44 +95,6 @@ class _Reply:
 
 class _ClientGone(Exception):
     """The client disconnected before its request's body was whole."""
-
-
-class ClientBudget:
-    """The rate limit: each client address holds up to ``per_minute`` tokens, refilled
-    at ``per_minute`` a minute; a cost is taken whole or not at all. Once more than
-    :data:`TRACKED_CLIENTS` addresses are tracked, those whose budget has refilled are
-    forgotten (they hold what a new address holds), so clients that change address do
-    not grow the table without bound. Time is an argument."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.burst = float(per_minute)
-        self.rate = per_minute / 60
-        self._buckets: dict[str, tuple[float, float]] = {}  # tokens, when
-        self._prune_at = TRACKED_CLIENTS
-
-    def tokens(self, client: str, now: float) -> float:
-        """The tokens ``client`` holds at ``now``."""
-        held, when = self._buckets.get(client, (self.burst, now))
-        return min(self.burst, held + (now - when) * self.rate)
-
-    def take(self, client: str, cost: int, now: float) -> bool:
-        """Spend ``cost`` of ``client``'s tokens if it holds them (True), else spend none
-        (False)."""
-        tokens = self.tokens(client, now)
-        if tokens < cost:
-            return False
-        self._buckets[client] = (tokens - cost, now)
-        if len(self._buckets) > self._prune_at:
-            self._buckets = {c: b for c, b in self._buckets.items() if self.tokens(c, now) < self.burst}
-            self._prune_at = max(TRACKED_CLIENTS, 2 * len(self._buckets))
-        return True
-
-    def wait(self, client: str, cost: int, now: float) -> float | None:
-        """Seconds until ``client`` holds ``cost`` tokens; ``None`` if it never will (the
-        cost is above the burst)."""
-        if cost > self.burst:
-            return None
-        return max(0.0, (cost - self.tokens(client, now)) / self.rate)
 
 
 class RpcApp:
@@ -281,8 +240,8 @@ class RpcApp:
         one of ``rpc.allowed_hosts`` (``*``: any name)."""
         if "*" in self._hosts:
             return True
-        name = _host_and_port(host.decode("latin-1"))[0] if host is not None else None
-        return name is not None and (name == "localhost" or name in self._hosts or _is_ip(name))
+        name = host_and_port(host.decode("latin-1"))[0] if host is not None else None
+        return name is not None and (name == "localhost" or name in self._hosts or is_ip(name))
 
     def _unknown_host(self, host: bytes | None) -> RpcError:
         named = "no Host header" if host is None else f"the Host {host.decode('latin-1')!r}"
@@ -431,7 +390,7 @@ class RpcApp:
         if self._origin_allowed(origin):
             return None
         page, named = origin.decode("latin-1"), (host or b"").decode("latin-1")
-        if not _same_site(page, named):
+        if not same_site(page, named):
             return f"a web page of {page!r} may not connect: the origin is not in rpc.cors_allowed_origins"
         if not self._host_known(host):
             return (f"a web page may connect to this node by its IP address, localhost or a name in "
@@ -559,42 +518,6 @@ def _message_text(message: dict[str, Any]) -> tuple[str, int]:
         return text, len(text.encode("utf-8", "surrogatepass"))
     data = message.get("bytes") or b""
     return data.decode("utf-8", "replace"), len(data)
-
-
-def _host_and_port(authority: str) -> tuple[str | None, int | None]:
-    """The lower-case host name (no trailing dot, IPv6 without brackets) and the port of
-    ``host[:port]``; ``(None, None)`` for what is not one."""
-    try:
-        parts = urlsplit("//" + authority.strip())
-        name, port = parts.hostname, parts.port
-    except ValueError:
-        return None, None
-    if not name or parts.username is not None or parts.path or parts.query or parts.fragment:
-        return None, None
-    return name.rstrip("."), port
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _same_site(origin: str, host: str) -> bool:
-    """Whether ``origin`` (``scheme://host[:port]``) names the same host and port as a
-    ``Host`` header (a port left out is the scheme's default)."""
-    try:
-        parts = urlsplit(origin.strip())
-        origin_name, origin_port = parts.hostname, parts.port
-    except ValueError:
-        return False
-    default = _DEFAULT_PORTS.get(parts.scheme.lower())
-    host_name, host_port = _host_and_port(host)
-    if origin_name is None or host_name is None or default is None:
-        return False
-    return origin_name.rstrip(".") == host_name and (origin_port or default) == (host_port or default)
 
 
 def _uri_value(text: str) -> Any:
