@@ -8,10 +8,11 @@ than 2/3 of the validator set of its height (the set this node's state says), an
 every rule of the state transition. A peer that sends a block that fails is penalized
 and its range is asked of another peer.
 
-A reported height is a claim, not a fact. A peer that answers a range it claims to have
-with nothing loses score, and for ``DOUBT_S`` sync takes its height to be below that
-range: the target drops back, and a peer that lies about its height can neither hold a
-node in sync nor keep it from consensus.
+A reported height is a claim, not a fact. A peer that does not serve a range it claims
+to have (it answers with nothing, refuses, fails or times out) loses score, and for
+``DOUBT_S`` sync takes its height to be below that range: the target drops back, and a
+peer that lies about its height can neither hold a node in sync nor keep it from
+consensus.
 
 Progress (height, target, blocks/s, ETA) is logged every few seconds and shown in
 ``status`` (``catching_up``) and the metrics.
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 RANGE = 20
 PARALLEL = 4
 UNSERVED_PENALTY = 5.0
-"""What answering a range it claimed to have with nothing costs a peer (a node that
-pruned those blocks does it too, so less than an invalid message)."""
+"""What not serving a range it claimed to have costs a peer (a node that pruned those
+blocks, or a slow one, does it too, so less than an invalid message)."""
 DOUBT_S = 60.0
 """How long sync caps the height of a peer that did not serve what it claimed."""
 PROGRESS_EVERY_S = 3.0
@@ -145,6 +146,7 @@ class BlockSync:
                 self._fetched.setdefault(block.header.height, (peer, block, commit))
         except NetworkError as exc:
             log.info("sync request failed", extra={"peer": peer, "start": span.start, "error": str(exc)})
+            self._doubt(peer, span.start)
             await trio.sleep(IDLE_WAIT_S)
         finally:
             self._pending.difference_update(span)

@@ -182,6 +182,10 @@ class _Pubsub(Pubsub):
             self._handle_dead_peer(peer)
 
 
+async def _no_dials() -> None:
+    """What py-libp2p's auto-connector does here: nothing."""
+
+
 async def _read_exact(stream: Any, n: int) -> bytes:
     # Whatever has arrived, in one read: each read waits its turn on the event loop,
     # and on a loaded node a turn can take a few hundred ms (bench/load.py: a 2.6 MB
@@ -234,6 +238,10 @@ class Libp2pNetwork:
                                    listen_addrs=[self._listen], enable_mDNS=False, enable_upnp=False)
         swarm: Any = self._host.get_network()
         swarm.retry_config = RetryConfig(max_retries=0)
+        # The node dials the peers its peer manager picks (p2p/peering.py), no others:
+        # py-libp2p's auto-connector would dial every peer in its peerstore (banned ones
+        # too) to keep 200 connections.
+        swarm.auto_connector.maybe_connect = _no_dials
         # py-libp2p's own spam protection caps every peer at 10 messages a second per
         # topic, and drops the rest: far below a node's tx and vote traffic.
         self._router: Any = GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
@@ -341,12 +349,13 @@ class Libp2pNetwork:
         known: set[PeerId] = set()
         while True:
             now = set(self.peers())
+            for peer in now:  # a banned peer back before the last poll saw it go is dropped too
+                if self.book.is_banned(peer, trio.current_time()):
+                    await self.disconnect(peer)
             for peer, connected in [(p, True) for p in now - known] + [(p, False) for p in known - now]:
                 for channel in self._events:
                     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                         channel.send_nowait(PeerEvent(peer, connected))
-                if connected and self.book.is_banned(peer, trio.current_time()):
-                    await self.disconnect(peer)
                 if not connected:
                     for limit in (self._gossip_messages, self._gossip_bytes, self._requests):
                         limit.forget(peer)
@@ -496,6 +505,8 @@ class Libp2pNetwork:
                       timeout: float) -> bytes:
         if peer in self.blocked:
             raise NetworkError(f"{protocol} request to {peer}: the peer is blocked")
+        if self.book.is_banned(peer, trio.current_time()):  # py-libp2p would dial it again
+            raise NetworkError(f"{protocol} request to {peer}: the peer is banned")
         try:
             with trio.fail_after(timeout):
                 stream = await self._host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])

@@ -61,26 +61,27 @@ async def test_a_peer_claiming_heights_it_does_not_serve_is_doubted_and_sync_end
                       Mempool(local.config, behind.state, MempoolConfig(), verified), verified)
 
     hub = MemoryHub()
-    me, honest, liar = hub.join("me"), hub.join("honest"), hub.join("liar")
-    hub.connect(me.local_id, honest.local_id)
-    hub.connect(me.local_id, liar.local_id)
+    me, honest, liar, mute = hub.join("me"), hub.join("honest"), hub.join("liar"), hub.join("mute")
+    for other in (honest, liar, mute):  # mute serves no blocks at all: its requests fail
+        hub.connect(me.local_id, other.local_id)
     chain_id = local.config.chain_id
     mine = BlockExchange(me, chain_id, Blocks(behind), ignore, max_block_bytes=1 << 22)
     BlockExchange(honest, chain_id, Blocks(honest_store), ignore, max_block_bytes=1 << 22)
     BlockExchange(liar, chain_id, Blocks(Store.open(MemoryKV(), local.genesis, GENESIS_HASH)), ignore,
                   max_block_bytes=1 << 22)
-    claims = {honest.local_id: HEIGHTS, liar.local_id: 1_000_000}
+    claims = {honest.local_id: HEIGHTS, liar.local_id: 1_000_000, mute.local_id: 2**63 - 1}
     sync = BlockSync(chain, mine, me, lambda: dict(claims))
 
     with trio.fail_after(30):
         await sync.catch_up()
 
     assert behind.height == HEIGHTS  # everything the honest peer has
-    assert sync.heights()[liar.local_id] < HEIGHTS + 1 and not sync.behind()
-    assert me.score(liar.local_id) <= -UNSERVED_PENALTY and me.score(honest.local_id) == 0
+    assert sync.heights()[liar.local_id] < HEIGHTS + 1 and sync.heights()[mute.local_id] < HEIGHTS + 1
+    assert not sync.behind() and me.score(honest.local_id) == 0
+    assert me.score(liar.local_id) <= -UNSERVED_PENALTY and me.score(mute.local_id) <= -UNSERVED_PENALTY
 
     # A liar on its own: the sync it starts ends as soon as it fails to serve.
-    del claims[honest.local_id]
+    del claims[honest.local_id], claims[mute.local_id]
     await trio.sleep(node.sync.DOUBT_S)
     assert sync.behind()  # its claim is believed again, until it is tested
     with trio.fail_after(30):
