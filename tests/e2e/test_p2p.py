@@ -15,8 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from hashlib import sha256
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from chain.errors import NetworkError
 from chain.service import TaskStatus
 from p2p.host import Libp2pNetwork
-from p2p.network import MAX_GOSSIP_BYTES, Validation
+from p2p.network import MAX_GOSSIP_BYTES, Gossip, Validation, Validator
 from p2p.peers import PeerId
 
 NODE = Path(__file__).resolve().parents[1] / "scripts" / "p2pnode.py"
@@ -226,53 +226,55 @@ async def test_a_peer_sending_unreadable_gossip_is_banned_and_the_node_runs_on()
             assert (await received.receive()).data == b"still here"
         nursery.cancel_scope.cancel()
 
+TOPIC = "/bizra/bizra-test-1/txs/1"
+
+
+@asynccontextmanager
+async def meshed(name: str, validate: Validator
+                 ) -> AsyncIterator[tuple[Libp2pNetwork, Libp2pNetwork, trio.MemoryReceiveChannel[Gossip]]]:
+    """Two running nodes ``a`` and ``b`` on ``TOPIC``, connected, their mesh formed, and
+    what ``b`` accepts of the gossip (checked by ``validate``); stopped on the way out."""
+    a, b = (Libp2pNetwork(sha256(f"{name} {side}".encode()).digest()) for side in "ab")
+    received = b.subscribe(TOPIC, validate)
+    a.subscribe(TOPIC, validate)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await a.connect(b.listen_addrs()[0])
+        await trio.sleep(2)  # the mesh forms
+        yield a, b, received
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_validator_that_raises_drops_the_message_not_the_node() -> None:
     def validate(peer: PeerId, data: bytes) -> Validation:
         if data == b"boom":
             raise RuntimeError("a bug in a validator")
         return Validation.ACCEPT
 
-    a, b = Libp2pNetwork(sha256(b"raises a").digest()), Libp2pNetwork(sha256(b"raises b").digest())
-    topic = "/bizra/bizra-test-1/txs/1"
-    received = b.subscribe(topic, validate)
-    a.subscribe(topic, validate)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(a.run)
-        await nursery.start(b.run)
-        await a.connect(b.listen_addrs()[0])
-        await trio.sleep(2)  # the mesh forms
-        await a.publish(topic, b"boom")
-        await a.publish(topic, b"after")
+    async with meshed("raises", validate) as (a, b, received):
+        await a.publish(TOPIC, b"boom")
+        await a.publish(TOPIC, b"after")
         with trio.fail_after(10):
             assert (await received.receive()).data == b"after"
         assert b.score(a.local_id) == 0 and a.local_id in b.peers()
-        nursery.cancel_scope.cancel()
 
 async def test_gossip_above_the_limit_is_refused_and_costs_its_sender() -> None:
     """py-libp2p reads pubsub messages of up to 1 MiB; one above the protocol's 60 KiB is
     refused before any validator sees it, and its sender loses score (here it goes
     round the publisher's own check, as a hostile peer would)."""
-    a, b = Libp2pNetwork(sha256(b"large a").digest()), Libp2pNetwork(sha256(b"large b").digest())
-    topic = "/bizra/bizra-test-1/txs/1"
     seen: list[int] = []
 
     def validate(peer: PeerId, data: bytes) -> Validation:
         seen.append(len(data))
         return Validation.ACCEPT
 
-    received = b.subscribe(topic, validate)
-    a.subscribe(topic, validate)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(a.run)
-        await nursery.start(b.run)
-        await a.connect(b.listen_addrs()[0])
-        await trio.sleep(2)  # the mesh forms
-        await a._pubsub.publish(topic, bytes(MAX_GOSSIP_BYTES + 1))
-        await a.publish(topic, b"after")
+    async with meshed("large", validate) as (a, b, received):
+        await a._pubsub.publish(TOPIC, bytes(MAX_GOSSIP_BYTES + 1))
+        await a.publish(TOPIC, b"after")
         with trio.fail_after(10):
             assert (await received.receive()).data == b"after"
         assert seen == [len(b"after")] and b.score(a.local_id) < 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_request_handler_that_fails_costs_the_requester_and_the_node_serves_on() -> None:

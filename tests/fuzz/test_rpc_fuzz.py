@@ -856,14 +856,10 @@ fuzzed_frames = st.builds(
 )
 
 
-@fuzz(100)
-@given(st.lists(fuzzed_frames, min_size=1, max_size=5))
-def test_fuzzed_websocket_frames_never_break_the_server(running: RunningNode, frames: list[bytes]) -> None:
-    """Any WebSocket frames (any opcode, reserved bits, unmasked, fragments, control
-    frames too long, text that is not UTF-8 or not JSON): every text the server sends is
-    a well-formed JSON-RPC answer, a close is never an internal error (1011), and the
-    server logs no error."""
-    before = len(running.errors.records)
+@contextmanager
+def websocket(running: RunningNode) -> Iterator[tuple[socket.socket, bytes]]:
+    """A raw socket to the node's RPC, upgraded to a WebSocket (no frames sent yet), and
+    the server's answer to the upgrade."""
     with socket.create_connection(("127.0.0.1", rpc_port(running)), timeout=5) as sock:
         sock.sendall(WS_HANDSHAKE)
         response = b""
@@ -872,8 +868,19 @@ def test_fuzzed_websocket_frames_never_break_the_server(running: RunningNode, fr
             assert chunk, response
             response += chunk
         assert response.startswith(b"HTTP/1.1 101"), response
-        rest = response.split(b"\r\n\r\n", 1)[1]
-        assert not rest
+        yield sock, response
+
+
+@fuzz(100)
+@given(st.lists(fuzzed_frames, min_size=1, max_size=5))
+def test_fuzzed_websocket_frames_never_break_the_server(running: RunningNode, frames: list[bytes]) -> None:
+    """Any WebSocket frames (any opcode, reserved bits, unmasked, fragments, control
+    frames too long, text that is not UTF-8 or not JSON): every text the server sends is
+    a well-formed JSON-RPC answer, a close is never an internal error (1011), and the
+    server logs no error."""
+    before = len(running.errors.records)
+    with websocket(running) as (sock, response):
+        assert not response.split(b"\r\n\r\n", 1)[1]
         with suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(b"".join(frames) + ws_frame(8, (1000).to_bytes(2, "big")))
         received = read_ws_frames(sock, time.monotonic() + 3)
@@ -892,14 +899,7 @@ def test_a_websocket_message_above_the_body_limit_is_closed_by_hypercorn_as_it_a
     1009 (message too big) once a little over 1 MiB of it has come, not after Hypercorn
     buffered it whole; the server logs no error and serves the next connection."""
     before = len(running.errors.records)
-    with socket.create_connection(("127.0.0.1", rpc_port(running)), timeout=5) as sock:
-        sock.sendall(WS_HANDSHAKE)
-        response = b""
-        while b"\r\n\r\n" not in response:
-            chunk = sock.recv(4096)
-            assert chunk, response
-            response += chunk
-        assert response.startswith(b"HTTP/1.1 101"), response
+    with websocket(running) as (sock, _):
         header = bytes([0x82, 0x80 | 127]) + (4 << 20).to_bytes(8, "big") + bytes(4)  # binary, zero mask
         with suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(header + bytes(MAX_BODY + (64 << 10)))

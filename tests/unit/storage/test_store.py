@@ -371,3 +371,17 @@ def test_the_consensus_state_is_kept_with_its_block(backend: Backend, chain: Loc
     reopened = Store.open(backend.open(), chain.genesis, GENESIS_HASH)
     assert (reopened.height, reopened.consensus_state()) == (2, b"priorities 2")
     reopened.close()
+
+
+def test_a_blocks_size_is_the_length_of_its_encoding(store: Store, chain: LocalChain) -> None:
+    blocks = [commit_next(chain, store, transfers(chain, n)) for n in (0, 5, 1)]
+    for block in blocks:
+        assert store.blocks.block_size(block.header.height) == len(encode(block))
+    assert len({store.blocks.block_size(b.header.height) for b in blocks}) == 3  # the txs show
+
+
+def test_a_block_this_node_does_not_have_has_no_size(store: Store, chain: LocalChain) -> None:
+    assert store.blocks.block_size(1) is None
+    commit_next(chain, store)
+    assert store.blocks.block_size(1) is not None
+    assert store.blocks.block_size(0) is None and store.blocks.block_size(2) is None
