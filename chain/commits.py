@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chain.codec import dumps
-from chain.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, address_of, sign_bytes, verify_many
+from chain.crypto import DOMAIN_PROPOSAL, DOMAIN_VOTE, SignedItem, address_of, sign_bytes, verify_many
 from chain.errors import InvalidBlock
 from chain.merkle import merkle_root
 from chain.types import (
@@ -85,6 +85,15 @@ def verify_commit(chain_id: str, commit: Commit, members: Sequence[SetMember],
     Every present entry's signature must be valid and the entries for the block must hold
     more than 2/3 of the set's power. Raises InvalidBlock saying what is wrong.
     """
+    checks = commit_checks(chain_id, commit, members, height, block_id)
+    require_valid(checks, verify_many(checks))
+
+
+def commit_checks(chain_id: str, commit: Commit, members: Sequence[SetMember],
+                  height: int, block_id: bytes) -> list[SignedItem]:
+    """Everything :func:`verify_commit` checks but the signatures, which it returns: the
+    ``(public_key, sign_bytes, signature)`` of each present entry, for the caller to
+    verify (in a batch, off the event loop) and pass to :func:`require_valid`."""
     if commit.height != height:
         raise InvalidBlock(f"commit is for height {commit.height}, expected {height}")
     if commit.block_id != block_id:
@@ -92,7 +101,7 @@ def verify_commit(chain_id: str, commit: Commit, members: Sequence[SetMember],
     if len(commit.signatures) != len(members):
         raise InvalidBlock(f"commit has {len(commit.signatures)} entries for a set of "
                            f"{len(members)} validators")
-    checks: list[tuple[bytes, bytes, bytes]] = []
+    checks: list[SignedItem] = []
     voted = 0
     for index, (entry, member) in enumerate(zip(commit.signatures, members, strict=True)):
         if entry.flag == CommitFlag.ABSENT:
@@ -101,12 +110,18 @@ def verify_commit(chain_id: str, commit: Commit, members: Sequence[SetMember],
         checks.append((member.pubkey, vote_sign_bytes(chain_id, vote), entry.signature))
         if entry.flag == CommitFlag.COMMIT:
             voted += member.power
-    for ok, (pubkey, _, _) in zip(verify_many(checks), checks, strict=True):
-        if not ok:
-            raise InvalidBlock(f"commit: invalid signature of validator {address_of(pubkey).hex()}")
     if voted * 3 <= total_power(members) * 2:
         raise InvalidBlock(f"commit: {voted} of {total_power(members)} voting power is not "
                            "more than 2/3")
+    return checks
+
+
+def require_valid(checks: Sequence[SignedItem], verdicts: Sequence[bool]) -> None:
+    """InvalidBlock naming the first validator whose commit signature is not valid
+    (``verdicts`` are the checks' results, in order)."""
+    for ok, (pubkey, _, _) in zip(verdicts, checks, strict=True):
+        if not ok:
+            raise InvalidBlock(f"commit: invalid signature of validator {address_of(pubkey).hex()}")
 
 
 def median_time(commit: Commit, members: Sequence[SetMember]) -> int:

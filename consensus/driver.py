@@ -27,7 +27,7 @@ from typing import Protocol
 import trio
 
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
-from chain.crypto import address_of, verify
+from chain.crypto import SignedItem, address_of, verify
 from chain.errors import BizraError, DecodeError
 from chain.params import Params
 from chain.service import TaskStatus
@@ -85,6 +85,10 @@ class Screened(enum.Enum):
     """Nothing to do with what this node decides now (or nothing to check it against)."""
     FORGED = "forged"
     """A signature that is not its signer's: its sender made or altered it."""
+def _screen_key(message: bytes, signature: bytes) -> bytes:
+    return hashlib.sha256(message + signature).digest()
+
+
 KEEP_DECIDED = 4
 """Recent decided heights whose block and commit are kept to help peers catch up
 (further behind, a peer needs block sync)."""
@@ -179,15 +183,20 @@ class Driver:
             block = next((b for b, _, _ in self._decided.values() if b.block_id() == block_id), None)
         return block
 
-    def screen(self, message: PeerMessage | Proposal) -> Screened:
+    def screen(self, message: PeerMessage | Proposal) -> Screened | SignedItem:
         """Check a peer's message before it is forwarded or delivered, cheapest test
         first: its height within one of the one being decided, its round within
-        ``MAX_ROUNDS_AHEAD`` of this node's, and its signature (a vote's against its
-        height's validator set, a proposal's against its round's proposer). Only a
+        ``MAX_ROUNDS_AHEAD`` of this node's, and its signer (a vote's a member of its
+        height's validator set at its index, a proposal's its round's proposer). Only a
         proposal of the height being decided can be checked (a proposer depends on the
         rounds before), so others are IRRELEVANT; so is every message while no height is
         being decided. A body alone carries no signature: it is VALID when it is of the
-        height being decided (consensus takes it only if it was proposed or asked for)."""
+        height being decided (consensus takes it only if it was proposed or asked for).
+
+        A message that passes returns the ``(public_key, sign_bytes, signature)`` left to
+        check; the caller checks it (off the event loop, in a batch) and reports a valid
+        one with :meth:`vouch`, so the driver does not check it again. A signature vouched
+        for already makes the message VALID at once."""
         machine = self.machine
         if machine is None:
             return Screened.IRRELEVANT
@@ -198,8 +207,7 @@ class Driver:
             if proposal.height != machine.height or machine.too_far(proposal.round):
                 return Screened.IRRELEVANT
             pubkey = self._pubkeys[machine.proposer(proposal.round)]
-            return self._screen_signature(pubkey, proposal_sign_bytes(self.chain_id, proposal),
-                                          proposal.signature)
+            return self._to_check(pubkey, proposal_sign_bytes(self.chain_id, proposal), proposal.signature)
         assert isinstance(message, VoteMessage)
         vote = message.vote
         if abs(vote.height - machine.height) > 1 or vote.round > max(machine.round, 0) + MAX_ROUNDS_AHEAD:
@@ -210,23 +218,22 @@ class Driver:
         signer = members.get(vote.validator_address)
         if signer is None or signer[0] != vote.validator_index:
             return Screened.FORGED  # no member signs so: the sender made it up
-        return self._screen_signature(signer[1], vote_sign_bytes(self.chain_id, vote), vote.signature)
+        return self._to_check(signer[1], vote_sign_bytes(self.chain_id, vote), vote.signature)
 
-    def _screen_signature(self, pubkey: bytes, message: bytes, signature: bytes) -> Screened:
-        key = hashlib.sha256(message + signature).digest()
-        if key in self._screened:
-            return Screened.VALID
-        if not verify(pubkey, message, signature):
-            return Screened.FORGED
+    def vouch(self, checked: SignedItem) -> None:
+        """``checked``, returned by :meth:`screen`, has a valid signature."""
         if len(self._screened) < MAX_SCREENED:
-            self._screened.add(key)
-        return Screened.VALID
+            self._screened.add(_screen_key(checked[1], checked[2]))
+
+    def _to_check(self, pubkey: bytes, message: bytes, signature: bytes) -> Screened | SignedItem:
+        if _screen_key(message, signature) in self._screened:
+            return Screened.VALID
+        return (pubkey, message, signature)
 
     def _checked(self, pubkey: bytes, message: bytes, signature: bytes) -> bool:
-        """Whether ``signature`` over ``message`` is ``pubkey``'s: remembered from
+        """Whether ``signature`` over ``message`` is ``pubkey``'s: vouched for after
         :meth:`screen`, or checked now."""
-        screened = hashlib.sha256(message + signature).digest() in self._screened
-        return screened or verify(pubkey, message, signature)
+        return _screen_key(message, signature) in self._screened or verify(pubkey, message, signature)
 
     def _set_of(self, height: int) -> dict[bytes, tuple[int, bytes]]:
         """The validator set of ``height`` by address: each member's index and key

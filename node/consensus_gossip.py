@@ -50,7 +50,7 @@ MAX_FETCHES = 8
 """Blocks fetched at once at most; a proposal beyond waits for its next gossip."""
 
 Deliver = Callable[[PeerMessage], Awaitable[None]]
-Screen = Callable[[PeerMessage | Proposal], Validation]
+Screen = Callable[[PeerMessage | Proposal], Awaitable[Validation]]
 """Gossip validation of a decoded message (see :meth:`consensus.driver.Driver.screen`)."""
 
 
@@ -87,12 +87,12 @@ class ConsensusGossip:
         or in a later round) is handed over at once, not fetched again."""
         self.dropped_bodies = 0
 
-    def _validate(self, peer: PeerId, data: bytes) -> Validation:
+    async def _validate(self, peer: PeerId, data: bytes) -> Validation:
         try:
             message = decode_gossip(data)
         except DecodeError:
             return Validation.REJECT
-        return self.screen(message)
+        return await self.screen(message)
 
     async def publish(self, message: PeerMessage) -> None:
         data = encode_message(message)

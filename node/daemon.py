@@ -18,7 +18,7 @@ from hashlib import sha256
 
 import trio
 
-from chain.commits import verify_commit
+from chain.commits import commit_checks, require_valid
 from chain.crypto import VerifiedCache, address_of
 from chain.errors import BizraError, ForgedTx, InvalidBlock, InvalidTx
 from chain.genesis import Genesis
@@ -32,6 +32,7 @@ from consensus.equivocation import Equivocator
 from consensus.messages import PeerMessage, VoteMessage
 from consensus.signer import FileSigner
 from consensus.wal import Wal
+from node.batch_verifier import BatchVerifier
 from node.chainstate import NodeChain
 from node.config import Config
 from node.consensus_gossip import ConsensusGossip
@@ -122,9 +123,11 @@ class Node:
         self.driver: Driver | None = None
         """Consensus, while it runs (not while the node syncs)."""
         self._announced: dict[PeerId, int] = {}
+        """The highest height each peer announced."""
         self._verified_announcements: OrderedDict[bytes, None] = OrderedDict()
         """Hashes of announcements whose commit verified (the latest few)."""
-        """The highest height each peer announced."""
+        self.signatures = BatchVerifier()
+        """Gossip validation's signature checks: batched, off the event loop."""
         self._tx_watchers: dict[bytes, trio.Event] = {}
         self._committed_send, self._committed = trio.open_memory_channel[tuple[Block, BlockOutcome]](64)
         self._jobs_send, self._jobs = trio.open_memory_channel[Job](BACKGROUND_JOBS)
@@ -172,6 +175,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.loop_lag.run)
+                await nursery.start(self.signatures.run)
                 await nursery.start(self.network.run)
                 await nursery.start(self.status.run)
                 await nursery.start(self.peers.run)
@@ -325,12 +329,23 @@ class Node:
             await trio.sleep(1)
             checks = checks + 1 if self.sync.target() > self.store.height + FALLEN_BEHIND else 0
 
-    def _screen_consensus(self, message: PeerMessage | Proposal) -> Validation:
-        """Gossip validation of a consensus message: the driver's screening; while the
-        node syncs there is no driver, and nothing to check the message against."""
+    async def _screen_consensus(self, message: PeerMessage | Proposal) -> Validation:
+        """Gossip validation of a consensus message: the driver's screening, then the
+        signature it leaves to check, in a batch off the loop (ignored, not forwarded,
+        while the verifier is busy); while the node syncs there is no driver, and
+        nothing to check the message against."""
         driver = self.driver
         screened = driver.screen(message) if driver is not None else Screened.IRRELEVANT
-        return SCREENED[screened]
+        if isinstance(screened, Screened):
+            return SCREENED[screened]
+        assert driver is not None
+        verdicts = await self.signatures.verify([screened])
+        if verdicts is None:
+            return Validation.IGNORE
+        if not verdicts[0]:
+            return Validation.REJECT
+        driver.vouch(screened)
+        return Validation.ACCEPT
 
     async def _to_driver(self, message: PeerMessage) -> None:
         driver = self.driver
@@ -409,12 +424,13 @@ class Node:
             except BizraError as exc:
                 log.warning("block not announced", extra={"height": height, "error": str(exc)})
 
-    def _check_announcement(self, peer: PeerId, announcement: Announcement) -> Validation:
+    async def _check_announcement(self, peer: PeerId, announcement: Announcement) -> Validation:
         """Gossip validation of a block announcement: above this node's height, it is
         forwarded and believed only once its commit verifies against the validator set
-        of its height (REJECT: its sender loses score). One whose set this node does not
-        know yet (far ahead) is ignored: peers' status tells it how far they are, and
-        block sync trusts only the heights a peer serves."""
+        of its height (REJECT: its sender loses score; the signatures are checked in a
+        batch off the loop, and while the verifier is busy the announcement is ignored).
+        One whose set this node does not know yet (far ahead) is ignored: peers' status
+        tells it how far they are, and block sync trusts only the heights a peer serves."""
         header = announcement.header
         if header.height <= self.store.height:
             return Validation.IGNORE
@@ -427,7 +443,11 @@ class Node:
         except InvalidBlock:
             return Validation.IGNORE
         try:
-            verify_commit(self.chain_id, announcement.commit, members, header.height, block_id)
+            checks = commit_checks(self.chain_id, announcement.commit, members, header.height, block_id)
+            verdicts = await self.signatures.verify(checks)
+            if verdicts is None:
+                return Validation.IGNORE
+            require_valid(checks, verdicts)
         except InvalidBlock as exc:
             log.info("block announcement refused", extra={"peer": peer, "height": header.height,
                                                           "error": str(exc)})

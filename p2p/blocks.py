@@ -22,7 +22,7 @@ the block final is for block sync and consensus, which know the validator sets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -88,7 +88,7 @@ class BlockSource(Protocol):
     def block_by_id(self, block_id: bytes) -> Block | None: ...
 
 
-AnnouncementCheck = Callable[[PeerId, Announcement], Validation]
+AnnouncementCheck = Callable[[PeerId, Announcement], Awaitable[Validation]]
 
 
 def _mismatch(block: Block, commit: Commit | None, chain_id: str) -> str | None:
@@ -133,7 +133,7 @@ class BlockExchange:
         """Gossip that block ``header`` was committed by ``commit``."""
         await self.network.publish(self.topic, Announcement(header, commit).encode())
 
-    def _validate(self, peer: PeerId, data: bytes) -> Validation:
+    async def _validate(self, peer: PeerId, data: bytes) -> Validation:
         try:
             announcement = Announcement.decode(data)
         except DecodeError:
@@ -142,7 +142,7 @@ class BlockExchange:
         if header.chain_id != self.chain_id or commit.height != header.height \
                 or commit.block_id != header.block_id():
             return Validation.REJECT
-        return self.check(peer, announcement)
+        return await self.check(peer, announcement)
 
     async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Hand accepted announcements to :attr:`announced` until cancelled."""

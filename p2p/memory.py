@@ -174,7 +174,7 @@ class MemoryNetwork:
         subs = self._subs.get(topic)
         if not subs:
             return
-        verdicts = [validator(sender, data) for validator, _ in subs]
+        verdicts = [await validator(sender, data) for validator, _ in subs]
         if Validation.REJECT in verdicts:
             self.penalize(sender, INVALID_MESSAGE_PENALTY, f"invalid message on {topic}")
             return

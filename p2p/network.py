@@ -52,7 +52,7 @@ class PeerEvent:
     connected: bool
 
 
-Validator = Callable[[PeerId, bytes], Validation]
+Validator = Callable[[PeerId, bytes], Awaitable[Validation]]
 Handler = Callable[[PeerId, bytes], Awaitable[bytes]]
 
 

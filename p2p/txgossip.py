@@ -88,7 +88,7 @@ class TxGossip:
         self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, bytes]](65_536)
         self.batches_sent = 0
 
-    def _validate(self, peer: PeerId, data: bytes) -> Validation:
+    async def _validate(self, peer: PeerId, data: bytes) -> Validation:
         try:
             txs = decode_batch(data)
         except DecodeError:

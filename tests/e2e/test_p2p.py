@@ -23,6 +23,7 @@ from pathlib import Path
 import multiaddr
 import pytest
 import trio
+from gossipkit import accept
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
@@ -204,8 +205,8 @@ async def test_a_peer_sending_unreadable_gossip_is_banned_and_the_node_runs_on()
     goes on gossiping with the others."""
     net, good = Libp2pNetwork(sha256(b"victim").digest()), Libp2pNetwork(sha256(b"good").digest())
     topic = "/bizra/bizra-test-1/txs/1"
-    received = net.subscribe(topic, lambda peer, data: Validation.ACCEPT)
-    good.subscribe(topic, lambda peer, data: Validation.ACCEPT)
+    received = net.subscribe(topic, accept)
+    good.subscribe(topic, accept)
     key_pair = create_new_key_pair(sha256(b"rogue").digest())
     rogue = new_host(key_pair=key_pair)
     rogue_id = PeerId(rogue.get_id().to_base58())
@@ -247,7 +248,7 @@ async def meshed(name: str, validate: Validator
 
 
 async def test_a_validator_that_raises_drops_the_message_not_the_node() -> None:
-    def validate(peer: PeerId, data: bytes) -> Validation:
+    async def validate(peer: PeerId, data: bytes) -> Validation:
         if data == b"boom":
             raise RuntimeError("a bug in a validator")
         return Validation.ACCEPT
@@ -265,7 +266,7 @@ async def test_gossip_above_the_limit_is_refused_and_costs_its_sender() -> None:
     round the publisher's own check, as a hostile peer would)."""
     seen: list[int] = []
 
-    def validate(peer: PeerId, data: bytes) -> Validation:
+    async def validate(peer: PeerId, data: bytes) -> Validation:
         seen.append(len(data))
         return Validation.ACCEPT
 
@@ -317,8 +318,8 @@ async def test_a_burst_of_full_size_messages_all_arrive() -> None:
     waits for room instead, so a burst of 200 messages of 60 KiB all arrive."""
     a, b = Libp2pNetwork(sha256(b"burst a").digest()), Libp2pNetwork(sha256(b"burst b").digest())
     topic = "/bizra/bizra-test-1/txs/1"
-    received = b.subscribe(topic, lambda peer, data: Validation.ACCEPT)
-    a.subscribe(topic, lambda peer, data: Validation.ACCEPT)
+    received = b.subscribe(topic, accept)
+    a.subscribe(topic, accept)
     async with trio.open_nursery() as nursery:
         await nursery.start(a.run)
         await nursery.start(b.run)
@@ -344,7 +345,7 @@ async def test_shutdown_under_load_is_clean() -> None:
     a, b = Libp2pNetwork(sha256(b"load a").digest()), Libp2pNetwork(sha256(b"load b").digest())
     topic = "/bizra/bizra-test-1/txs/1"
     protocol = "/bizra/bizra-test-1/echo/1"
-    inbox = {net.local_id: net.subscribe(topic, lambda peer, data: Validation.ACCEPT) for net in (a, b)}
+    inbox = {net.local_id: net.subscribe(topic, accept) for net in (a, b)}
     for net in (a, b):
         net.set_handler(protocol, echo, max_request_bytes=8 << 20)
     received = {a.local_id: 0, b.local_id: 0}

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import cbor2
 import trio
+from gossipkit import accept
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -117,10 +118,6 @@ def run(scenario: Callable[[MemoryHub, MemoryNetwork, MemoryNetwork], Awaitable[
         hub.connect(node.local_id, peer.local_id)
         await scenario(hub, node, peer)
     trio.run(main)
-
-
-def accept(peer: PeerId, announcement: Announcement) -> Validation:
-    return Validation.ACCEPT
 
 
 def exchange(network: MemoryNetwork) -> BlockExchange:
@@ -249,7 +246,7 @@ def test_fuzzed_gossip_is_accepted_ignored_or_rejected_at_a_cost(topic: str, dat
 
         txs = TxGossip(node, CHAIN_ID, check_tx)
         blocks = exchange(node)
-        consensus = ConsensusGossip(node, CHAIN_ID, blocks, lambda message: Validation.ACCEPT)
+        consensus = ConsensusGossip(node, CHAIN_ID, blocks, accept)
         try:
             await peer.publish(f"/bizra/{CHAIN_ID}/{topic}/1", data)
         except NetworkError:

@@ -43,7 +43,7 @@ class Blocks:
         return self.store.blocks.block_by_id(block_id)
 
 
-def ignore(_: PeerId, __: Announcement) -> Validation:
+async def ignore(_: PeerId, __: Announcement) -> Validation:
     return Validation.IGNORE
 
 

@@ -11,12 +11,13 @@ import pytest
 import trio
 import trio.testing
 
+import consensus.driver
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
-from chain.crypto import PrivateKey, address_of
+from chain.crypto import PrivateKey, address_of, verify
 from chain.types import Proposal, Vote, VoteType
 from consensus.driver import Driver, Screened
 from consensus.machine import MAX_ROUNDS_AHEAD
-from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
+from consensus.messages import BlockMessage, PeerMessage, ProposalMessage, VoteMessage
 
 from chainkit import LocalChain
 from consensuskit import Hub, make_driver
@@ -52,17 +53,29 @@ def proposal(round_: int, key: PrivateKey) -> Proposal:
     return dataclasses.replace(unsigned, signature=signature)
 
 
+def verdict(driver: Driver, message: PeerMessage | Proposal) -> Screened:
+    """The driver's screening of ``message``, with the signature it leaves to check
+    checked (and vouched for when valid), as the node does in gossip validation."""
+    screened = driver.screen(message)
+    if isinstance(screened, Screened):
+        return screened
+    if not verify(*screened):
+        return Screened.FORGED
+    driver.vouch(screened)
+    return Screened.VALID
+
+
 async def test_votes_are_screened_by_height_round_and_signature(driver: Driver) -> None:
-    assert driver.screen(vote(driver)) is Screened.VALID
-    assert driver.screen(vote(driver, height=2)) is Screened.VALID  # the next height's set is known
+    assert verdict(driver, vote(driver)) is Screened.VALID
+    assert verdict(driver, vote(driver, height=2)) is Screened.VALID  # the next height's set is known
     stranger = PrivateKey.generate()
-    assert driver.screen(vote(driver, key=stranger)) is Screened.FORGED
+    assert verdict(driver, vote(driver, key=stranger)) is Screened.FORGED
     wrong_index = vote(driver)
     wrong_index = VoteMessage(dataclasses.replace(wrong_index.vote, validator_index=2))
-    assert driver.screen(wrong_index) is Screened.FORGED
-    assert driver.screen(vote(driver, height=3)) is Screened.IRRELEVANT
-    assert driver.screen(vote(driver, round_=MAX_ROUNDS_AHEAD + 1)) is Screened.IRRELEVANT
-    assert driver.screen(vote(driver, round_=2**63)) is Screened.IRRELEVANT
+    assert verdict(driver, wrong_index) is Screened.FORGED
+    assert verdict(driver, vote(driver, height=3)) is Screened.IRRELEVANT
+    assert verdict(driver, vote(driver, round_=MAX_ROUNDS_AHEAD + 1)) is Screened.IRRELEVANT
+    assert verdict(driver, vote(driver, round_=2**63)) is Screened.IRRELEVANT
 
 
 async def test_proposals_are_screened_against_their_rounds_proposer(driver: Driver) -> None:
@@ -71,8 +84,8 @@ async def test_proposals_are_screened_against_their_rounds_proposer(driver: Driv
     for round_ in range(3):
         proposer = KEYS[machine.proposer(round_)]
         other = next(k for a, k in KEYS.items() if a != machine.proposer(round_))
-        assert driver.screen(proposal(round_, proposer)) is Screened.VALID
-        assert driver.screen(proposal(round_, other)) is Screened.FORGED
+        assert verdict(driver, proposal(round_, proposer)) is Screened.VALID
+        assert verdict(driver, proposal(round_, other)) is Screened.FORGED
 
 
 async def test_a_round_far_ahead_costs_no_proposer_selection(driver: Driver) -> None:
@@ -98,3 +111,20 @@ async def test_bodies_of_the_next_height_are_neither_passed_on_nor_kept(driver: 
     await driver.deliver(vote(driver, height=2))
     await trio.sleep(1)
     assert [type(m) for m in driver._next_height] == [VoteMessage]
+
+
+async def test_a_signature_vouched_for_is_not_checked_again(driver: Driver) -> None:
+    message = vote(driver)
+    screened = driver.screen(message)
+    assert isinstance(screened, tuple)  # left to check
+    driver.vouch(screened)
+    assert driver.screen(message) is Screened.VALID
+
+
+async def test_the_next_heights_messages_kept_are_bounded(driver: Driver,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consensus.driver, "MAX_BUFFERED_NEXT_HEIGHT", 5)
+    for round_ in range(20):
+        await driver.deliver(vote(driver, height=2, round_=round_))
+    await trio.sleep(1)
+    assert len(driver._next_height) == 5

@@ -30,7 +30,7 @@ def say(*words: object) -> None:
     print(*words, flush=True)
 
 
-def validate(peer: PeerId, data: bytes) -> Validation:
+async def validate(peer: PeerId, data: bytes) -> Validation:
     return Validation.REJECT if data.startswith(b"junk") else Validation.ACCEPT
 
 

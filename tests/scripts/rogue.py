@@ -311,11 +311,11 @@ class Rogue:
             self.tip = max([self.tip, *heights])
             await trio.sleep(0.1)
 
-    def _learn(self, me: Identity) -> Callable[[PeerId, bytes], Validation]:
+    def _learn(self, me: Identity) -> Callable[[PeerId, bytes], Awaitable[Validation]]:
         """The gossip validator of the blocks topic: the nodes' own announcements tell
         the rogue the chain's height (nothing is forwarded or kept)."""
 
-        def check(peer: PeerId, data: bytes) -> Validation:
+        async def check(peer: PeerId, data: bytes) -> Validation:
             if peer in me.nodes:
                 with contextlib.suppress(DecodeError):
                     self.tip = max(self.tip, Announcement.decode(data).header.height)

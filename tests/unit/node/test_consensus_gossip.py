@@ -4,13 +4,14 @@ travels by id and its block is fetched once, however often the proposal comes ag
 from __future__ import annotations
 
 import trio
+from gossipkit import accept
 
 from chain.types import Block, Proposal, encode
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from node.consensus_gossip import MAX_FETCHES, ConsensusGossip
 from p2p.blocks import BlockExchange
 from p2p.memory import MemoryHub
-from p2p.network import MAX_GOSSIP_BYTES, Validation
+from p2p.network import MAX_GOSSIP_BYTES
 from p2p.peers import PeerId
 from storage.memory import MemoryKV
 from storage.store import Store
@@ -35,10 +36,6 @@ class CountingSource:
     def block_by_id(self, block_id: bytes) -> Block | None:
         self.asked += 1
         return self.store.blocks.block_by_id(block_id)
-
-
-def accept(*_: object) -> Validation:
-    return Validation.ACCEPT
 
 
 async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_its_block_again() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from chain.crypto import PrivateKey
 from chain.genesis import operator_key_for
@@ -75,15 +76,19 @@ def announcement(node: Node, height: int, key: PrivateKey) -> Announcement:
     return Announcement(block.header, sign_commit(node.chain_id, {members[0].pubkey: key}, members, block))
 
 
-def test_only_announcements_whose_commit_verifies_are_forwarded(node: Node) -> None:
+async def test_only_announcements_whose_commit_verifies_are_forwarded(node: Node) -> None:
     assert node.validator_key is not None
     peer = PeerId("announcer")
-    assert node._check_announcement(peer, announcement(node, 1, node.validator_key)) is Validation.ACCEPT
-    assert node._check_announcement(peer, announcement(node, 1, PrivateKey.generate())) is Validation.REJECT
-    # Heights it has, and heights so far ahead that it knows no validator set for them.
-    assert node._check_announcement(peer, announcement(node, 0, node.validator_key)) is Validation.IGNORE
-    far = announcement(node, 10**9, node.validator_key)
-    assert node._check_announcement(peer, far) is Validation.IGNORE
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.signatures.run)
+        check = node._check_announcement
+        assert await check(peer, announcement(node, 1, node.validator_key)) is Validation.ACCEPT
+        assert await check(peer, announcement(node, 1, PrivateKey.generate())) is Validation.REJECT
+        # Heights it has, and heights so far ahead that it knows no validator set for them.
+        assert await check(peer, announcement(node, 0, node.validator_key)) is Validation.IGNORE
+        assert await check(peer, announcement(node, 10**9, node.validator_key)) is Validation.IGNORE
+        assert node.signatures.checked == 2  # the two commits of height 1, one signature each
+        nursery.cancel_scope.cancel()
 
 
 def test_a_constructed_node_has_every_part_before_it_runs(node: Node) -> None:

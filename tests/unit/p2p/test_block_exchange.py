@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio.testing
+from gossipkit import accept
 
 import p2p.blocks
 from chain.codec import dumps
@@ -62,10 +63,6 @@ class Forged:
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         return self.store.blocks.block(3) if self.how == "id" else self.store.blocks.block_by_id(block_id)
-
-
-def accept(peer: str, announcement: Announcement) -> Validation:
-    return Validation.ACCEPT
 
 
 @asynccontextmanager
@@ -171,7 +168,7 @@ async def test_announcements_reach_peers_and_a_false_one_is_rejected(
     chain, store = chain_and_store
     seen: list[int] = []
 
-    def check(peer: str, announcement: Announcement) -> Validation:
+    async def check(peer: str, announcement: Announcement) -> Validation:
         seen.append(announcement.header.height)
         return Validation.ACCEPT
 

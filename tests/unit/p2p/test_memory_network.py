@@ -9,6 +9,7 @@ import itertools
 import pytest
 import trio
 import trio.testing
+from gossipkit import accept, checking, ignore
 
 from chain.errors import DecodeError, NetworkError
 from p2p.memory import MemoryHub, MemoryNetwork
@@ -17,10 +18,6 @@ from p2p.peers import PeerBook, PeerId
 from p2p.status import Status, StatusService
 
 TOPIC = gossip_topic("bizra-devnet-1", "txs")
-
-
-def accept(peer: PeerId, data: bytes) -> Validation:
-    return Validation.ACCEPT
 
 
 def line(n: int) -> tuple[MemoryHub, list[MemoryNetwork]]:
@@ -81,8 +78,9 @@ async def test_nothing_above_60_kib_is_gossiped() -> None:
 async def test_a_rejected_message_is_not_forwarded_and_costs_its_sender(
         autojump_clock: trio.testing.MockClock) -> None:
     hub, nodes = line(3)
+    refuse_junk = checking(lambda _, data: Validation.REJECT if data == b"junk" else Validation.ACCEPT)
     for node in nodes:
-        node.subscribe(TOPIC, lambda peer, data: Validation.REJECT if data == b"junk" else Validation.ACCEPT)
+        node.subscribe(TOPIC, refuse_junk)
     last = nodes[2].subscribe(TOPIC, accept)
     await nodes[0].publish(TOPIC, b"junk")
     with pytest.raises(trio.WouldBlock):
@@ -98,7 +96,7 @@ async def test_a_rejected_message_is_not_forwarded_and_costs_its_sender(
 
 async def test_ignored_messages_cost_nothing() -> None:
     _, nodes = line(2)
-    nodes[1].subscribe(TOPIC, lambda peer, data: Validation.IGNORE)
+    nodes[1].subscribe(TOPIC, ignore)
     for _ in range(50):
         await nodes[0].publish(TOPIC, b"old")
     assert nodes[1].book.score(nodes[0].local_id) == 0

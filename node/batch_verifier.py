@@ -1,0 +1,98 @@
+"""Signature checks for gossip validation, gathered into batches and run off the loop.
+
+Every vote, proposal and block announcement a peer gossips is checked before it is
+forwarded (docs/network.md). The checks waiting at a moment are taken together, up to
+``MAX_BATCH`` signatures, and verified as one batch on a worker thread
+(:func:`chain.crypto.verify_many`, which spreads a large batch over every core): the
+event loop never runs the curve math, and a burst of votes costs one hop to a thread,
+not one per vote.
+
+What waits is bounded: at most ``MAX_PENDING`` signatures in all. A caller that would
+go beyond is answered ``None`` at once (the verifier is busy); gossip validation then
+ignores the message, without penalty, and the peer's rate limit keeps any one peer from
+filling the queue for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from chain.crypto import SignedItem, verify_many
+from chain.service import TaskStatus
+
+MAX_BATCH = 1_024
+"""Signatures checked in one batch at most (about 0.1 s of one core)."""
+MAX_PENDING = 8_192
+"""Signatures waiting to be checked at most."""
+
+
+@dataclass
+class _Request:
+    items: Sequence[SignedItem]
+    done: trio.Event = field(default_factory=trio.Event)
+    verdicts: list[bool] = field(default_factory=list)
+
+
+class BatchVerifier:
+    """See the module docstring. :meth:`run` must be running for :meth:`verify` to
+    answer. ``check`` is the batch check (``verify_many``; a test may count calls)."""
+
+    def __init__(self, *, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING,
+                 check: Callable[[Sequence[SignedItem]], list[bool]] = verify_many) -> None:
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self._check = check
+        self._send, self._receive = trio.open_memory_channel[_Request](max_pending)
+        self._pending = 0
+        self.batches = 0
+        """Batches checked since the start."""
+        self.checked = 0
+        """Signatures checked since the start."""
+        self.busy = 0
+        """Checks refused because ``max_pending`` signatures were waiting."""
+
+    @property
+    def pending(self) -> int:
+        """Signatures waiting to be checked."""
+        return self._pending
+
+    async def verify(self, items: Sequence[SignedItem]) -> list[bool] | None:
+        """Whether each ``(public_key, message, signature)`` is valid, in order; None if
+        the verifier is busy (``items`` were not checked)."""
+        if not items:
+            return []
+        if self._pending + len(items) > self.max_pending:
+            self.busy += 1
+            return None
+        request = _Request(items)
+        self._send.send_nowait(request)  # never full: each request waits for one item or more
+        self._pending += len(items)
+        await request.done.wait()
+        return request.verdicts
+
+    async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        """Check what callers wait for, batch after batch, until cancelled."""
+        task_status.started()
+        while True:
+            requests = [await self._receive.receive()]
+            count = len(requests[0].items)
+            while count < self.max_batch:
+                try:
+                    request = self._receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                requests.append(request)
+                count += len(request.items)
+            items = [item for request in requests for item in request.items]
+            verdicts = await trio.to_thread.run_sync(self._check, items)
+            self.batches += 1
+            self.checked += count
+            self._pending -= count
+            start = 0
+            for request in requests:
+                request.verdicts = verdicts[start:start + len(request.items)]
+                start += len(request.items)
+                request.done.set()
