@@ -24,6 +24,7 @@ import libp2p.pubsub.pubsub as pubsub_module
 import multiaddr
 import trio
 from libp2p import new_host
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
@@ -76,6 +77,8 @@ CLOSE_TIMEOUT_S = 2.0
 GOSSIP_MESSAGES_PER_S = 1_000
 GOSSIP_BYTES_PER_S = 16 << 20
 REQUESTS_PER_S = 50
+WATCH_INTERVAL_S = 0.5
+"""How often connections are looked over (peer events; banned peers dropped)."""
 VALIDATIONS = 1_024
 """Gossip messages validated at once (py-libp2p's 10 would make the signature checks of
 a burst of votes wait on each other instead of going in one batch)."""
@@ -139,6 +142,32 @@ class _Queues(dict[Any, RpcQueue]):
         if type(inner) is PriorityQueue and not inner:
             queue._queue = _UrgentFirst(inner.max_size, self._bulk_topics)
         super().__setitem__(peer, queue)
+
+
+class _BanGate(INotifee):
+    """Drops a connection from a banned peer as soon as it is made (py-libp2p accepts
+    every connection it can upgrade; the ban list is the node's)."""
+
+    def __init__(self, refuse: Callable[[ID], None]) -> None:
+        self._refuse = refuse
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._refuse(conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        pass
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def listen(self, network: INetwork, address: multiaddr.Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, address: multiaddr.Multiaddr) -> None:
+        pass
 
 
 class _Pubsub(Pubsub):
@@ -252,6 +281,7 @@ class Libp2pNetwork:
         self._pubsub: Any = _Pubsub(self._host, self._router,
                                     on_garbage=lambda peer, why: self.ban(PeerId(peer.to_base58()), why))
         self.book = PeerBook()
+        self._host.get_network().register_notifee(_BanGate(self._refuse_if_banned))
         self._subs: dict[str, tuple[Validator, trio.MemorySendChannel[Gossip]]] = {}
         self._nursery: trio.Nursery | None = None
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
@@ -348,6 +378,12 @@ class Libp2pNetwork:
         self._events.append(send)
         return receive
 
+    def _refuse_if_banned(self, peer_id: ID) -> None:
+        peer = PeerId(peer_id.to_base58())
+        if self._nursery is not None and self.book.is_banned(peer, trio.current_time()):
+            log.debug("connection of a banned peer dropped", extra={"peer": peer})
+            self._nursery.start_soon(self.disconnect, peer)
+
     async def _watch_peers(self) -> None:
         known: set[PeerId] = set()
         while True:
@@ -363,7 +399,7 @@ class Libp2pNetwork:
                     for limit in (self._gossip_messages, self._gossip_bytes, self._requests):
                         limit.forget(peer)
             known = now
-            await trio.sleep(0.5)
+            await trio.sleep(WATCH_INTERVAL_S)
 
     # --- gossip --------------------------------------------------------------------
 

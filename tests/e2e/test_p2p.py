@@ -31,6 +31,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 
+import p2p.host
 from chain.errors import NetworkError
 from chain.service import TaskStatus
 from p2p.host import Libp2pNetwork
@@ -226,6 +227,24 @@ async def test_a_peer_sending_unreadable_gossip_is_banned_and_the_node_runs_on()
         with trio.fail_after(10):
             assert (await received.receive()).data == b"still here"
         nursery.cancel_scope.cancel()
+
+async def test_a_banned_peer_that_connects_again_is_dropped_as_it_connects(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """py-libp2p accepts every connection it can upgrade; the node drops a banned
+    peer's at once, not at its next look over its connections (made rare here)."""
+    monkeypatch.setattr(p2p.host, "WATCH_INTERVAL_S", 3600.0)
+    net, rogue = Libp2pNetwork(sha256(b"gate").digest()), Libp2pNetwork(sha256(b"gate rogue").digest())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        await nursery.start(rogue.run)
+        net.ban(rogue.local_id, "a test")
+        with contextlib.suppress(NetworkError):  # the node may drop it before it returns
+            await rogue.connect(net.listen_addrs()[0])
+        with trio.fail_after(10):
+            while net.peers() or rogue.peers():
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+
 
 TOPIC = "/bizra/bizra-test-1/txs/1"
 
