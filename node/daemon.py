@@ -324,10 +324,17 @@ class Node:
                                                            "target": self.sync.target()})
 
     async def _until_behind(self) -> None:
+        """Return once peers have reported heights more than ``FALLEN_BEHIND`` above
+        this node's for ``BEHIND_CHECKS`` seconds, and one of them proved it (a claim
+        alone does not stop consensus: :meth:`~node.sync.BlockSync.confirm_behind`)."""
         checks = 0
-        while checks < BEHIND_CHECKS:
+        while True:
             await trio.sleep(1)
             checks = checks + 1 if self.sync.target() > self.store.height + FALLEN_BEHIND else 0
+            if checks >= BEHIND_CHECKS:
+                if await self.sync.confirm_behind():
+                    return
+                checks = 0
 
     async def _screen_consensus(self, message: PeerMessage | Proposal) -> Validation:
         """Gossip validation of a consensus message: the driver's screening, then the

@@ -12,7 +12,9 @@ A reported height is a claim, not a fact. A peer that does not serve a range it 
 to have (it answers with nothing, refuses, fails or times out) loses score, and for
 ``DOUBT_S`` sync takes its height to be below that range: the target drops back, and a
 peer that lies about its height can neither hold a node in sync nor keep it from
-consensus.
+consensus. Before consensus gives way to sync, the claim is put to the test
+(:meth:`BlockSync.confirm_behind`): a peer must serve the height being decided with a
+commit that verifies, the proof that the network has moved on.
 
 Progress (height, target, blocks/s, ETA) is logged every few seconds and shown in
 ``status`` (``catching_up``) and the metrics.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import trio
 
+from chain.commits import verify_commit
 from chain.errors import InvalidBlock, NetworkError
 from chain.types import Block, Commit
 from node.chainstate import NodeChain
@@ -45,6 +48,8 @@ DOUBT_S = 60.0
 """How long sync caps the height of a peer that did not serve what it claimed."""
 PROGRESS_EVERY_S = 3.0
 IDLE_WAIT_S = 0.2
+PROBES = 3
+"""Peers asked, one after the other, to prove that the node is behind."""
 
 
 @dataclass
@@ -98,6 +103,35 @@ class BlockSync:
 
     def behind(self) -> bool:
         return self.target() > self.chain.height + 1
+
+    async def confirm_behind(self) -> bool:
+        """Whether a peer that reports a height above the next one proves it: it serves
+        the next block with a commit that verifies against that height's validator set
+        (so the height this node decides is decided already). Peers are asked highest
+        claim first, ``PROBES`` at most; one that does not serve is doubted, one that
+        sends a commit that does not verify is penalized as for an invalid block."""
+        start = self.chain.height + 1
+        heights = self.heights()
+        claimers = sorted((p for p, h in heights.items() if h > start), key=heights.__getitem__, reverse=True)
+        for peer in claimers[:PROBES]:
+            try:
+                pairs = await self.blocks.fetch_blocks(peer, start, 1)
+            except NetworkError:
+                pairs = []
+            if not pairs:
+                self._doubt(peer, start)
+                continue
+            block, commit = pairs[0]
+            members = self.chain.members(start)
+            try:
+                await trio.to_thread.run_sync(verify_commit, self.chain.config.chain_id, commit, members,
+                                              start, block.block_id())
+            except InvalidBlock as exc:
+                self._doubt(peer, start)
+                self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"a commit that does not verify: {exc}")
+                continue
+            return True
+        return False
 
     async def catch_up(self) -> None:
         """Fetch and apply blocks until this node is at most one block behind its
