@@ -44,7 +44,7 @@ def end_epoch(ledger: Ledger, height: int, epoch: int, config: ChainConfig) -> N
     for operator, amount in ledger.unbondings(epoch):
         acct = ledger.account(operator)
         ledger.set_account(operator, Account(acct.balance + amount, acct.nonce))
-    ledger.set_unbondings(epoch, [])
+    ledger.clear_unbondings(epoch)
     validators = ledger.validators()
     for i, v in enumerate(validators):
         if v.jailed_until_epoch and v.jailed_until_epoch <= epoch:

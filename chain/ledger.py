@@ -35,11 +35,6 @@ _EXPIRY_MARK = 0
 """The value of every key of the expiry index (§5.3): the key is what it says."""
 
 
-def _unbondings_from(obj: object) -> list[tuple[bytes, int]]:
-    return [(expect_bytes(op, "unbonding.operator", ADDRESS_LEN), expect_uint(amt, "unbonding.amount"))
-            for op, amt in (expect_array(e, 2, "unbonding") for e in expect_list(obj, "unbondings"))]
-
-
 def _mark_from(obj: object) -> int:
     return expect_uint(obj, "expiry mark", _EXPIRY_MARK)
 
@@ -151,10 +146,20 @@ class Ledger:
         self._store(keys.consensus_key(consensus_address), operator)
 
     def unbondings(self, epoch: int) -> list[tuple[bytes, int]]:
-        return list(self._load(keys.unbonding(epoch), _unbondings_from) or [])
+        """``(operator, amount)`` paid at the end of ``epoch``, in operator order."""
+        prefix = keys.unbonding_prefix(epoch)
+        skip = len(prefix)
+        return [(k[skip:], amount) for k, amount in self.iter_prefix(prefix, _uint_from)]
 
-    def set_unbondings(self, epoch: int, entries: list[tuple[bytes, int]]) -> None:
-        self._store(keys.unbonding(epoch), [list(e) for e in entries] or None)
+    def add_unbonding(self, epoch: int, operator: bytes, amount: int) -> None:
+        """Add ``amount`` to what ``operator`` is paid at the end of ``epoch``: one key
+        read and written, whatever the number of unbondings due then."""
+        key = keys.unbonding(epoch, operator)
+        self._store(key, (self._load(key, _uint_from) or 0) + amount)
+
+    def clear_unbondings(self, epoch: int) -> None:
+        for operator, _ in self.unbondings(epoch):
+            self._store(keys.unbonding(epoch, operator), None)
 
     def attestation(self, attestation_id: bytes) -> Attestation | None:
         return self._load(keys.attestation(attestation_id), Attestation.from_cbor)

@@ -48,9 +48,16 @@ def consensus_key(consensus_address: bytes) -> bytes:
     return bytes((CONSENSUS_KEY,)) + consensus_address
 
 
-def unbonding(epoch: int) -> bytes:
-    """``[[operator, amount], …]`` paid out at the end of ``epoch``."""
+def unbonding_prefix(epoch: int) -> bytes:
+    """The prefix of the unbondings paid out at the end of ``epoch``: one key per
+    operator, iterated there."""
     return bytes((UNBONDING,)) + _u64(epoch)
+
+
+def unbonding(epoch: int, operator: bytes) -> bytes:
+    """The amount ``operator`` is paid at the end of ``epoch``: the sum of its unbonds
+    that fall due then (one key, updated by each)."""
+    return unbonding_prefix(epoch) + operator
 
 
 def attestation(attestation_id: bytes) -> bytes:

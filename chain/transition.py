@@ -486,7 +486,7 @@ class _TxContext:
             return _fail(Code.INSUFFICIENT_BOND, f"bond {validator.bond} is less than {body.amount}")
         ledger.set_validator(replace(validator, bond=validator.bond - body.amount))
         release = self.epoch + self.config.params.unbonding_epochs
-        ledger.set_unbondings(release, [*ledger.unbondings(release), (sender, body.amount)])
+        ledger.add_unbonding(release, sender, body.amount)
         return _OK
 
     def _attest(self, sender: bytes, body: PoiAttest) -> TxResult:

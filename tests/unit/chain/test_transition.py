@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from chain import statekeys
+from chain.codec import dumps
 from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
 from chain.errors import ForgedTx, InvalidBlock, InvalidTx
@@ -191,6 +193,30 @@ def test_validator_lifecycle_register_bond_enter_set_unbond() -> None:
     run_to_epoch_end(chain)
     assert balance(chain, addr(newcomer)) == before + stake
     assert consensus.public_key not in [m.pubkey for m in chain.members(chain.height + 2)]
+
+
+def test_unbonds_write_one_key_per_operator_and_epoch_and_are_paid_summed() -> None:
+    """Each unbond reads and writes one key (its operator's, in the epoch it falls due),
+    however many unbondings that epoch holds; the epoch's end pays each operator its sum
+    and deletes the keys."""
+    chain = LocalChain(params=Params(epoch_length=50, unbonding_epochs=1))
+    ops = chain.operator_keys[:2]
+    release = chain.config.params.epoch_of(chain.height + 1) + 1
+    out = chain.run([chain.tx(ops[0], Unbond(SEED)), chain.tx(ops[1], Unbond(2 * SEED))])
+    assert [r.code for r in out.results] == [Code.OK, Code.OK]
+    unbonding = {k: v for k, v in out.changes.items() if k[0] == statekeys.UNBONDING}
+    assert unbonding == {statekeys.unbonding(release, addr(ops[0])): dumps(SEED),
+                         statekeys.unbonding(release, addr(ops[1])): dumps(2 * SEED)}
+    out = chain.run([chain.tx(ops[0], Unbond(3 * SEED))])
+    assert {k: v for k, v in out.changes.items() if k[0] == statekeys.UNBONDING} == {
+        statekeys.unbonding(release, addr(ops[0])): dumps(4 * SEED)}
+    before = [balance(chain, addr(o)) for o in ops]
+    run_to_epoch_end(chain)
+    due = sorted([(addr(ops[0]), 4 * SEED), (addr(ops[1]), 2 * SEED)])
+    assert Ledger(chain.state).unbondings(release) == due
+    run_to_epoch_end(chain)
+    assert [balance(chain, addr(o)) for o in ops] == [before[0] + 4 * SEED, before[1] + 2 * SEED]
+    assert Ledger(chain.state).unbondings(release) == []
 
 
 def attest(chain: LocalChain, contributor: object, dims: int = 1_000_000) -> bytes:
