@@ -60,81 +60,82 @@ class ForgedCommits(Blocks):
         return dataclasses.replace(commit, signatures=forged)
 
 
+class Scene:
+    """A node at genesis (``me``, its ``sync``) on an in-memory network with one peer per
+    keyword, serving: ``"chain"`` the ``HEIGHTS`` blocks of ``honest``, ``"forged"`` the
+    same with forged commit signatures, ``"nothing"`` no block, ``None`` no protocol at
+    all (its requests fail); and ``claims``, the heights the peers report."""
+
+    def __init__(self, **serves: str | None) -> None:
+        local = LocalChain()
+        self.honest = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+        for _ in range(HEIGHTS):
+            commit_next(local, self.honest, transfers(local, 3))
+        self.behind = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+        verified = VerifiedCache()
+        chain = NodeChain(self.behind, local.genesis, local.config,
+                          Mempool(local.config, self.behind.state, MempoolConfig(), verified), verified)
+        empty = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+        hub = MemoryHub()
+        self.me = hub.join("me")
+        chain_id = local.config.chain_id
+        self.peers: dict[str, PeerId] = {}
+        sources = {"chain": Blocks(self.honest), "forged": ForgedCommits(self.honest),
+                   "nothing": Blocks(empty)}
+        for name, what in serves.items():
+            peer = hub.join(name)
+            hub.connect(self.me.local_id, peer.local_id)
+            if what is not None:
+                BlockExchange(peer, chain_id, sources[what], ignore, max_block_bytes=1 << 22)
+            self.peers[name] = peer.local_id
+        mine = BlockExchange(self.me, chain_id, Blocks(self.behind), ignore, max_block_bytes=1 << 22)
+        self.claims: dict[PeerId, int] = {}
+        self.sync = BlockSync(chain, mine, self.me, lambda: dict(self.claims))
+
+    def score(self, name: str) -> float:
+        return self.me.score(self.peers[name])
+
+
 async def test_a_peer_claiming_heights_it_does_not_serve_is_doubted_and_sync_ends(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # A real clock: blocks are applied in worker threads, which a mock clock would jump past.
     monkeypatch.setattr(node.sync, "DOUBT_S", 1.0)
-    local = LocalChain()
-    honest_store = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
-    for _ in range(HEIGHTS):
-        commit_next(local, honest_store, transfers(local, 3))
-    behind = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
-    verified = VerifiedCache()
-    chain = NodeChain(behind, local.genesis, local.config,
-                      Mempool(local.config, behind.state, MempoolConfig(), verified), verified)
-
-    hub = MemoryHub()
-    me, honest, liar, mute = hub.join("me"), hub.join("honest"), hub.join("liar"), hub.join("mute")
-    for other in (honest, liar, mute):  # mute serves no blocks at all: its requests fail
-        hub.connect(me.local_id, other.local_id)
-    chain_id = local.config.chain_id
-    mine = BlockExchange(me, chain_id, Blocks(behind), ignore, max_block_bytes=1 << 22)
-    BlockExchange(honest, chain_id, Blocks(honest_store), ignore, max_block_bytes=1 << 22)
-    BlockExchange(liar, chain_id, Blocks(Store.open(MemoryKV(), local.genesis, GENESIS_HASH)), ignore,
-                  max_block_bytes=1 << 22)
-    claims = {honest.local_id: HEIGHTS, liar.local_id: 1_000_000, mute.local_id: 2**63 - 1}
-    sync = BlockSync(chain, mine, me, lambda: dict(claims))
+    scene = Scene(honest="chain", liar="nothing", mute=None)
+    sync, peers = scene.sync, scene.peers
+    scene.claims.update({peers["honest"]: HEIGHTS, peers["liar"]: 1_000_000, peers["mute"]: 2**63 - 1})
 
     with trio.fail_after(30):
         await sync.catch_up()
 
-    assert behind.height == HEIGHTS  # everything the honest peer has
-    assert sync.heights()[liar.local_id] < HEIGHTS + 1 and sync.heights()[mute.local_id] < HEIGHTS + 1
-    assert not sync.behind() and me.score(honest.local_id) == 0
-    assert me.score(liar.local_id) <= -UNSERVED_PENALTY and me.score(mute.local_id) <= -UNSERVED_PENALTY
+    assert scene.behind.height == HEIGHTS  # everything the honest peer has
+    assert sync.heights()[peers["liar"]] < HEIGHTS + 1 and sync.heights()[peers["mute"]] < HEIGHTS + 1
+    assert not sync.behind() and scene.score("honest") == 0
+    assert scene.score("liar") <= -UNSERVED_PENALTY and scene.score("mute") <= -UNSERVED_PENALTY
 
     # A liar on its own: the sync it starts ends as soon as it fails to serve.
-    del claims[honest.local_id], claims[mute.local_id]
+    del scene.claims[peers["honest"]], scene.claims[peers["mute"]]
     await trio.sleep(node.sync.DOUBT_S)
     assert sync.behind()  # its claim is believed again, until it is tested
     with trio.fail_after(30):
         await sync.catch_up()
-    assert not sync.behind() and me.score(liar.local_id) <= -2 * UNSERVED_PENALTY
+    assert not sync.behind() and scene.score("liar") <= -2 * UNSERVED_PENALTY
 
 
 async def test_consensus_gives_way_only_to_a_height_proved_by_a_commit() -> None:
     """A claim of a height far ahead does not make the node stop deciding its own: a peer
     must serve the height being decided with a commit that verifies. A liar, a mute
-    peer and one that sends another chain's block fail, are doubted and cost score."""
-    local = LocalChain()
-    honest_store = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
-    for _ in range(HEIGHTS):
-        commit_next(local, honest_store, transfers(local, 3))
-    behind = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
-    verified = VerifiedCache()
-    chain = NodeChain(behind, local.genesis, local.config,
-                      Mempool(local.config, behind.state, MempoolConfig(), verified), verified)
-
-    hub = MemoryHub()
-    me, honest, liar, mute, forger = (hub.join(n) for n in ("me", "honest", "liar", "mute", "forger"))
-    for peer in (honest, liar, mute, forger):
-        hub.connect(me.local_id, peer.local_id)
-    chain_id = local.config.chain_id
-    mine = BlockExchange(me, chain_id, Blocks(behind), ignore, max_block_bytes=1 << 22)
-    BlockExchange(honest, chain_id, Blocks(honest_store), ignore, max_block_bytes=1 << 22)
-    BlockExchange(liar, chain_id, Blocks(Store.open(MemoryKV(), local.genesis, GENESIS_HASH)), ignore,
-                  max_block_bytes=1 << 22)
-    BlockExchange(forger, chain_id, ForgedCommits(honest_store), ignore, max_block_bytes=1 << 22)
-    claims = {liar.local_id: 10**9, mute.local_id: 10**8, forger.local_id: 10**7}
-    sync = BlockSync(chain, mine, me, lambda: dict(claims))
+    peer and one whose commit signatures are forged fail, are doubted and cost score."""
+    scene = Scene(honest="chain", liar="nothing", mute=None, forger="forged")
+    sync, peers = scene.sync, scene.peers
+    scene.claims.update({peers["liar"]: 10**9, peers["mute"]: 10**8, peers["forger"]: 10**7})
 
     with trio.fail_after(30):
         assert not await sync.confirm_behind()
     assert not sync.behind()  # every claim tested failed, and is doubted
-    assert me.score(liar.local_id) <= -UNSERVED_PENALTY and me.score(mute.local_id) <= -UNSERVED_PENALTY
-    assert me.score(forger.local_id) <= -UNSERVED_PENALTY - INVALID_MESSAGE_PENALTY
+    assert scene.score("liar") <= -UNSERVED_PENALTY and scene.score("mute") <= -UNSERVED_PENALTY
+    assert scene.score("forger") <= -UNSERVED_PENALTY - INVALID_MESSAGE_PENALTY
 
-    claims[honest.local_id] = HEIGHTS
+    scene.claims[peers["honest"]] = HEIGHTS
     with trio.fail_after(30):
         assert await sync.confirm_behind()
-    assert me.score(honest.local_id) == 0
+    assert scene.score("honest") == 0
