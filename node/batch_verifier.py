@@ -15,6 +15,7 @@ filling the queue for long.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,8 +31,8 @@ MAX_PENDING = 8_192
 
 
 @dataclass
-class _Request:
-    items: Sequence[SignedItem]
+class _Batch:
+    items: list[SignedItem] = field(default_factory=list)
     done: trio.Event = field(default_factory=trio.Event)
     verdicts: list[bool] = field(default_factory=list)
 
@@ -45,7 +46,10 @@ class BatchVerifier:
         self.max_batch = max_batch
         self.max_pending = max_pending
         self._check = check
-        self._send, self._receive = trio.open_memory_channel[_Request](max_pending)
+        self._batches: deque[_Batch] = deque([_Batch()])
+        """Batches waiting, in order; callers add to the last one until it is full."""
+        self._ready = trio.Event()
+        """Set while the first batch has items."""
         self._pending = 0
         self.batches = 0
         """Batches checked since the start."""
@@ -67,32 +71,29 @@ class BatchVerifier:
         if self._pending + len(items) > self.max_pending:
             self.busy += 1
             return None
-        request = _Request(items)
-        self._send.send_nowait(request)  # never full: each request waits for one item or more
+        batch = self._batches[-1]
+        if batch.items and len(batch.items) + len(items) > self.max_batch:
+            batch = _Batch()
+            self._batches.append(batch)
+        start = len(batch.items)
+        batch.items.extend(items)
         self._pending += len(items)
-        await request.done.wait()
-        return request.verdicts
+        self._ready.set()
+        await batch.done.wait()
+        return batch.verdicts[start:start + len(items)]
 
     async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Check what callers wait for, batch after batch, until cancelled."""
         task_status.started()
         while True:
-            requests = [await self._receive.receive()]
-            count = len(requests[0].items)
-            while count < self.max_batch:
-                try:
-                    request = self._receive.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                requests.append(request)
-                count += len(request.items)
-            items = [item for request in requests for item in request.items]
-            verdicts = await trio.to_thread.run_sync(self._check, items)
+            await self._ready.wait()
+            batch = self._batches.popleft()
+            if not self._batches:
+                self._batches.append(_Batch())
+            if not self._batches[0].items:
+                self._ready = trio.Event()
+            batch.verdicts = await trio.to_thread.run_sync(self._check, batch.items)
             self.batches += 1
-            self.checked += count
-            self._pending -= count
-            start = 0
-            for request in requests:
-                request.verdicts = verdicts[start:start + len(request.items)]
-                start += len(request.items)
-                request.done.set()
+            self.checked += len(batch.items)
+            self._pending -= len(batch.items)
+            batch.done.set()
