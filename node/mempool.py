@@ -9,6 +9,10 @@ Signatures are checked a batch at a time, in a worker thread (a few, on the even
 where a thread's round trip would cost more), and remembered in the node's
 verified-hash cache, so block execution does not check them again.
 
+A tx is found by its hash (:meth:`Mempool.get`), to rebuild a proposed block named by
+hashes: a pending one, or one seen lately that is no longer pending (evicted, or
+refused only because the pool was full), kept up to ``RECENT_BYTES``.
+
 Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
 taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
 committed txs leave and the rest are checked again against the new state: those whose
@@ -33,6 +37,8 @@ from node.config import MempoolConfig
 
 INLINE_CHECKS = 8
 """Fewer signatures than this are checked on the event loop (~0.1 ms each)."""
+RECENT_BYTES = 8 << 20
+"""Txs no longer pending (or refused for room alone) kept for rebuilding blocks."""
 
 
 class MempoolFull(BizraError):
@@ -43,6 +49,7 @@ class MempoolFull(BizraError):
 class _Pending:
     raw: bytes
     hash: bytes
+    sender: bytes
     nonce: int
     fee: int
 
@@ -58,14 +65,30 @@ class Mempool:
         self.limits = limits
         self.verified = verified
         self._senders: OrderedDict[bytes, list[_Pending]] = OrderedDict()
-        self._hashes: dict[bytes, bytes] = {}  # tx hash -> sender address
+        self._hashes: dict[bytes, _Pending] = {}
         self.bytes = 0
+        self._recent: OrderedDict[bytes, bytes] = OrderedDict()
+        self._recent_bytes = 0
 
     def __len__(self) -> int:
         return len(self._hashes)
 
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._hashes
+
+    def get(self, tx_hash: bytes) -> bytes | None:
+        """The tx of ``tx_hash`` if it is pending or was seen lately, else None."""
+        pending = self._hashes.get(tx_hash)
+        return pending.raw if pending is not None else self._recent.get(tx_hash)
+
+    def _remember(self, h: bytes, raw: bytes) -> None:
+        if h in self._recent:
+            return
+        self._recent[h] = raw
+        self._recent_bytes += len(raw)
+        while self._recent_bytes > RECENT_BYTES:
+            _, old = self._recent.popitem(last=False)
+            self._recent_bytes -= len(old)
 
     async def add_many(self, raws: Sequence[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
         """Admit each of ``raws`` in order: its hash, or the error that refused it (a
@@ -88,7 +111,10 @@ class Mempool:
                 try:
                     self._admit(*entry)
                     out.append(entry[1])
-                except (InvalidTx, MempoolFull) as exc:
+                except InvalidTx as exc:
+                    out.append(exc)
+                except MempoolFull as exc:
+                    self._remember(entry[1], entry[0])
                     out.append(exc)
         return out
 
@@ -171,8 +197,9 @@ class Mempool:
 
     def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
         sender = self._check(raw, h, tx)
-        self._senders.setdefault(sender, []).append(_Pending(raw, h, tx.nonce, tx.fee))
-        self._hashes[h] = sender
+        pending = _Pending(raw, h, sender, tx.nonce, tx.fee)
+        self._senders.setdefault(sender, []).append(pending)
+        self._hashes[h] = pending
         self.bytes += len(raw)
 
     def reap(self) -> Iterable[bytes]:
@@ -213,6 +240,7 @@ class Mempool:
                     fees += p.fee
                 else:
                     evicted += 1
+                    self._remember(p.hash, p.raw)
             self._replace(sender, kept)
         return evicted
 

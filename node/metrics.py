@@ -55,6 +55,21 @@ class _NodeCollector(Collector):
         yield CounterMetricFamily("bizra_consensus_bodies_not_gossiped",
                                   "Block bodies too large for gossip, left for peers to fetch.",
                                   value=node.consensus_net.dropped_bodies)
+        yield CounterMetricFamily("bizra_consensus_compact_txs_named",
+                                  "Txs named by the compact blocks this node fetched.",
+                                  value=node.consensus_net.txs_named)
+        yield CounterMetricFamily("bizra_consensus_compact_txs_found",
+                                  "Txs of fetched compact blocks found in this node's mempool (not fetched).",
+                                  value=node.consensus_net.txs_found)
+        yield CounterMetricFamily("bizra_consensus_whole_block_fetches",
+                                  "Blocks fetched whole: their compact form could not be had or rebuilt.",
+                                  value=node.consensus_net.whole_fetches)
+        yield CounterMetricFamily("bizra_p2p_signature_batches",
+                                  "Batches of gossiped signatures checked off the event loop.",
+                                  value=node.signatures.batches)
+        yield CounterMetricFamily("bizra_p2p_signatures_busy",
+                                  "Gossiped messages ignored because the signature checker was full.",
+                                  value=node.signatures.busy)
         yield CounterMetricFamily("bizra_rpc_events_dropped",
                                   "Blocks a slow WebSocket subscriber did not get.",
                                   value=node.events.overflows)

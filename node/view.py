@@ -18,6 +18,7 @@ from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.params import ChainConfig
 from consensus.driver import Driver
+from node.batch_verifier import BatchVerifier
 from node.chainstate import NodeChain
 from node.config import Config
 from node.consensus_gossip import ConsensusGossip
@@ -76,6 +77,8 @@ class NodeView(Protocol):
     def sync(self) -> BlockSync: ...
     @property
     def consensus_net(self) -> ConsensusGossip: ...
+    @property
+    def signatures(self) -> BatchVerifier: ...
     @property
     def events(self) -> EventBus: ...
     @property

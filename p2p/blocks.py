@@ -13,6 +13,12 @@
 - ``/bizra/<c>/block-parts/1`` request/response: a block id (CBOR bytes) asks for that
   block whole (a proposal too large to gossip, or a committed block); the answer is the
   block, or null if the peer does not have it.
+- ``/bizra/<c>/compact-block/1`` request/response: a block id asks for that block with
+  its txs named by their hashes (:class:`CompactBlock`), or null: what a peer rebuilds
+  from its mempool.
+- ``/bizra/<c>/block-txs/1`` request/response: ``[block_id, [index, ...]]`` (indexes
+  ascending) asks for those txs of that block; the answer is ``[tx, ...]`` in the same
+  order, or null if the peer does not have the block.
 
 Whatever a peer sends is checked before it is used: each block must be the one its
 commit (or the id asked for) names and its body the one its header commits to, else the
@@ -22,7 +28,10 @@ the block final is for block sync and consensus, which know the validator sets.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+import itertools
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,7 +49,7 @@ from chain.codec import (
 from chain.commits import check_body
 from chain.errors import DecodeError, InvalidBlock, NetworkError
 from chain.service import TaskStatus
-from chain.sizes import HASH_LEN
+from chain.sizes import HASH_LEN, TX_BYTES_LIMIT
 from chain.types import Block, Commit, Header, encode, tx_hash
 from p2p.network import (
     INVALID_MESSAGE_PENALTY,
@@ -59,6 +68,11 @@ BLOCK_OVERHEAD_BYTES = 4 << 20
 """What a block's encoding may add to its txs' bytes: CBOR heads (5 bytes a tx at most),
 header, evidence and last commit."""
 MAX_REQUEST_BYTES = 64
+MAX_TXS_REQUEST_BYTES = 1 << 20
+"""A block-txs request: a block id and up to ~200,000 indexes."""
+SERVED_COMPACT = 4
+"""Compact blocks kept encoded for the peers that ask next (a proposal is asked for by
+every peer at about the same time)."""
 REQUEST_TIMEOUT_S = 20.0
 
 
@@ -76,6 +90,40 @@ class Announcement:
     def decode(cls, data: bytes) -> Announcement:
         header, commit = expect_array(loads_canonical(data, "block announcement"), 2, "block announcement")
         return cls(Header.from_cbor(header), Commit.from_cbor(commit))
+
+
+@dataclass(frozen=True, slots=True)
+class CompactBlock:
+    """A block whose txs are named by their hashes (§8.6). It is encoded as a block
+    whose txs are those hashes, so that the block decoder and its bounds serve it."""
+
+    block: Block
+    """The block with ``txs`` holding the txs' hashes."""
+
+    @classmethod
+    def of(cls, block: Block) -> CompactBlock:
+        return cls(dataclasses.replace(block, txs=tuple(tx_hash(tx) for tx in block.txs)))
+
+    @property
+    def tx_hashes(self) -> tuple[bytes, ...]:
+        return self.block.txs
+
+    def encode(self) -> bytes:
+        return encode(self.block)
+
+    @classmethod
+    def decode(cls, obj: object) -> CompactBlock:
+        """From the decoded CBOR of a compact block; DecodeError unless every tx is
+        named by a 32-byte hash."""
+        block = Block.from_cbor(obj)
+        for i, h in enumerate(block.txs):
+            if len(h) != HASH_LEN:
+                raise DecodeError(f"compact block.txs[{i}]: {len(h)} bytes, not a {HASH_LEN}-byte hash")
+        return cls(block)
+
+    def with_txs(self, txs: Sequence[bytes]) -> Block:
+        """The block, given its txs (each must hash to the name in its place)."""
+        return dataclasses.replace(self.block, txs=tuple(txs))
 
 
 class BlockSource(Protocol):
@@ -122,10 +170,16 @@ class BlockExchange:
         self.topic = gossip_topic(chain_id, "blocks")
         self.blocks_protocol = request_protocol(chain_id, "blocks")
         self.parts_protocol = request_protocol(chain_id, "block-parts")
+        self.compact_protocol = request_protocol(chain_id, "compact-block")
+        self.txs_protocol = request_protocol(chain_id, "block-txs")
+        self._served: OrderedDict[bytes, bytes] = OrderedDict()
+        """The last compact blocks served, encoded, by block id."""
         self._messages = network.subscribe(self.topic, self._validate)
         self._announced_send, self.announced = trio.open_memory_channel[tuple[PeerId, Announcement]](256)
         network.set_handler(self.blocks_protocol, self._serve_blocks, max_request_bytes=MAX_REQUEST_BYTES)
         network.set_handler(self.parts_protocol, self._serve_block, max_request_bytes=MAX_REQUEST_BYTES)
+        network.set_handler(self.compact_protocol, self._serve_compact, max_request_bytes=MAX_REQUEST_BYTES)
+        network.set_handler(self.txs_protocol, self._serve_txs, max_request_bytes=MAX_TXS_REQUEST_BYTES)
 
     # --- announcements -------------------------------------------------------------
 
@@ -175,12 +229,38 @@ class BlockExchange:
         return join_array(items)
 
     async def _serve_block(self, peer: PeerId, request: bytes) -> bytes:
+        block = self.source.block_by_id(_block_id_of(request, "block-parts request"))
+        return dumps(None) if block is None else encode(block)
+
+    async def _serve_compact(self, peer: PeerId, request: bytes) -> bytes:
+        block_id = _block_id_of(request, "compact-block request")
+        served = self._served.get(block_id)
+        if served is None:
+            block = self.source.block_by_id(block_id)
+            if block is None:
+                return dumps(None)
+            served = self._served[block_id] = CompactBlock.of(block).encode()
+            while len(self._served) > SERVED_COMPACT:
+                self._served.popitem(last=False)
+        return served
+
+    async def _serve_txs(self, peer: PeerId, request: bytes) -> bytes:
         try:
-            block_id = expect_bytes(loads_canonical(request, "block-parts request"), "block id", HASH_LEN)
+            block_id, indexes = expect_array(loads_canonical(request, "block-txs request"), 2,
+                                             "block-txs request")
+            block_id = expect_bytes(block_id, "block-txs request block id", HASH_LEN)
+            wanted = [expect_uint(i, "block-txs request index")
+                      for i in expect_list(indexes, "block-txs request indexes")]
         except DecodeError as exc:
             raise NetworkError(str(exc)) from None
         block = self.source.block_by_id(block_id)
-        return dumps(None) if block is None else encode(block)
+        if block is None:
+            return dumps(None)
+        if any(b <= a for a, b in itertools.pairwise(wanted)) or \
+                (wanted and wanted[-1] >= len(block.txs)):
+            raise NetworkError(f"block-txs request: indexes not ascending or past the block's "
+                               f"{len(block.txs)} txs")
+        return dumps([block.txs[i] for i in wanted])
 
     # --- fetching ------------------------------------------------------------------
 
@@ -230,6 +310,63 @@ class BlockExchange:
             raise self._fault(peer, problem)
         return block
 
+    async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
+        """The block ``block_id`` from ``peer`` with its txs named by hash, checked
+        against its id (header, tx hashes, evidence and last commit); None if ``peer``
+        does not have it. NetworkError as :meth:`fetch_blocks`."""
+        raw = await self.network.request(peer, self.compact_protocol, dumps(block_id),
+                                         max_response_bytes=self.max_block_response,
+                                         timeout=REQUEST_TIMEOUT_S)
+        try:
+            obj = loads_canonical(raw, "compact-block response")
+            compact = None if obj is None else CompactBlock.decode(obj)
+        except DecodeError as exc:
+            raise self._fault(peer, f"unreadable compact block: {exc}") from None
+        if compact is None:
+            return None
+        block = compact.block
+        if block.block_id() != block_id:
+            raise self._fault(peer, f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
+        if block.header.chain_id != self.chain_id:
+            raise self._fault(peer, f"block {block.header.height} is of chain {block.header.chain_id!r}")
+        try:
+            check_body(block, compact.tx_hashes)
+        except InvalidBlock as exc:
+            raise self._fault(peer, str(exc)) from None
+        return compact
+
+    async def fetch_txs(self, peer: PeerId, block_id: bytes, hashes: dict[int, bytes]) -> list[bytes] | None:
+        """The txs of block ``block_id`` at the indexes of ``hashes`` (ascending), from
+        ``peer``, each checked against its hash; None if ``peer`` does not have the
+        block. NetworkError as :meth:`fetch_blocks`."""
+        indexes = sorted(hashes)
+        raw = await self.network.request(peer, self.txs_protocol, dumps([block_id, indexes]),
+                                         max_response_bytes=self.max_block_response,
+                                         timeout=REQUEST_TIMEOUT_S)
+        try:
+            obj = loads_canonical(raw, "block-txs response")
+            txs = None if obj is None else [expect_bytes(t, "block-txs response tx", max_bytes=TX_BYTES_LIMIT)
+                                            for t in expect_list(obj, "block-txs response", len(indexes))]
+        except DecodeError as exc:
+            raise self._fault(peer, f"unreadable block txs: {exc}") from None
+        if txs is None:
+            return None
+        if len(txs) != len(indexes):
+            raise self._fault(peer, f"sent {len(txs)} txs for {len(indexes)} asked")
+        for i, tx in zip(indexes, txs, strict=True):
+            if tx_hash(tx) != hashes[i]:
+                raise self._fault(peer, f"sent a tx for index {i} of block {block_id.hex()[:16]}… that is "
+                                        "not the one the block names")
+        return txs
+
     def _fault(self, peer: PeerId, problem: str) -> NetworkError:
         self.network.penalize(peer, INVALID_MESSAGE_PENALTY, problem)
         return NetworkError(f"peer {peer}: {problem}")
+
+
+def _block_id_of(request: bytes, what: str) -> bytes:
+    """The block id a request names; NetworkError (the handler's refusal) otherwise."""
+    try:
+        return expect_bytes(loads_canonical(request, what), "block id", HASH_LEN)
+    except DecodeError as exc:
+        raise NetworkError(str(exc)) from None

@@ -30,7 +30,7 @@ from chain.transition import decode_tx
 from chain.types import Block, Commit, encode, tx_hash
 from consensus.messages import VoteMessage, encode_message
 from node.consensus_gossip import ConsensusGossip, decode_gossip
-from p2p.blocks import MAX_BLOCKS_PER_REQUEST, Announcement, BlockExchange
+from p2p.blocks import MAX_BLOCKS_PER_REQUEST, Announcement, BlockExchange, CompactBlock
 from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Validation, request_protocol
 from p2p.peers import PeerId
@@ -216,6 +216,99 @@ def test_fuzzed_block_requests_are_answered_or_refused_with_a_network_error(
             for item in value:
                 Block.from_cbor(item[0])
                 Commit.from_cbor(item[1])
+    run(scenario)
+
+
+VALID_COMPACTS = [CompactBlock.of(b).encode() for b in BLOCKS]
+ANY_COMPACTS = [CompactBlock.of(b).encode() for b in ANY_BLOCKS]
+compact_answers = st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_COMPACTS),
+                            st.sampled_from(VALID_COMPACTS + ANY_COMPACTS),
+                            st.sampled_from([encode(b) for b in BLOCKS]), st.just(dumps(None)))
+
+
+@fuzz(300)
+@given(compact_answers, st.sampled_from([b.block_id() for b in ANY_BLOCKS] + [bytes(32)]))
+def test_a_lying_compact_block_answer_is_a_network_error_and_costs_the_liar(
+        answer: bytes, block_id: bytes) -> None:
+    """Whatever a peer answers to a compact-block request, ``fetch_compact`` returns None
+    or the compact block of that id, of this chain, whose tx hashes, evidence and last
+    commit are its header's; or raises NetworkError and the peer loses score."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        client = exchange(node)
+        peer.set_handler(client.compact_protocol, answering(answer), max_request_bytes=64)
+        try:
+            compact = await client.fetch_compact(peer.local_id, block_id)
+        except NetworkError as exc:
+            assert str(exc)
+            assert node.score(peer.local_id) < 0
+            return
+        assert node.score(peer.local_id) == 0
+        if compact is not None:
+            assert compact.block.block_id() == block_id and compact.block.header.chain_id == CHAIN_ID
+            check_body(compact.block, compact.tx_hashes)
+    run(scenario)
+
+
+TXS_BLOCK = max(BLOCKS, key=lambda b: len(b.txs))
+txs_answers = st.one_of(st.binary(max_size=200), cbor_values, st.just(dumps(None)),
+                        mutations([dumps(list(TXS_BLOCK.txs[:2]))]),
+                        st.lists(st.sampled_from(list(TXS_BLOCK.txs)), max_size=3).map(dumps))
+
+
+@fuzz(300)
+@given(txs_answers)
+def test_a_lying_block_txs_answer_is_a_network_error_and_costs_the_liar(answer: bytes) -> None:
+    """Whatever a peer answers to a block-txs request, ``fetch_txs`` returns None or
+    exactly the txs asked for, each hashing to its name; or raises NetworkError and the
+    peer loses score."""
+    wanted = {i: tx_hash(TXS_BLOCK.txs[i]) for i in range(2)}
+
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        client = exchange(node)
+        peer.set_handler(client.txs_protocol, answering(answer), max_request_bytes=1 << 20)
+        try:
+            txs = await client.fetch_txs(peer.local_id, TXS_BLOCK.block_id(), wanted)
+        except NetworkError as exc:
+            assert str(exc)
+            assert node.score(peer.local_id) < 0
+            return
+        assert node.score(peer.local_id) == 0
+        assert txs is None or txs == list(TXS_BLOCK.txs[:2])
+    run(scenario)
+
+
+txs_requests = st.one_of(
+    st.binary(max_size=80), cbor_values,
+    st.builds(lambda block, indexes: dumps([block.block_id(), indexes]), st.sampled_from(BLOCKS),
+              st.lists(st.integers(0, 10), max_size=12)),
+    mutations([dumps([TXS_BLOCK.block_id(), [0, 1]])]),
+)
+
+
+@fuzz(300)
+@given(st.one_of(txs_requests, block_requests), st.booleans())
+def test_fuzzed_compact_and_block_txs_requests_are_answered_or_refused_with_a_network_error(
+        request: bytes, compact: bool) -> None:
+    """Whatever a peer asks the compact-block or block-txs protocol, the node answers
+    with canonical CBOR (a compact block, txs, or null) or refuses with a NetworkError."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        server = exchange(node)
+        protocol = server.compact_protocol if compact else server.txs_protocol
+        try:
+            answer = await peer.request(node.local_id, protocol, request, max_response_bytes=64 << 20,
+                                        timeout=10)
+        except NetworkError as exc:
+            assert str(exc)
+            return
+        value = loads_canonical(answer, "answer")
+        if value is None:
+            return
+        if compact:
+            assert CompactBlock.decode(value).block.block_id() == loads_canonical(request, "id")
+        else:
+            block_id, indexes = loads_canonical(request, "request")
+            block = next(b for b in BLOCKS if b.block_id() == block_id)
+            assert value == [block.txs[i] for i in indexes]
     run(scenario)
 
 

@@ -1,17 +1,20 @@
 """Consensus messages between peers: a proposal whose block is too large to gossip
-travels by id and its block is fetched once, however often the proposal comes again."""
+travels by id; its block is fetched compact and rebuilt from the mempool (whole from a
+peer that does not serve it compact), once, however often the proposal comes again."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import trio
 from gossipkit import accept
 
-from chain.types import Block, Proposal, encode
+from chain.types import Block, Proposal, encode, tx_hash
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from node.consensus_gossip import MAX_FETCHES, ConsensusGossip
 from p2p.blocks import BlockExchange
 from p2p.memory import MemoryHub
-from p2p.network import MAX_GOSSIP_BYTES
+from p2p.network import MAX_GOSSIP_BYTES, request_protocol
 from p2p.peers import PeerId
 from storage.memory import MemoryKV
 from storage.store import Store
@@ -38,21 +41,27 @@ class CountingSource:
         return self.store.blocks.block_by_id(block_id)
 
 
-async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_its_block_again() -> None:
-    chain = LocalChain()
-    store = Store.open(MemoryKV(), chain.genesis, GENESIS_HASH)
-    block = commit_next(chain, store, transfers(chain, 600))
-    assert len(encode(block)) > MAX_GOSSIP_BYTES
+Handed = list[ProposalMessage | VoteMessage | BlockMessage]
+
+
+async def propose(block: Block, store: Store, chain_id: str, *, rounds: tuple[int, ...] = (0,),
+                  known: Collection[bytes] = (), compact_served: bool = True
+                  ) -> tuple[Handed, ConsensusGossip, CountingSource]:
+    """A proposer gossips proposals of ``block`` (one per round in ``rounds``) to a peer
+    whose mempool holds the txs in ``known``; what the peer's consensus was handed, its
+    gossip, and the proposer's block source."""
     source = CountingSource(store)
     hub = MemoryHub()
     a, b = hub.join("proposer"), hub.join("peer")
     hub.connect(a.local_id, b.local_id)
-    chain_id = chain.config.chain_id
     sender = ConsensusGossip(a, chain_id, BlockExchange(a, chain_id, source, accept, max_block_bytes=1 << 22),
                              accept)
+    if not compact_served:  # a peer that does not speak the compact-block protocol
+        del a._handlers[request_protocol(chain_id, "compact-block")]
+    mempool = {tx_hash(tx): tx for tx in block.txs if tx_hash(tx) in set(known)}
     receiver_blocks = BlockExchange(b, chain_id, source, accept, max_block_bytes=1 << 22)
-    receiver = ConsensusGossip(b, chain_id, receiver_blocks, accept)
-    delivered: list[ProposalMessage | VoteMessage | BlockMessage] = []
+    receiver = ConsensusGossip(b, chain_id, receiver_blocks, accept, mempool.get)
+    delivered: Handed = []
 
     async def deliver(message: ProposalMessage | VoteMessage | BlockMessage) -> None:
         delivered.append(message)
@@ -60,21 +69,50 @@ async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_i
     async def ignore(message: ProposalMessage | VoteMessage | BlockMessage) -> None:
         pass
 
-    proposals = [Proposal(1, r, None, block.block_id(), 1, bytes(64)) for r in (0, 0, 1)]
     async with trio.open_nursery() as nursery:
         await nursery.start(receiver_blocks.run)
         await nursery.start(receiver.run, deliver)
         await nursery.start(sender.run, ignore)
-        for sent, proposal in enumerate(proposals, 1):  # the first, again (re-gossip), a later round's
+        for sent, round_ in enumerate(rounds, 1):
+            proposal = Proposal(1, round_, None, block.block_id(), 1, bytes(64))
             await sender.publish(ProposalMessage(proposal, block))
             with trio.fail_after(5):
                 while len(delivered) < sent:
                     await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
-
     assert all(isinstance(m, ProposalMessage) and m.block == block for m in delivered)
+    return delivered, receiver, source
+
+
+def large_block() -> tuple[Block, Store, str]:
+    chain = LocalChain()
+    store = Store.open(MemoryKV(), chain.genesis, GENESIS_HASH)
+    block = commit_next(chain, store, transfers(chain, 600))
+    assert len(encode(block)) > MAX_GOSSIP_BYTES
+    return block, store, chain.config.chain_id
+
+
+async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_its_block_again() -> None:
+    block, store, chain_id = large_block()
+    delivered, receiver, source = await propose(block, store, chain_id, rounds=(0, 0, 1),
+                                                known=[tx_hash(tx) for tx in block.txs])
     assert [m.proposal.round for m in delivered if isinstance(m, ProposalMessage)] == [0, 0, 1]
-    assert source.asked == 1
+    assert source.asked == 1  # its compact form, once
+    assert receiver.txs_named == receiver.txs_found == 600 and receiver.whole_fetches == 0
+
+
+async def test_a_proposed_block_is_rebuilt_from_the_mempool_and_only_the_missing_txs_are_fetched() -> None:
+    block, store, chain_id = large_block()
+    known = [tx_hash(tx) for tx in block.txs[::3]]
+    _, receiver, source = await propose(block, store, chain_id, known=known)
+    assert receiver.txs_named == 600 and receiver.txs_found == len(known) == 200
+    assert receiver.whole_fetches == 0 and source.asked == 2  # the compact block, then its missing txs
+
+
+async def test_a_peer_without_compact_blocks_serves_the_block_whole() -> None:
+    block, store, chain_id = large_block()
+    _, receiver, _ = await propose(block, store, chain_id, compact_served=False)
+    assert receiver.whole_fetches == 1 and receiver.txs_named == 0
 
 
 class Stalling(BlockExchange):

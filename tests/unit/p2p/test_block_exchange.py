@@ -15,10 +15,10 @@ from gossipkit import accept
 import p2p.blocks
 from chain.codec import dumps
 from chain.errors import NetworkError
-from chain.types import Block, Commit
+from chain.types import Block, Commit, tx_hash
 from p2p.blocks import MAX_BLOCKS_PER_REQUEST, Announcement, BlockExchange, BlockSource
 from p2p.memory import MemoryHub, MemoryNetwork
-from p2p.network import Validation
+from p2p.network import INVALID_MESSAGE_PENALTY, Validation
 from storage.memory import MemoryKV
 from storage.store import Store
 
@@ -62,7 +62,12 @@ class Forged:
         return commit
 
     def block_by_id(self, block_id: bytes) -> Block | None:
-        return self.store.blocks.block(3) if self.how == "id" else self.store.blocks.block_by_id(block_id)
+        if self.how == "id":
+            return self.store.blocks.block(3)
+        block = self.store.blocks.block_by_id(block_id)
+        if block is not None and self.how == "txs":
+            return dataclasses.replace(block, txs=block.txs[::-1])
+        return block
 
 
 @asynccontextmanager
@@ -195,3 +200,45 @@ async def test_a_block_of_another_chain_is_refused(chain_and_store: tuple[LocalC
         with pytest.raises(NetworkError, match="is of chain 'bizra-devnet-1'"):
             await client.fetch_blocks(b.local_id, 1, 1)
         assert a.score(b.local_id) < 0
+
+
+async def test_a_block_comes_compact_and_its_txs_by_index(chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    block = store.blocks.block(5)
+    assert block is not None
+    hashes = [tx_hash(tx) for tx in block.txs]
+    async with pair(store.blocks, chain.config.chain_id) as (client, _, a, b):
+        compact = await client.fetch_compact(b.local_id, block.block_id())
+        assert compact is not None and list(compact.tx_hashes) == hashes
+        assert compact.with_txs(block.txs) == block
+        assert await client.fetch_txs(b.local_id, block.block_id(), {1: hashes[1], 3: hashes[3]}) == \
+            [block.txs[1], block.txs[3]]
+        assert await client.fetch_compact(b.local_id, bytes(32)) is None
+        assert await client.fetch_txs(b.local_id, bytes(32), {0: hashes[0]}) is None
+        assert a.score(b.local_id) == 0
+
+
+async def test_a_peer_that_sends_txs_other_than_the_block_names_is_penalized(
+        chain_and_store: tuple[LocalChain, Store]) -> None:
+    chain, store = chain_and_store
+    block = store.blocks.block(5)
+    assert block is not None
+    hashes = {i: tx_hash(tx) for i, tx in enumerate(block.txs)}
+    async with pair(Forged(store, "txs"), chain.config.chain_id) as (client, _, a, b):
+        with pytest.raises(NetworkError, match="not the one the block names"):
+            await client.fetch_txs(b.local_id, block.block_id(), hashes)
+        with pytest.raises(NetworkError, match="data_hash"):
+            await client.fetch_compact(b.local_id, block.block_id())
+        assert a.score(b.local_id) <= -2 * INVALID_MESSAGE_PENALTY
+
+
+@pytest.mark.parametrize("indexes", [[3, 1], [2, 2], [10_000]])
+async def test_a_block_txs_request_with_indexes_out_of_order_or_range_is_refused(
+        chain_and_store: tuple[LocalChain, Store], indexes: list[int]) -> None:
+    chain, store = chain_and_store
+    block = store.blocks.block(5)
+    assert block is not None
+    async with pair(store.blocks, chain.config.chain_id) as (client, _, a, b):
+        with pytest.raises(NetworkError):
+            await a.request(b.local_id, client.txs_protocol, dumps([block.block_id(), indexes]),
+                            max_response_bytes=1 << 20, timeout=5)
