@@ -126,7 +126,8 @@ class BenchNode:
                     _say({"sent": sent, "cpu": _cpu_seconds() - cpu, "wall": time.perf_counter() - wall})
                 elif command == "report":
                     _say({"received": self.received, "latencies_ms": [n / 1e6 for n in self.latencies_ns],
-                          "dropped": self.net.dropped, "slow_peers": self.net.slow_peers})
+                          "dropped": self.net.dropped, "slow_peers": self.net.slow_peers,
+                          "batches": self.gossip.batches_received, "duplicates": self.net.duplicates})
                 elif command == "fetch":
                     cpu = _cpu_seconds()
                     result = await self._fetch(PeerId(args[0]), float(args[1]))
@@ -259,6 +260,8 @@ def coordinate(args: argparse.Namespace) -> dict[str, Any]:
             "latency_max_ms": max(latencies, default=0.0),
             "cpu_per_node": [round(r["cpu"] / r["wall"], 3) for r in sent_reports],
             "dropped": sum(r["dropped"] for r in reports),
+            "copies_per_batch": (sum(r["batches"] + r["duplicates"] for r in reports)
+                                 / max(1, sum(r["batches"] for r in reports))),
             "slow_peers": sum(r["slow_peers"] for r in reports),
             "reqresp_mb_per_s": fetch["mb_per_s"],
             "reqresp_bodies": fetch["bodies"],
@@ -291,6 +294,8 @@ def main() -> None:
     print(f"tx gossip: {figures['gossip_tx_per_s']:,.0f} tx/s carried (target {args.rate:,.0f}), "
           f"delivery {figures['delivery_ratio']:.2%}, p50 {figures['latency_p50_ms']:.1f} ms, "
           f"p95 {figures['latency_p95_ms']:.1f} ms, max {figures['latency_max_ms']:.1f} ms")
+    print(f"           copies of each tx batch a node received: {figures['copies_per_batch']:.2f} "
+          "(1 is the floor)")
     print(f"           CPU per node (cores): {figures['cpu_per_node']}; floor: one core verifies "
           f"{figures['floor_ed25519_verify_per_s_per_core']:,.0f} Ed25519 signatures/s")
     print(f"request/response: {figures['reqresp_mb_per_s']:,.1f} MB/s ({figures['reqresp_bodies']} bodies of "

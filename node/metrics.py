@@ -50,6 +50,9 @@ class _NodeCollector(Collector):
         yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))
         yield CounterMetricFamily("bizra_p2p_gossip_dropped", "Gossip a full subscriber could not take.",
                                   value=node.network.dropped)
+        yield CounterMetricFamily("bizra_p2p_gossip_duplicates",
+                                  "Gossip received again from another peer, dropped unchecked.",
+                                  value=node.network.duplicates)
         yield CounterMetricFamily("bizra_p2p_rate_limited", "Peer messages refused over their rate limit.",
                                   value=node.network.rate_limited)
         yield CounterMetricFamily("bizra_consensus_bodies_not_gossiped",

@@ -59,6 +59,11 @@ from p2p.peers import PeerBook, PeerId, RateLimit
 log = logging.getLogger(__name__)
 
 GOSSIPSUB_PROTOCOL = TProtocol("/meshsub/1.1.0")
+GOSSIPSUB_IDONTWANT = TProtocol("/meshsub/1.2.0")
+"""Offered first: a peer that speaks it is told which tx batches not to send (see
+:class:`_GossipSub`); one that does not speaks 1.1."""
+IDONTWANT_PER_PEER = 1_024
+"""Message ids a peer may ask this node not to send, per heartbeat (py-libp2p: 10)."""
 MESH_DEGREE, MESH_LOW, MESH_HIGH = 6, 4, 12
 HEARTBEAT_SECONDS = 1
 OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
@@ -182,6 +187,10 @@ class _Pubsub(Pubsub):
       the whole host. Here it costs the peer that sent it (``on_garbage``) and closes
       its stream; the node runs on.
     - A peer's outbound queue drops votes behind txs: see :class:`_UrgentFirst`.
+    - A message is marked seen only once validated, and validators run as tasks, so a
+      copy that arrives from another peer meanwhile was validated again. Here a copy of
+      a message being validated, or seen, is dropped at once (and counted in
+      ``duplicates``; the publisher's signature makes a copy the same message).
     - Message ids are the sender and a sequence number, counted from the start time in
       seconds. A node that sent more messages than it ran seconds (every node) starts
       again, after a restart, on numbers its peers saw before, and they drop its
@@ -191,11 +200,27 @@ class _Pubsub(Pubsub):
 
     def __init__(self, host: Any, router: Any, *, on_garbage: Callable[[ID, str], None]) -> None:
         super().__init__(host, router, strict_signing=True, max_concurrent_validator_count=VALIDATIONS)
+        self._validating: set[bytes] = set()
+        self.duplicates = 0
         self.counter = time.time_ns()
         self._on_garbage = on_garbage
         self.bulk_topics: set[str] = set()
         self.peer_queues = _Queues(self.bulk_topics)
         self._write_turns: weakref.WeakKeyDictionary[Any, trio.Lock] = weakref.WeakKeyDictionary()
+
+    async def push_msg(self, msg_forwarder: ID, msg: Any) -> None:
+        if msg_forwarder == self.my_id:
+            await super().push_msg(msg_forwarder, msg)
+            return
+        msg_id = self.get_message_id(msg)
+        if msg_id in self._validating or self.seen_messages.has(msg_id):
+            self.duplicates += 1
+            return
+        self._validating.add(msg_id)
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        finally:
+            self._validating.discard(msg_id)
 
     async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
         turn = self._write_turns.setdefault(stream, trio.Lock())
@@ -369,6 +394,10 @@ class Libp2pNetwork:
     async def disconnect(self, peer: PeerId) -> None:
         with contextlib.suppress(Exception):
             await self._host.disconnect(ID.from_base58(peer))
+
+    @property
+    def duplicates(self) -> int:
+        return int(self._pubsub.duplicates)
 
     def peers(self) -> list[PeerId]:
         return sorted(PeerId(p.to_base58()) for p in self._host.get_connected_peers())

@@ -85,6 +85,8 @@ class MemoryNetwork:
         self.blocked: frozenset[PeerId] = frozenset()
         self.dropped = 0
         """Accepted messages a full subscription could not take (each one logged)."""
+        self.duplicates = 0
+        """Messages received again and dropped unchecked."""
         self.rate_limited = 0
         """Always 0: this network sets no rate limits."""
 
@@ -170,6 +172,7 @@ class MemoryNetwork:
                 self.book.is_banned(sender, self.hub.clock()):
             return
         if not self._remember(message_id):
+            self.duplicates += 1
             return
         subs = self._subs.get(topic)
         if not subs:

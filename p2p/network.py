@@ -70,6 +70,10 @@ class Network(Protocol):
     def rate_limited(self) -> int:
         """Peers' messages and requests refused over their rate limits."""
 
+    @property
+    def duplicates(self) -> int:
+        """Gossip messages received again (from another peer) and dropped unchecked."""
+
     async def publish(self, topic: str, data: bytes) -> None:
         """Gossip ``data`` on ``topic``; NetworkError above MAX_GOSSIP_BYTES."""
 

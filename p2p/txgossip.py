@@ -87,6 +87,7 @@ class TxGossip:
         self._messages = network.subscribe(self.topic, self._validate, bulk=True)
         self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, bytes]](65_536)
         self.batches_sent = 0
+        self.batches_received = 0
 
     async def _validate(self, peer: PeerId, data: bytes) -> Validation:
         try:
@@ -124,5 +125,6 @@ class TxGossip:
 
     async def _deliver(self, message: Gossip) -> None:
         """Every tx of an accepted batch (the mempool drops those it already has)."""
+        self.batches_received += 1
         for tx in decode_batch(message.data):
             await self._received_send.send((message.sender, tx))

@@ -409,3 +409,33 @@ async def test_shutdown_under_load_is_clean() -> None:
                 await trio.sleep(0.1)
         scopes[a.local_id].cancel()
     assert trio.current_time() - started < 10
+
+
+async def test_a_copy_that_arrives_while_the_first_is_validated_is_dropped_not_delivered_again() -> None:
+    """Validators run as tasks, and py-libp2p marks a message seen only once validated:
+    a copy relayed by another peer meanwhile was validated and handed to the node a
+    second time. It is dropped, and counted."""
+    nets = [Libp2pNetwork(sha256(b"copies %d" % i).digest()) for i in range(3)]
+
+    async def slow(peer: PeerId, data: bytes) -> Validation:
+        await trio.sleep(0.5)  # node 1's relay arrives meanwhile
+        return Validation.ACCEPT
+
+    inboxes = [net.subscribe(TOPIC, accept) for net in nets[:2]] + [nets[2].subscribe(TOPIC, slow)]
+    async with trio.open_nursery() as nursery:
+        for net in nets:
+            await nursery.start(net.run)
+        for i, j in ((0, 1), (0, 2), (1, 2)):
+            await nets[i].connect(nets[j].listen_addrs()[0])
+        await trio.sleep(3)  # the mesh forms
+        for k in range(20):
+            await nets[0].publish(TOPIC, b"message %d" % k)
+        await trio.sleep(2)
+        for inbox in inboxes[1:]:
+            got = []
+            with contextlib.suppress(trio.WouldBlock):
+                while True:
+                    got.append(inbox.receive_nowait().data)
+            assert sorted(got) == sorted(b"message %d" % k for k in range(20))
+        assert nets[2].duplicates > 0
+        nursery.cancel_scope.cancel()
