@@ -184,14 +184,19 @@ class ConsensusGossip:
 
     async def _get(self, peer: PeerId, block_id: bytes) -> Block | None:
         """Block ``block_id`` from ``peer``: rebuilt from its compact form, else whole."""
+        started = trio.current_time()
         try:
             compact = await self.blocks.fetch_compact(peer, block_id)
         except NetworkError as exc:
             log.info("compact block fetch failed", extra={"peer": peer, "error": str(exc)})
             compact = None
         if compact is not None:
+            fetched = trio.current_time()
             block = await self._rebuild(peer, block_id, compact)
             if block is not None:
+                log.debug("block rebuilt", extra={"block_id": block_id.hex(), "txs": len(block.txs),
+                                                  "compact_s": round(fetched - started, 3),
+                                                  "rebuild_s": round(trio.current_time() - fetched, 3)})
                 return block
         self.whole_fetches += 1
         return await self.blocks.fetch_block(peer, block_id)
@@ -204,6 +209,8 @@ class ConsensusGossip:
         missing = {i: hashes[i] for i, tx in enumerate(txs) if tx is None}
         self.txs_named += len(hashes)
         self.txs_found += len(hashes) - len(missing)
+        log.debug("block txs missing", extra={"block_id": block_id.hex(), "txs": len(hashes),
+                                              "missing": len(missing)})
         if missing:
             try:
                 fetched = await self.blocks.fetch_txs(peer, block_id, missing)

@@ -37,7 +37,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,16 @@ import psutil
 import trio
 from trio_websocket import open_websocket_url
 
-from chain.crypto import PrivateKey, address_of, verify
-from chain.genesis import GenesisAccount
+from chain.blocks import make_block
+from chain.crypto import PrivateKey, SignedItem, address_of, verify
+from chain.genesis import Genesis, GenesisAccount
+from chain.ledger import Ledger
 from chain.params import USEED_PER_SEED, Params
+from chain.state import chain_config, state_from_genesis
 from chain.timefmt import parse_rfc3339_ns
-from chain.transition import least_fee, sign_tx
+from chain.transition import apply_block, least_fee, sign_tx
 from chain.types import Transfer
+from chain.validatorsets import validator_set_at
 from node import devnet
 
 CHAIN = "bizra-load-1"
@@ -97,6 +102,36 @@ def verify_floor() -> float:
     for _ in range(n):
         verify(key.public_key, message, signature)
     return n / (time.perf_counter() - started) * (os.cpu_count() or 1)
+
+
+def apply_floor_us(genesis: Genesis, txs: list[bytes]) -> float:
+    """CPU µs per tx, on one core, to check a tx's signature and execute it: the first
+    block of ``genesis`` holding ``txs``, applied on this thread (signatures checked
+    here too, not on the pool), best of 3."""
+    config = chain_config(genesis)
+    state = state_from_genesis(genesis)
+    proposer = address_of(validator_set_at(Ledger(state), 1, config)[0].pubkey)
+    block = make_block(state, state.app_hash, config, txs=txs, proposer_address=proposer,
+                       time_ns=genesis.genesis_time_ns, last_commit=None)
+
+    def on_this_thread(items: Sequence[SignedItem]) -> Future[list[bool]]:
+        done: Future[list[bool]] = Future()
+        done.set_result([verify(*item) for item in items])
+        return done
+
+    best = float("inf")
+    for _ in range(3):
+        started = time.thread_time()
+        apply_block(state, state.app_hash, block, config, verifier=on_this_thread)
+        best = min(best, time.thread_time() - started)
+    return best / len(txs) * 1e6
+
+
+def node_counter(port: int, name: str) -> float:
+    """A counter of a node's Prometheus metrics (0 if it has none by that name)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.search(rf"^{name}_total (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,9 +288,12 @@ def run(args: Options) -> dict[str, Any]:
               f"{len(ports)} nodes ...", flush=True)
         run = trio.run(drive, args, ports, txs)
         wall = time.monotonic() - wall
-        cpu = [round((u.cpu_times().user + u.cpu_times().system - b.user - b.system) / wall, 2)
-               for u, b in zip(usage, cpu_before, strict=True)]
+        cpu_s = [u.cpu_times().user + u.cpu_times().system - b.user - b.system
+                 for u, b in zip(usage, cpu_before, strict=True)]
+        cpu = [round(s / wall, 2) for s in cpu_s]
         rss = [round(u.memory_info().rss / 2**20) for u in usage]
+        named = sum(node_counter(p, "bizra_consensus_compact_txs_named") for p in ports)
+        found = sum(node_counter(p, "bizra_consensus_compact_txs_found") for p in ports)
     finally:
         for p in processes:
             p.terminate()
@@ -269,11 +307,15 @@ def run(args: Options) -> dict[str, Any]:
     times = [t for _, t, _ in sorted(run.blocks)]
     intervals = [(b - a) / 1e9 for a, b in itertools.pairwise(times)]
     floor = verify_floor() / len(ports)
+    committed = len(set(run.committed) & set(run.sent))
+    genesis, _ = nodes[0].home.genesis()
+    tx_floor_us = apply_floor_us(genesis, [queue[0] for queue in txs[:2_000]])
+    cpu_us_per_tx = [round(s / committed * 1e6) if committed else None for s in cpu_s]
     figures = {
         "validators": args.validators, "target_tx_per_s": args.rate, "seconds": round(window, 1),
         "sent": len(run.sent), "accepted": len(run.accepted), "refused": run.refused,
         "refused_for_now_and_retried": run.retried, "not_sent_in_window": run.unsent,
-        "committed": len(set(run.committed) & set(run.sent)), "lost": lost,
+        "committed": committed, "lost": lost,
         "committed_tx_per_s": round(len(in_window) / window, 1),
         "latency_p50_s": round(percentile(latencies, 50), 2),
         "latency_p95_s": round(percentile(latencies, 95), 2),
@@ -282,6 +324,8 @@ def run(args: Options) -> dict[str, Any]:
         "block_interval_max_s": round(max(intervals), 2) if intervals else None,
         "max_txs_per_block": max((n for _, _, n in run.blocks), default=0),
         "cpu_per_node": cpu, "rss_mib_per_node": rss,
+        "cpu_us_per_committed_tx": cpu_us_per_tx, "floor_us_per_tx_one_core": round(tx_floor_us, 1),
+        "reconstruction_rate": round(found / named, 4) if named else None,
         "floor_tx_per_s": round(floor),
     }
     print(f"committed {figures['committed_tx_per_s']:,} tx/s (target {args.rate:,.0f}); floor: "
@@ -293,6 +337,12 @@ def run(args: Options) -> dict[str, Any]:
           f"p99 {figures['latency_p99_s']} s; blocks every {figures['block_interval_mean_s']} s "
           f"(max {figures['block_interval_max_s']} s), up to {figures['max_txs_per_block']:,} txs")
     print(f"CPU per node (cores): {cpu}; RSS (MiB): {rss}")
+    print(f"CPU per committed tx per node (µs): {cpu_us_per_tx}; floor: {tx_floor_us:.0f} µs (signature "
+          "check + execution, one core)")
+    rate = figures["reconstruction_rate"]
+    print("proposed blocks rebuilt from the mempool: "
+          + (f"{rate:.2%} of their txs found locally ({named:,.0f} named)" if rate is not None
+             else "none fetched compact"))
     print(json.dumps(figures))
     return figures
 

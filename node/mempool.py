@@ -10,8 +10,9 @@ where a thread's round trip would cost more), and remembered in the node's
 verified-hash cache, so block execution does not check them again.
 
 A tx is found by its hash (:meth:`Mempool.get`), to rebuild a proposed block named by
-hashes: a pending one, or one seen lately that is no longer pending (evicted, or
-refused only because the pool was full), kept up to ``RECENT_BYTES``.
+hashes: a pending one, or one seen lately with a valid signature that is not pending
+(evicted, or refused: the pool was full, or its sender's earlier tx was refused), kept
+up to ``RECENT_BYTES``, least recently seen out.
 
 Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
 taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
@@ -37,8 +38,8 @@ from node.config import MempoolConfig
 
 INLINE_CHECKS = 8
 """Fewer signatures than this are checked on the event loop (~0.1 ms each)."""
-RECENT_BYTES = 8 << 20
-"""Txs no longer pending (or refused for room alone) kept for rebuilding blocks."""
+RECENT_BYTES = 32 << 20
+"""Txs seen lately and not pending, kept for rebuilding blocks (~250,000 transfers)."""
 
 
 class MempoolFull(BizraError):
@@ -111,10 +112,8 @@ class Mempool:
                 try:
                     self._admit(*entry)
                     out.append(entry[1])
-                except InvalidTx as exc:
-                    out.append(exc)
-                except MempoolFull as exc:
-                    self._remember(entry[1], entry[0])
+                except (InvalidTx, MempoolFull) as exc:
+                    self._remember(entry[1], entry[0])  # signed by its sender: a block may name it
                     out.append(exc)
         return out
 

@@ -161,3 +161,24 @@ async def test_a_batch_preverified_together_is_admitted_without_checking_again(c
     with pytest.raises(InvalidTx, match="invalid signature"):
         await mempool.add(bytes(forged))
     assert checked == [21, 1]  # only the forged one, checked again when it came alone
+
+
+async def test_a_tx_is_found_by_hash_pending_or_seen_lately_with_a_valid_signature(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a proposed block named by hashes is rebuilt from: pending txs, and txs with
+    a valid signature refused or evicted lately (the least recently seen go first past
+    ``RECENT_BYTES``); never a forged one."""
+    chain = LocalChain()
+    mempool = pool(chain, max_txs=1)
+    pending, full, gap = pay(chain, 0), pay(chain, 1), pay(chain, 2, nonce=5)
+    forged = full[:-1] + bytes([full[-1] ^ 1])
+    results = await mempool.add_many([pending, full, gap, forged])
+    assert results[0] == tx_hash(pending) and isinstance(results[1], MempoolFull)
+    assert [mempool.get(tx_hash(tx)) for tx in (pending, full, gap, forged)] == [pending, full, gap, None]
+    assert mempool.get(bytes(32)) is None
+
+    monkeypatch.setattr(node.mempool, "RECENT_BYTES", 2 * len(full))
+    later = pay(chain, 3, nonce=9)
+    await mempool.add_many([later])
+    assert mempool.get(tx_hash(full)) is None  # the least recently seen, out
+    assert mempool.get(tx_hash(gap)) == gap and mempool.get(tx_hash(later)) == later
