@@ -34,14 +34,11 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 MIN_PROPOSAL_BYTES = 256 << 10
-"""The smallest tx budget of a proposal (about 2,000 transfers)."""
-INITIAL_PROPOSAL_BYTES = 1 << 20
-"""The budget of a node's first proposals (about 8,000 transfers)."""
-SLOW_HEIGHT = 2.0
+"""The smallest tx budget of a proposal (about 2,000 transfers), and the first."""
+SLOW_HEIGHT = 1.5
 """A height that took longer than this many block times was slowed by its block."""
-ON_TIME_HEIGHT = 1.5
-"""The budget grows only after a height that took at most this many block times (the
-block's propagation, checks and commit took at most half a block time)."""
+ON_TIME_HEIGHT = 1.2
+"""The budget grows only after a height that took at most this many block times."""
 
 PRUNE_EVERY = 100
 CommitListener = Callable[[Block, BlockOutcome], None]
@@ -84,7 +81,7 @@ class NodeChain:
         self.listeners: list[CommitListener] = []
         self._priorities: dict[int, Priorities] = {}
         self._outcomes: dict[bytes, BlockOutcome] = {}
-        self.proposal_bytes = min(INITIAL_PROPOSAL_BYTES, config.params.max_block_bytes)
+        self.proposal_bytes = MIN_PROPOSAL_BYTES
         self._last_commit_at = time.monotonic()
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
