@@ -25,6 +25,9 @@ class _NodeCollector(Collector):
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(f"bizra_{name}", doc, value=value)
 
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(f"bizra_{name}", doc, value=value)
+
         yield gauge("consensus_height", "The latest committed height.", node.store.height)
         rounds = node.driver.committed_rounds.get(node.store.height, 0) if node.driver else 0
         yield gauge("consensus_rounds", "The round the latest height was decided in.", rounds)
@@ -33,54 +36,45 @@ class _NodeCollector(Collector):
                     intervals[-1] if intervals else 0)
         yield gauge("consensus_validator", "1 if this node is a validator of the current set.",
                     1 if node.is_validator() else 0)
-        yield CounterMetricFamily("bizra_consensus_txs", "Txs committed since the node started.",
-                                  value=counters.txs_committed)
-        yield CounterMetricFamily("bizra_consensus_blocks", "Blocks committed since the node started.",
-                                  value=counters.blocks_committed)
+        yield counter("consensus_txs", "Txs committed since the node started.", counters.txs_committed)
+        yield counter("consensus_blocks", "Blocks committed since the node started.",
+                      counters.blocks_committed)
         yield gauge("mempool_size", "Txs in the mempool.", len(node.mempool))
         yield gauge("mempool_size_bytes", "Bytes of txs in the mempool.", node.mempool.bytes)
-        yield CounterMetricFamily("bizra_mempool_received_txs", "Txs received from peers.",
-                                  value=counters.txs_received)
-        yield CounterMetricFamily("bizra_mempool_failed_txs", "Txs refused by the mempool.",
-                                  value=counters.txs_refused)
-        yield CounterMetricFamily("bizra_mempool_shed_txs", "Clients' txs refused while the node was busy.",
-                                  value=counters.txs_shed)
+        yield counter("mempool_received_txs", "Txs received from peers.", counters.txs_received)
+        yield counter("mempool_failed_txs", "Txs refused by the mempool.", counters.txs_refused)
+        yield counter("mempool_shed_txs", "Clients' txs refused while the node was busy.", counters.txs_shed)
         yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
                     node.loop_lag.seconds)
         yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))
-        yield CounterMetricFamily("bizra_p2p_gossip_dropped", "Gossip a full subscriber could not take.",
-                                  value=node.network.dropped)
-        yield CounterMetricFamily("bizra_p2p_gossip_duplicates",
-                                  "Gossip received again from another peer, dropped unchecked.",
-                                  value=node.network.duplicates)
-        yield CounterMetricFamily("bizra_p2p_rate_limited", "Peer messages refused over their rate limit.",
-                                  value=node.network.rate_limited)
-        yield CounterMetricFamily("bizra_consensus_bodies_not_gossiped",
-                                  "Block bodies too large for gossip, left for peers to fetch.",
-                                  value=node.consensus_net.dropped_bodies)
-        yield CounterMetricFamily("bizra_consensus_compact_txs_named",
-                                  "Txs named by the compact blocks this node fetched.",
-                                  value=node.consensus_net.txs_named)
-        yield CounterMetricFamily("bizra_consensus_compact_txs_found",
-                                  "Txs of fetched compact blocks found in this node's mempool (not fetched).",
-                                  value=node.consensus_net.txs_found)
-        yield CounterMetricFamily("bizra_consensus_whole_block_fetches",
-                                  "Blocks fetched whole: their compact form could not be had or rebuilt.",
-                                  value=node.consensus_net.whole_fetches)
-        yield CounterMetricFamily("bizra_p2p_signature_batches",
-                                  "Batches of gossiped signatures checked off the event loop.",
-                                  value=node.signatures.batches)
-        yield CounterMetricFamily("bizra_p2p_signatures_busy",
-                                  "Gossiped messages ignored because the signature checker was full.",
-                                  value=node.signatures.busy)
-        yield CounterMetricFamily("bizra_rpc_events_dropped",
-                                  "Blocks a slow WebSocket subscriber did not get.",
-                                  value=node.events.overflows)
+        yield counter("p2p_gossip_dropped", "Gossip a full subscriber could not take.", node.network.dropped)
+        yield counter("p2p_gossip_duplicates", "Gossip received again from another peer, dropped unchecked.",
+                      node.network.duplicates)
+        yield counter("p2p_rate_limited", "Peer messages refused over their rate limit.",
+                      node.network.rate_limited)
+        yield counter("consensus_bodies_not_gossiped",
+                      "Block bodies too large for gossip, left for peers to fetch.",
+                      node.consensus_net.dropped_bodies)
+        yield counter("consensus_compact_txs_named", "Txs named by the compact blocks this node fetched.",
+                      node.consensus_net.txs_named)
+        yield counter("consensus_compact_txs_found",
+                      "Txs of fetched compact blocks found in this node's mempool (not fetched).",
+                      node.consensus_net.txs_found)
+        yield counter("consensus_whole_block_fetches",
+                      "Blocks fetched whole: their compact form could not be had or rebuilt.",
+                      node.consensus_net.whole_fetches)
+        yield counter("p2p_signature_batches", "Batches of gossiped signatures checked off the event loop.",
+                      node.signatures.batches)
+        yield counter("p2p_signatures_busy",
+                      "Gossiped messages ignored because the signature checker was full.",
+                      node.signatures.busy)
+        yield counter("rpc_events_dropped", "Blocks a slow WebSocket subscriber did not get.",
+                      node.events.overflows)
         yield gauge("blocksync_syncing", "1 while the node is catching up.", 1 if node.catching_up() else 0)
         yield gauge("blocksync_target_height", "The highest height the node's peers report.",
                     node.sync.target())
-        yield CounterMetricFamily("bizra_blocksync_blocks", "Blocks applied by block sync since the start.",
-                                  value=node.sync.blocks_applied)
+        yield counter("blocksync_blocks", "Blocks applied by block sync since the start.",
+                      node.sync.blocks_applied)
 
 
 class Metrics:

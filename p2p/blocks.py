@@ -139,15 +139,17 @@ class BlockSource(Protocol):
 AnnouncementCheck = Callable[[PeerId, Announcement], Awaitable[Validation]]
 
 
-def _mismatch(block: Block, commit: Commit | None, chain_id: str) -> str | None:
-    """Why ``block`` (with ``commit``, if given) is not what it claims to be, or None."""
+def _mismatch(block: Block, commit: Commit | None, chain_id: str,
+              tx_hashes: Sequence[bytes] | None = None) -> str | None:
+    """Why ``block`` (with ``commit``, if given) is not what it claims to be, or None.
+    ``tx_hashes`` are its txs' hashes when known (a compact block's txs are theirs)."""
     header = block.header
     if header.chain_id != chain_id:
         return f"block {header.height} is of chain {header.chain_id!r}"
     if commit is not None and (commit.height != header.height or commit.block_id != block.block_id()):
         return f"the commit of block {header.height} is for another block"
     try:
-        check_body(block, [tx_hash(tx) for tx in block.txs])
+        check_body(block, [tx_hash(tx) for tx in block.txs] if tx_hashes is None else tx_hashes)
     except InvalidBlock as exc:
         return str(exc)
     return None
@@ -293,47 +295,37 @@ class BlockExchange:
     async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
         """The block ``block_id`` from ``peer``, checked against its id; None if
         ``peer`` does not have it. NetworkError as :meth:`fetch_blocks`."""
-        raw = await self.network.request(peer, self.parts_protocol, dumps(block_id),
-                                         max_response_bytes=self.max_block_response,
-                                         timeout=REQUEST_TIMEOUT_S)
-        try:
-            obj = loads_canonical(raw, "block-parts response")
-            block = None if obj is None else Block.from_cbor(obj)
-        except DecodeError as exc:
-            raise self._fault(peer, f"unreadable block: {exc}") from None
-        if block is None:
-            return None
-        if block.block_id() != block_id:
-            raise self._fault(peer, f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
-        problem = _mismatch(block, None, self.chain_id)
-        if problem:
-            raise self._fault(peer, problem)
-        return block
+        return await self._fetch_by_id(peer, self.parts_protocol, block_id, "block", Block.from_cbor,
+                                       named=False)
 
     async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
         """The block ``block_id`` from ``peer`` with its txs named by hash, checked
         against its id (header, tx hashes, evidence and last commit); None if ``peer``
         does not have it. NetworkError as :meth:`fetch_blocks`."""
-        raw = await self.network.request(peer, self.compact_protocol, dumps(block_id),
+        block = await self._fetch_by_id(peer, self.compact_protocol, block_id, "compact block",
+                                        lambda obj: CompactBlock.decode(obj).block, named=True)
+        return None if block is None else CompactBlock(block)
+
+    async def _fetch_by_id(self, peer: PeerId, protocol: str, block_id: bytes, what: str,
+                           decode: Callable[[object], Block], *, named: bool) -> Block | None:
+        """Block ``block_id`` as ``protocol`` answers it (``named``: its txs are their
+        hashes), of this chain, with that id and a body that is its header's."""
+        raw = await self.network.request(peer, protocol, dumps(block_id),
                                          max_response_bytes=self.max_block_response,
                                          timeout=REQUEST_TIMEOUT_S)
         try:
-            obj = loads_canonical(raw, "compact-block response")
-            compact = None if obj is None else CompactBlock.decode(obj)
+            obj = loads_canonical(raw, f"{what} response")
+            block = None if obj is None else decode(obj)
         except DecodeError as exc:
-            raise self._fault(peer, f"unreadable compact block: {exc}") from None
-        if compact is None:
+            raise self._fault(peer, f"unreadable {what}: {exc}") from None
+        if block is None:
             return None
-        block = compact.block
         if block.block_id() != block_id:
             raise self._fault(peer, f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
-        if block.header.chain_id != self.chain_id:
-            raise self._fault(peer, f"block {block.header.height} is of chain {block.header.chain_id!r}")
-        try:
-            check_body(block, compact.tx_hashes)
-        except InvalidBlock as exc:
-            raise self._fault(peer, str(exc)) from None
-        return compact
+        problem = _mismatch(block, None, self.chain_id, block.txs if named else None)
+        if problem:
+            raise self._fault(peer, problem)
+        return block
 
     async def fetch_txs(self, peer: PeerId, block_id: bytes, hashes: dict[int, bytes]) -> list[bytes] | None:
         """The txs of block ``block_id`` at the indexes of ``hashes`` (ascending), from

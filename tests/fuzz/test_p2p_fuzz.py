@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import cbor2
 import trio
@@ -130,6 +131,25 @@ def answering(answer: bytes) -> Callable[[PeerId, bytes], Awaitable[bytes]]:
     return handler
 
 
+def check_answer(answer: bytes, protocol: Callable[[BlockExchange], str],
+                 fetch: Callable[[BlockExchange, PeerId], Awaitable[Any]],
+                 check: Callable[[Any], None], *, max_request_bytes: int = 64) -> None:
+    """A peer answers ``answer`` on ``protocol``; what ``fetch`` returns passes ``check``
+    and costs the peer nothing, or ``fetch`` raises NetworkError and the peer loses score."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        client = exchange(node)
+        peer.set_handler(protocol(client), answering(answer), max_request_bytes=max_request_bytes)
+        try:
+            got = await fetch(client, peer.local_id)
+        except NetworkError as exc:
+            assert str(exc)
+            assert node.score(peer.local_id) < 0
+            return
+        assert node.score(peer.local_id) == 0
+        check(got)
+    run(scenario)
+
+
 def assert_is_the_chains_block(block: Block) -> None:
     assert block.header.chain_id == CHAIN_ID
     check_body(block, [tx_hash(tx) for tx in block.txs])
@@ -145,22 +165,14 @@ def test_a_lying_block_range_answer_is_a_network_error_and_costs_the_liar(
     """Whatever a peer answers to a block-range request, ``fetch_blocks`` returns the
     blocks asked for, each checked against its commit and of this chain, or raises
     NetworkError and the peer loses score."""
-    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
-        client = exchange(node)
-        peer.set_handler(client.blocks_protocol, answering(answer), max_request_bytes=64)
-        try:
-            pairs = await client.fetch_blocks(peer.local_id, start, count)
-        except NetworkError as exc:
-            assert str(exc)
-            assert node.score(peer.local_id) < 0
-            return
-        assert node.score(peer.local_id) == 0
+    def check(pairs: list[tuple[Block, Commit]]) -> None:
         assert len(pairs) <= min(count, MAX_BLOCKS_PER_REQUEST)
         for offset, (block, commit) in enumerate(pairs):
             assert block.header.height == commit.height == start + offset
             assert commit.block_id == block.block_id()
             assert_is_the_chains_block(block)
-    run(scenario)
+    check_answer(answer, lambda c: c.blocks_protocol, lambda c, peer: c.fetch_blocks(peer, start, count),
+                 check)
 
 
 @fuzz(300)
@@ -169,20 +181,11 @@ def test_a_lying_block_answer_is_a_network_error_and_costs_the_liar(answer: byte
     """Whatever a peer answers to a block-by-id request, ``fetch_block`` returns None or
     the block of that id, of this chain, with its body; or raises NetworkError and the
     peer loses score."""
-    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
-        client = exchange(node)
-        peer.set_handler(client.parts_protocol, answering(answer), max_request_bytes=64)
-        try:
-            block = await client.fetch_block(peer.local_id, block_id)
-        except NetworkError as exc:
-            assert str(exc)
-            assert node.score(peer.local_id) < 0
-            return
-        assert node.score(peer.local_id) == 0
+    def check(block: Block | None) -> None:
         if block is not None:
             assert block.block_id() == block_id
             assert_is_the_chains_block(block)
-    run(scenario)
+    check_answer(answer, lambda c: c.parts_protocol, lambda c, peer: c.fetch_block(peer, block_id), check)
 
 
 block_requests = st.one_of(
@@ -233,20 +236,11 @@ def test_a_lying_compact_block_answer_is_a_network_error_and_costs_the_liar(
     """Whatever a peer answers to a compact-block request, ``fetch_compact`` returns None
     or the compact block of that id, of this chain, whose tx hashes, evidence and last
     commit are its header's; or raises NetworkError and the peer loses score."""
-    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
-        client = exchange(node)
-        peer.set_handler(client.compact_protocol, answering(answer), max_request_bytes=64)
-        try:
-            compact = await client.fetch_compact(peer.local_id, block_id)
-        except NetworkError as exc:
-            assert str(exc)
-            assert node.score(peer.local_id) < 0
-            return
-        assert node.score(peer.local_id) == 0
+    def check(compact: CompactBlock | None) -> None:
         if compact is not None:
             assert compact.block.block_id() == block_id and compact.block.header.chain_id == CHAIN_ID
             check_body(compact.block, compact.tx_hashes)
-    run(scenario)
+    check_answer(answer, lambda c: c.compact_protocol, lambda c, peer: c.fetch_compact(peer, block_id), check)
 
 
 TXS_BLOCK = max(BLOCKS, key=lambda b: len(b.txs))
@@ -263,18 +257,11 @@ def test_a_lying_block_txs_answer_is_a_network_error_and_costs_the_liar(answer: 
     peer loses score."""
     wanted = {i: tx_hash(TXS_BLOCK.txs[i]) for i in range(2)}
 
-    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
-        client = exchange(node)
-        peer.set_handler(client.txs_protocol, answering(answer), max_request_bytes=1 << 20)
-        try:
-            txs = await client.fetch_txs(peer.local_id, TXS_BLOCK.block_id(), wanted)
-        except NetworkError as exc:
-            assert str(exc)
-            assert node.score(peer.local_id) < 0
-            return
-        assert node.score(peer.local_id) == 0
+    def check(txs: list[bytes] | None) -> None:
         assert txs is None or txs == list(TXS_BLOCK.txs[:2])
-    run(scenario)
+    check_answer(answer, lambda c: c.txs_protocol,
+                 lambda c, peer: c.fetch_txs(peer, TXS_BLOCK.block_id(), wanted), check,
+                 max_request_bytes=1 << 20)
 
 
 txs_requests = st.one_of(
