@@ -76,11 +76,12 @@ class BenchNode:
         return self.body
 
     async def _record(self) -> None:
-        async for _, tx in self.gossip.received:
+        async for _, txs in self.gossip.received:
             now = time.time_ns()
-            origin = tx[0]
-            self.received[origin] = self.received.get(origin, 0) + 1
-            self.latencies_ns.append(now - int.from_bytes(tx[8:16], "big"))
+            for tx in txs:
+                origin = tx[0]
+                self.received[origin] = self.received.get(origin, 0) + 1
+                self.latencies_ns.append(now - int.from_bytes(tx[8:16], "big"))
 
     async def _originate(self, rate: float, seconds: float, tx_bytes: int) -> int:
         padding = os.urandom(tx_bytes - _HEADER)

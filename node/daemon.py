@@ -367,14 +367,18 @@ class Node:
         return Validation.IGNORE if tx_hash(raw) in self.mempool else Validation.ACCEPT
 
     async def _admit_gossiped_txs(self) -> None:
+        """Admit peers' tx batches, whole, together with any others waiting (up to
+        ``RECEIVED_BATCH`` txs): their signatures are checked as one batch."""
         received = self.txs.received
         while True:
-            batch = [await received.receive()]
+            peer, txs = await received.receive()
+            batch = [(peer, tx) for tx in txs]
             while len(batch) < RECEIVED_BATCH:
                 try:
-                    batch.append(received.receive_nowait())
+                    peer, txs = received.receive_nowait()
                 except trio.WouldBlock:
                     break
+                batch.extend((peer, tx) for tx in txs)
             await self.admit_from_peers(batch)
 
     async def admit_from_peers(self, batch: Sequence[tuple[PeerId, bytes]]) -> None:

@@ -10,6 +10,10 @@ at most one interval more before it leaves, well inside a 6-second block.
 A batch is the canonical CBOR array of the txs' encodings. A batch that does not decode,
 is empty, or holds a tx the ``check`` calls invalid is rejected (its sender loses
 score); txs the check ignores (already known, say) are dropped silently.
+
+Accepted batches are handed over whole (``received``: the sender and its txs, at most
+``RECEIVED_BATCHES`` waiting, each under 60 KiB), so that the node admits a batch's txs
+together: their signatures are checked as one batch, off the event loop.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from p2p.network import MAX_GOSSIP_BYTES, Gossip, Network, Validation, gossip_to
 from p2p.peers import PeerId
 
 BATCH_INTERVAL_S = 0.05
+RECEIVED_BATCHES = 256
+"""Accepted batches waiting for the node (15 MiB at most)."""
 
 
 def _head(n: int) -> int:
@@ -85,7 +91,8 @@ class TxGossip:
         self._batcher = Batcher(batch_bytes)
         self.interval = interval
         self._messages = network.subscribe(self.topic, self._validate, bulk=True)
-        self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, bytes]](65_536)
+        self._received_send, self.received = trio.open_memory_channel[tuple[PeerId, list[bytes]]](
+            RECEIVED_BATCHES)
         self.batches_sent = 0
         self.batches_received = 0
 
@@ -124,7 +131,6 @@ class TxGossip:
                 await self._publish(txs)
 
     async def _deliver(self, message: Gossip) -> None:
-        """Every tx of an accepted batch (the mempool drops those it already has)."""
+        """An accepted batch, whole (the mempool drops the txs it already has)."""
         self.batches_received += 1
-        for tx in decode_batch(message.data):
-            await self._received_send.send((message.sender, tx))
+        await self._received_send.send((message.sender, decode_batch(message.data)))

@@ -73,7 +73,7 @@ async def test_txs_reach_a_peer_in_batches(autojump_clock: trio.testing.MockCloc
         got: list[bytes] = []
         with trio.fail_after(1):
             while len(got) < len(txs):
-                got.append((await receiver.received.receive())[1])
+                got.extend((await receiver.received.receive())[1])
         assert got == txs
         assert sender.batches_sent == 4  # 253 txs of 240 bytes fill a batch: 3 full, 1 on the timer
 
