@@ -66,6 +66,8 @@ class Mempool:
         self.limits = limits
         self.verified = verified
         self._senders: OrderedDict[bytes, list[_Pending]] = OrderedDict()
+        self._fees: dict[bytes, int] = {}
+        """Each sender's pending fees, summed (so that admission does not sum them)."""
         self._hashes: dict[bytes, _Pending] = {}
         self.bytes = 0
         self._recent: OrderedDict[bytes, bytes] = OrderedDict()
@@ -171,17 +173,22 @@ class Mempool:
             raise InvalidTx("tx already in the mempool")
         sender = address_of(tx.sender)
         account = Ledger(self.state).account(sender)
-        # Pending txs the state has already passed are committed ones this pool has not
-        # heard of yet (the block's recheck comes right after the store's write).
-        pending = [p for p in self._senders.get(sender, []) if p.nonce >= account.nonce]
-        expected = account.nonce + len(pending)
+        queue = self._senders.get(sender, [])
+        if queue and queue[0].nonce < account.nonce:
+            # Pending txs the state has already passed are committed ones this pool has
+            # not heard of yet (the block's recheck comes right after the store's write).
+            live = [p for p in queue if p.nonce >= account.nonce]
+            count, pending_fees = len(live), sum(p.fee for p in live)
+        else:
+            count, pending_fees = len(queue), self._fees.get(sender, 0)
+        expected = account.nonce + count
         if tx.nonce != expected:
             if tx.nonce < account.nonce:
                 raise InvalidTx(f"nonce {tx.nonce} was used already: the account's next nonce is "
                                 f"{account.nonce}")
             raise InvalidTx(f"nonce {tx.nonce} is not the sender's next one ({expected}, counting "
-                            f"{len(pending)} pending)")
-        fees = sum(p.fee for p in pending) + tx.fee
+                            f"{count} pending)")
+        fees = pending_fees + tx.fee
         if account.balance < fees:
             raise InvalidTx(f"balance {account.balance} cannot pay the fee {tx.fee} on top of "
                             f"{fees - tx.fee} in pending fees")
@@ -190,14 +197,15 @@ class Mempool:
             raise MempoolFull(f"the mempool holds its limit of {limits.max_txs} txs")
         if self.bytes + len(raw) > limits.max_bytes:
             raise MempoolFull(f"the mempool holds its limit of {limits.max_bytes} bytes")
-        if len(pending) >= limits.max_per_sender:
-            raise MempoolFull(f"the sender has {len(pending)} pending txs, the limit")
+        if count >= limits.max_per_sender:
+            raise MempoolFull(f"the sender has {count} pending txs, the limit")
         return sender
 
     def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
         sender = self._check(raw, h, tx)
         pending = _Pending(raw, h, sender, tx.nonce, tx.fee)
         self._senders.setdefault(sender, []).append(pending)
+        self._fees[sender] = self._fees.get(sender, 0) + tx.fee
         self._hashes[h] = pending
         self.bytes += len(raw)
 
@@ -244,11 +252,14 @@ class Mempool:
         return evicted
 
     def _replace(self, sender: bytes, kept: list[_Pending]) -> None:
+        staying = {p.hash for p in kept}
         for p in self._senders[sender]:
-            if p not in kept:
+            if p.hash not in staying:
                 del self._hashes[p.hash]
                 self.bytes -= len(p.raw)
         if kept:
             self._senders[sender] = kept
+            self._fees[sender] = sum(p.fee for p in kept)
         else:
             del self._senders[sender]
+            del self._fees[sender]
