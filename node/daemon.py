@@ -145,7 +145,8 @@ class Node:
                                         self.advertised_addresses)
             self.peers = PeerManager(self.network, self.status, self.bootnodes,
                                      target=config.p2p.target_peers, maximum=config.p2p.max_peers)
-            self.txs = TxGossip(self.network, self.chain_id, self._check_gossiped_tx)
+            self.txs = TxGossip(self.network, self.chain_id, self._check_gossiped_tx,
+                                room=self.mempool.has_room)
             self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
                                         self._check_announcement,
                                         max_block_bytes=self.chain_config.params.max_block_bytes)

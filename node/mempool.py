@@ -79,6 +79,10 @@ class Mempool:
     def __contains__(self, tx_hash: object) -> bool:
         return tx_hash in self._hashes
 
+    def has_room(self) -> bool:
+        """Whether the pool is below its limits in count and bytes."""
+        return len(self._hashes) < self.limits.max_txs and self.bytes < self.limits.max_bytes
+
     def get(self, tx_hash: bytes) -> bytes | None:
         """The tx of ``tx_hash`` if it is pending or was seen lately, else None."""
         pending = self._hashes.get(tx_hash)

@@ -28,6 +28,7 @@ from node.rpc.events import EventBus
 from node.sync import BlockSync
 from p2p.network import Network
 from p2p.status import StatusService
+from p2p.txgossip import TxGossip
 from storage.store import Store
 
 Job = Callable[[], Awaitable[object]]
@@ -79,6 +80,8 @@ class NodeView(Protocol):
     def consensus_net(self) -> ConsensusGossip: ...
     @property
     def signatures(self) -> BatchVerifier: ...
+    @property
+    def txs(self) -> TxGossip: ...
     @property
     def events(self) -> EventBus: ...
     @property

@@ -9,7 +9,9 @@ at most one interval more before it leaves, well inside a 6-second block.
 
 A batch is the canonical CBOR array of the txs' encodings. A batch that does not decode,
 is empty, or holds a tx the ``check`` calls invalid is rejected (its sender loses
-score); txs the check ignores (already known, say) are dropped silently.
+score); txs the check ignores (already known, say) are dropped silently. While the node
+has no room for txs (``room``), a batch is ignored before it is even parsed: a refusal
+costs next to nothing, and the batch is not forwarded (its sender is not penalized).
 
 Accepted batches are handed over whole (``received``: the sender and its txs, at most
 ``RECEIVED_BATCHES`` waiting, each under 60 KiB), so that the node admits a batch's txs
@@ -84,10 +86,12 @@ class TxGossip:
     """Publishes this node's txs in batches and hands peers' txs to ``received``."""
 
     def __init__(self, network: Network, chain_id: str, check: TxCheck, *,
+                 room: Callable[[], bool] = lambda: True,
                  batch_bytes: int = MAX_GOSSIP_BYTES, interval: float = BATCH_INTERVAL_S) -> None:
         self.network = network
         self.topic = gossip_topic(chain_id, "txs")
         self.check = check
+        self.room = room
         self._batcher = Batcher(batch_bytes)
         self.interval = interval
         self._messages = network.subscribe(self.topic, self._validate, bulk=True)
@@ -95,8 +99,13 @@ class TxGossip:
             RECEIVED_BATCHES)
         self.batches_sent = 0
         self.batches_received = 0
+        self.batches_refused = 0
+        """Batches ignored unread while the node had no room for txs."""
 
     async def _validate(self, peer: PeerId, data: bytes) -> Validation:
+        if not self.room():
+            self.batches_refused += 1
+            return Validation.IGNORE
         try:
             txs = decode_batch(data)
         except DecodeError:

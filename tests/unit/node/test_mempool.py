@@ -170,10 +170,12 @@ async def test_a_tx_is_found_by_hash_pending_or_seen_lately_with_a_valid_signatu
     ``RECENT_BYTES``); never a forged one."""
     chain = LocalChain()
     mempool = pool(chain, max_txs=1)
+    assert mempool.has_room()
     pending, full, gap = pay(chain, 0), pay(chain, 1), pay(chain, 2, nonce=5)
     forged = full[:-1] + bytes([full[-1] ^ 1])
     results = await mempool.add_many([pending, full, gap, forged])
     assert results[0] == tx_hash(pending) and isinstance(results[1], MempoolFull)
+    assert not mempool.has_room()
     assert [mempool.get(tx_hash(tx)) for tx in (pending, full, gap, forged)] == [pending, full, gap, None]
     assert mempool.get(bytes(32)) is None
 
