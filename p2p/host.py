@@ -59,11 +59,6 @@ from p2p.peers import PeerBook, PeerId, RateLimit
 log = logging.getLogger(__name__)
 
 GOSSIPSUB_PROTOCOL = TProtocol("/meshsub/1.1.0")
-GOSSIPSUB_IDONTWANT = TProtocol("/meshsub/1.2.0")
-"""Offered first: a peer that speaks it is told which tx batches not to send (see
-:class:`_GossipSub`); one that does not speaks 1.1."""
-IDONTWANT_PER_PEER = 1_024
-"""Message ids a peer may ask this node not to send, per heartbeat (py-libp2p: 10)."""
 MESH_DEGREE, MESH_LOW, MESH_HIGH = 6, 4, 12
 HEARTBEAT_SECONDS = 1
 OUTBOUND_QUEUE = OutBoundQueueSize  # py-libp2p's per-peer outbound queue (32 messages)
@@ -176,7 +171,7 @@ class _BanGate(INotifee):
 
 
 class _Pubsub(Pubsub):
-    """py-libp2p's Pubsub with four faults of 0.8.1 closed.
+    """py-libp2p's Pubsub with five faults of 0.8.1 closed.
 
     - It writes to a peer's stream from several tasks (the peer's outbound queue, the
       replay of recent messages to a peer that just connected, flushes of pending

@@ -150,6 +150,22 @@ def check_answer(answer: bytes, protocol: Callable[[BlockExchange], str],
     run(scenario)
 
 
+def check_served(request: bytes, protocol: Callable[[BlockExchange], str],
+                 check: Callable[[object], None]) -> None:
+    """A peer asks ``request`` of ``protocol``: the node answers canonical CBOR whose
+    value passes ``check``, or refuses with a NetworkError."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        server = exchange(node)
+        try:
+            answer = await peer.request(node.local_id, protocol(server), request, max_response_bytes=64 << 20,
+                                        timeout=10)
+        except NetworkError as exc:
+            assert str(exc)
+            return
+        check(loads_canonical(answer, "answer"))
+    run(scenario)
+
+
 def assert_is_the_chains_block(block: Block) -> None:
     assert block.header.chain_id == CHAIN_ID
     check_body(block, [tx_hash(tx) for tx in block.txs])
@@ -202,16 +218,7 @@ def test_fuzzed_block_requests_are_answered_or_refused_with_a_network_error(
         request: bytes, by_id: bool) -> None:
     """Whatever a peer asks the block-range or block-by-id protocol, the node answers
     with canonical CBOR (blocks, a block, or null) or refuses with a NetworkError."""
-    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
-        server = exchange(node)
-        protocol = server.parts_protocol if by_id else server.blocks_protocol
-        try:
-            answer = await peer.request(node.local_id, protocol, request, max_response_bytes=64 << 20,
-                                        timeout=10)
-        except NetworkError as exc:
-            assert str(exc)
-            return
-        value = loads_canonical(answer, "answer")
+    def check(value: object) -> None:
         if by_id:
             assert value is None or Block.from_cbor(value).block_id() == loads_canonical(request, "id")
         else:
@@ -219,7 +226,7 @@ def test_fuzzed_block_requests_are_answered_or_refused_with_a_network_error(
             for item in value:
                 Block.from_cbor(item[0])
                 Commit.from_cbor(item[1])
-    run(scenario)
+    check_served(request, lambda s: s.parts_protocol if by_id else s.blocks_protocol, check)
 
 
 VALID_COMPACTS = [CompactBlock.of(b).encode() for b in BLOCKS]
@@ -278,16 +285,7 @@ def test_fuzzed_compact_and_block_txs_requests_are_answered_or_refused_with_a_ne
         request: bytes, compact: bool) -> None:
     """Whatever a peer asks the compact-block or block-txs protocol, the node answers
     with canonical CBOR (a compact block, txs, or null) or refuses with a NetworkError."""
-    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
-        server = exchange(node)
-        protocol = server.compact_protocol if compact else server.txs_protocol
-        try:
-            answer = await peer.request(node.local_id, protocol, request, max_response_bytes=64 << 20,
-                                        timeout=10)
-        except NetworkError as exc:
-            assert str(exc)
-            return
-        value = loads_canonical(answer, "answer")
+    def check(value: object) -> None:
         if value is None:
             return
         if compact:
@@ -296,7 +294,7 @@ def test_fuzzed_compact_and_block_txs_requests_are_answered_or_refused_with_a_ne
             block_id, indexes = loads_canonical(request, "request")
             block = next(b for b in BLOCKS if b.block_id() == block_id)
             assert value == [block.txs[i] for i in indexes]
-    run(scenario)
+    check_served(request, lambda s: s.compact_protocol if compact else s.txs_protocol, check)
 
 
 VOTE = VoteMessage(CHAIN.sign_commit(BLOCKS[-1]).vote_for(0, bytes(20)))
