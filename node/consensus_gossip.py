@@ -5,14 +5,14 @@ Votes, and proposals whose block fits a gossip message, travel whole (the encodi
 :mod:`consensus.messages`). A proposal whose block does not fit travels as
 ``[4, proposal]``: a peer that receives it fetches the block by id from the peer that
 sent it (and, failing that, from others) before handing the driver the whole proposal.
-A block the driver asks for (:meth:`request_block`) is fetched the same way.
+A block the driver asks for (:meth:`request_block`) is fetched the same way. A block
+body the driver publishes to help a peer catch up is dropped when it does not fit: that
+peer fetches it, or syncs.
 
 A block is fetched compact first: its txs named by hash, each looked up in this node's
 mempool (``lookup``), and only the txs it lacks asked for; a block that cannot be
 rebuilt so is fetched whole. The reconstruction rate (txs found here / txs named) is
-counted in ``txs_named`` and ``txs_found``. A block
-body the driver publishes to help a peer catch up is dropped when it does not fit: that
-peer fetches it, or syncs.
+counted in ``txs_named`` and ``txs_found``.
 
 Gossip that does not decode is rejected (its sender loses score); one that does is
 screened before it is forwarded or acted on (``screen``: the driver's
@@ -191,10 +191,11 @@ class ConsensusGossip:
             log.info("compact block fetch failed", extra={"peer": peer, "error": str(exc)})
             compact = None
         if compact is not None:
-            fetched = trio.current_time()
+            fetched, found = trio.current_time(), self.txs_found
             block = await self._rebuild(peer, block_id, compact)
             if block is not None:
                 log.debug("block rebuilt", extra={"block_id": block_id.hex(), "txs": len(block.txs),
+                                                  "missing": len(block.txs) - (self.txs_found - found),
                                                   "compact_s": round(fetched - started, 3),
                                                   "rebuild_s": round(trio.current_time() - fetched, 3)})
                 return block
@@ -209,8 +210,6 @@ class ConsensusGossip:
         missing = {i: hashes[i] for i, tx in enumerate(txs) if tx is None}
         self.txs_named += len(hashes)
         self.txs_found += len(hashes) - len(missing)
-        log.debug("block txs missing", extra={"block_id": block_id.hex(), "txs": len(hashes),
-                                              "missing": len(missing)})
         if missing:
             try:
                 fetched = await self.blocks.fetch_txs(peer, block_id, missing)

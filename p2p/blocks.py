@@ -241,7 +241,9 @@ class BlockExchange:
             block = self.source.block_by_id(block_id)
             if block is None:
                 return dumps(None)
-            served = self._served[block_id] = CompactBlock.of(block).encode()
+            # Hashing and encoding tens of thousands of txs: off the event loop.
+            served = self._served[block_id] = await trio.to_thread.run_sync(
+                lambda: CompactBlock.of(block).encode())
             while len(self._served) > SERVED_COMPACT:
                 self._served.popitem(last=False)
         return served
