@@ -10,8 +10,12 @@ is marked in the WAL and the next height starts.
 Restarting in the middle of a height, it replays the WAL of that height first; the
 node's own proposals and votes found there are reused, never signed again.
 
-Block time (§7): a height starts (and so its proposer proposes) no earlier than its
-block's header time (the BFT time of the previous commit) plus ``block_time_ms``.
+Block time (§7.8): a height starts (and so its proposer proposes) ``block_time_ms`` after
+the proposal that decided the height before it was made (its timestamp, or when this node
+received it if that is earlier), and never before the previous block's header time plus
+``block_time_ms``; so heights begin every ``block_time_ms`` however long each takes to
+decide, up to that. A height this node did not decide itself (after a sync or a restart)
+starts ``block_time_ms`` after its own header time (the BFT time of the previous commit).
 """
 
 from __future__ import annotations
@@ -122,8 +126,10 @@ class Chain(Protocol):
     async def validate(self, block: Block) -> bool:
         """Whether ``block`` can be the next block (every rule of the state transition)."""
 
-    async def commit(self, block: Block, commit: Commit) -> None:
-        """Make ``block``, decided with ``commit``, the last committed block."""
+    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
+        """Make ``block``, decided with ``commit``, the last committed block;
+        ``decided_in_s``: how long its height took from its start to the decision (None
+        when it was not all seen here, as after a restart)."""
 
 
 class ConsensusNetwork(Protocol):
@@ -168,6 +174,11 @@ class Driver:
         self._next_height: list[Message] = []
         self._replaying = False
         self._block_time_floor = 0
+        self._proposed_at: dict[int, int] = {}
+        """When each round's proposal of this height was made (ns): see :meth:`_start_at`."""
+        self._paced_by: tuple[int, int, int] | None = None
+        """The last height this driver decided: its number, its block's header time and
+        when its decided proposal was made (ns)."""
         self.evidence: list[DuplicateVoteEvidence] = []
         self.committed_rounds: dict[int, int] = {}
         self._decided: dict[int, tuple[Block, Commit, list[bytes]]] = {}
@@ -299,14 +310,16 @@ class Driver:
         self._blocks, self._validated = {}, set()
         self._own_votes, self._own_proposals = {}, {}
         self._screened = set()
+        self._proposed_at = {}
         header_time = self.chain.next_block_time()
         self._block_time_floor = header_time + 1_000_000
         await self._replay(height)
+        started: float | None = None
         if machine.round < 0:
-            start = header_time + self.params.block_time_ms * 1_000_000
-            wait = start - self.clock_ns()
+            wait = self._start_at(height, header_time) - self.clock_ns()
             if wait > 0:
                 await trio.sleep(wait / 1e9)
+            started = trio.current_time()
             await self._feed(Start())
         buffered, self._next_height = self._next_height, []
         for message in buffered:
@@ -315,7 +328,8 @@ class Driver:
             await self._handle(await self._inbox.receive())
         decision = machine.decision
         block = self._blocks[decision.block_id]
-        await self.chain.commit(block, decision.commit)
+        await self.chain.commit(block, decision.commit,
+                                None if started is None else trio.current_time() - started)
         self.wal.end_height(height)
         # Evidence another proposer committed goes, and evidence too old to commit; the
         # chain leaves out, block by block, what it cannot carry (already punished).
@@ -325,8 +339,21 @@ class Driver:
         self._decided.pop(height - KEEP_DECIDED, None)
         self._helped.pop(height - KEEP_DECIDED, None)
         self.committed_rounds[height] = decision.round
+        proposed_at = self._proposed_at.get(decision.round)
+        self._paced_by = None if proposed_at is None else (height, block.header.time_ns, proposed_at)
         log.info("committed", extra={"height": height, "round": decision.round,
                                      "block_id": decision.block_id.hex()})
+
+    def _start_at(self, height: int, header_time: int) -> int:
+        """When ``height`` starts (ns): ``block_time_ms`` after the proposal that decided
+        the height before, not before that block's header time plus ``block_time_ms``;
+        else (that height not decided here) after ``header_time``, this height's."""
+        block_time = self.params.block_time_ms * 1_000_000
+        paced = self._paced_by
+        if paced is None or paced[0] != height - 1:
+            return header_time + block_time
+        _, previous_header_time, proposed_at = paced
+        return max(previous_header_time, proposed_at) + block_time
 
     async def _replay(self, height: int) -> None:
         records = self.wal.messages_of(height) or []
@@ -393,6 +420,7 @@ class Driver:
             self.wal.write(encode_message(message))
         if isinstance(message, ProposalMessage):
             self._blocks.setdefault(message.proposal.block_id, message.block)
+            self._note_proposed(message.proposal)
             await self._feed(ProposalIn(message.proposal))
             await self._validate(message.block)
         elif isinstance(message, VoteMessage):
@@ -400,6 +428,12 @@ class Driver:
         else:
             self._blocks.setdefault(message.block.block_id(), message.block)
             await self._validate(message.block)
+
+    def _note_proposed(self, proposal: Proposal) -> None:
+        """Remember when ``proposal`` was made: its timestamp, or now if that is earlier
+        (a proposer's clock ahead, or a lie, cannot hold up the next height)."""
+        if proposal.round not in self._proposed_at:
+            self._proposed_at[proposal.round] = min(proposal.timestamp_ns, self.clock_ns())
 
     def _check(self, message: PeerMessage) -> str | None:
         """Why a message of this height is refused, or None."""
@@ -512,6 +546,7 @@ class Driver:
             self._own_proposals[action.round] = message
             self.wal.write_sync(encode_message(message))
         await self.network.publish(message)
+        self._note_proposed(message.proposal)
         await self._feed(ProposalIn(message.proposal))
 
     async def _vote(self, action: CastVote) -> None:

@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 
 MIN_PROPOSAL_BYTES = 256 << 10
 """The smallest tx budget of a proposal (about 2,000 transfers), and the first."""
-SLOW_HEIGHT = 1.5
-"""A height that took longer than this many block times was slowed by its block."""
-ON_TIME_HEIGHT = 1.2
-"""The budget grows only after a height that took at most this many block times."""
+SLOW_HEIGHT = 1.0
+"""A height decided more than this many propose timeouts after it started was slowed
+by its block (the next such one would fail its round)."""
+QUICK_HEIGHT = 0.5
+"""The budget grows only after a height decided within this many propose timeouts."""
 
 PRUNE_EVERY = 100
 CommitListener = Callable[[Block, BlockOutcome], None]
@@ -82,7 +83,6 @@ class NodeChain:
         self._priorities: dict[int, Priorities] = {}
         self._outcomes: dict[bytes, BlockOutcome] = {}
         self.proposal_bytes = MIN_PROPOSAL_BYTES
-        self._last_commit_at = time.monotonic()
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
 
@@ -125,22 +125,23 @@ class NodeChain:
         that failed for it would fail again with a larger block (the mempool only
         grows meanwhile), each round. So the budget halves with each round and, from
         height to height, doubles while round-0 proposals that fill half of it are
-        decided within ``ON_TIME_HEIGHT`` block times (a height that took over
-        ``SLOW_HEIGHT`` block times halves it), and falls to what was decided in a
-        later round. It never goes below
+        decided within ``QUICK_HEIGHT`` propose timeouts of their height's start (one
+        decided after more than ``SLOW_HEIGHT`` halves it), and falls to what was
+        decided in a later round. It never goes below
         :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit.
         """
         return max(MIN_PROPOSAL_BYTES, self.proposal_bytes >> round_)
 
-    def _adapt_proposal_limit(self, block: Block, decided_round: int) -> None:
-        now = time.monotonic()
-        took, self._last_commit_at = now - self._last_commit_at, now
-        block_time = self.config.params.block_time_ms / 1000
+    def _adapt_proposal_limit(self, block: Block, decided_round: int, decided_in_s: float | None) -> None:
+        propose_s = self.config.params.timeout_propose_ms / 1000
         if decided_round > 0:
             self.proposal_bytes = self.proposal_limit(decided_round)
-        elif took > SLOW_HEIGHT * block_time:
+        elif decided_in_s is None:
+            return
+        elif decided_in_s > SLOW_HEIGHT * propose_s:
             self.proposal_bytes = self.proposal_limit(1)
-        elif took <= ON_TIME_HEIGHT * block_time and 2 * sum(map(len, block.txs)) >= self.proposal_bytes:
+        elif decided_in_s <= QUICK_HEIGHT * propose_s and \
+                2 * sum(map(len, block.txs)) >= self.proposal_bytes:
             self.proposal_bytes = min(2 * self.proposal_bytes, self.config.params.max_block_bytes)
 
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> Block:
@@ -196,7 +197,7 @@ class NodeChain:
         self._outcomes[block.block_id()] = await trio.to_thread.run_sync(check_and_execute)
         await self.commit(block, commit)
 
-    async def commit(self, block: Block, commit: Commit) -> None:
+    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
         height = block.header.height
         outcome = self._outcomes.pop(block.block_id(), None)
         if outcome is None:
@@ -210,7 +211,7 @@ class NodeChain:
                 log.info("state pruned", extra={"height": height, "heights_pruned": pruned})
 
         await trio.to_thread.run_sync(write)
-        self._adapt_proposal_limit(block, commit.round)
+        self._adapt_proposal_limit(block, commit.round, decided_in_s)
         self._outcomes.clear()
         self._priorities = {h: p for h, p in self._priorities.items() if h > height}
         for listener in self.listeners:

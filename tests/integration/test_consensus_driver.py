@@ -13,7 +13,7 @@ from chain.types import Vote, VoteType
 from consensus.messages import VoteMessage
 
 from chainkit import LocalChain
-from consensuskit import Hub, MemoryChain, make_driver
+from consensuskit import Hub, MemoryChain, SlowChain, make_driver
 
 
 async def test_blocks_every_six_seconds_one_round_each(autojump_clock: trio.testing.MockClock,
@@ -43,6 +43,32 @@ async def test_blocks_every_six_seconds_one_round_each(autojump_clock: trio.test
     assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
     header_times = [b.header.time_ns for b in first.blocks[:heights]]
     assert [b - a for a, b in itertools.pairwise(header_times)] == [6_000_000_000] * (heights - 1)
+
+
+async def test_heights_begin_every_six_seconds_however_long_a_block_takes_to_check(
+        autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """Blocks that take 2 s to check do not stretch the pace to 8 s: a height starts six
+    seconds after the proposal that decided the one before, not after its commit."""
+    local = LocalChain(validators=4)
+    hub = Hub()
+    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}", SlowChain)
+               for i, key in enumerate(local.validator_keys)]
+    heights = 6
+    async with trio.open_nursery() as nursery:
+        for driver in drivers:
+            await nursery.start(driver.run)
+        while not all(d.chain.height >= heights for d in drivers):
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    first = drivers[0].chain
+    assert isinstance(first, MemoryChain)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(first.commit_times[:heights])]
+    assert gaps == [6.0] * (heights - 1)
+    # Block 1's header carries the genesis time; the first commit came 6 + 2 s after it.
+    header_times = [b.header.time_ns for b in first.blocks[1:heights]]
+    assert [b - a for a, b in itertools.pairwise(header_times)] == [6_000_000_000] * (heights - 2)
+    assert [round(t, 6) for t in first.decided_in[:heights] if t is not None] == [2.0] * heights
+    assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
 
 
 async def test_a_validator_cut_off_for_a_while_catches_up(autojump_clock: trio.testing.MockClock,

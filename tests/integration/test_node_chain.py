@@ -128,12 +128,19 @@ async def test_proposals_halve_each_round_and_grow_while_round_0_proposals_are_d
         limit = max(1_000, 8_000 >> round_)
         assert limit - largest_tx < size <= limit, (round_, sizes)
 
+    propose_s = local.genesis.params.timeout_propose_ms / 1000
     block = await chain.build_block(0, me, [])
-    await chain.commit(block, local.sign_commit(block))  # decided in round 0, and half full or more
+    await chain.commit(block, local.sign_commit(block), 0.6 * propose_s)  # round 0, not quick enough
+    assert chain.proposal_bytes == 8_000
+    block = await chain.build_block(0, me, [])
+    await chain.commit(block, local.sign_commit(block), 0.4 * propose_s)  # round 0, quick, half full
     assert chain.proposal_bytes == 16_000
+    block = await chain.build_block(0, me, [])
+    await chain.commit(block, local.sign_commit(block), 1.1 * propose_s)  # round 0, but slow
+    assert chain.proposal_bytes == 8_000
     block = await chain.build_block(2, me, [])
     await chain.commit(block, dataclasses.replace(local.sign_commit(block), round=2))
-    assert chain.proposal_bytes == 4_000  # what was decided
+    assert chain.proposal_bytes == 2_000  # what was decided
 
 
 async def test_an_equivocating_validator_is_caught_slashed_and_jailed_while_the_others_agree(

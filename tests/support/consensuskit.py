@@ -36,6 +36,7 @@ class MemoryChain:
         self._outcomes: dict[bytes, BlockOutcome] = {}
         self.blocks: list[Block] = []
         self.commit_times: list[float] = []
+        self.decided_in: list[float | None] = []
 
     @property
     def height(self) -> int:
@@ -70,7 +71,7 @@ class MemoryChain:
             return False
         return True
 
-    async def commit(self, block: Block, commit: Commit) -> None:
+    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
         outcome = self._outcomes.pop(block.block_id(), None)
         if outcome is None:
             outcome = apply_block(self.state, self.state.app_hash, block, self.config)
@@ -78,6 +79,7 @@ class MemoryChain:
         self.last_commit = commit
         self.blocks.append(block)
         self.commit_times.append(trio.current_time())
+        self.decided_in.append(decided_in_s)
         self._outcomes.clear()
         self._priorities = {h: p for h, p in self._priorities.items() if h >= self.height}
 
@@ -115,8 +117,19 @@ class HubPort:
                 return
 
 
-def make_driver(genesis: Genesis, key: PrivateKey, hub: Hub, index: int, home: Path) -> Driver:
-    chain = MemoryChain(genesis)
+class SlowChain(MemoryChain):
+    """A chain whose every block takes ``check_s`` seconds to check, as a full one does."""
+
+    check_s = 2.0
+
+    async def validate(self, block: Block) -> bool:
+        await trio.sleep(self.check_s)
+        return await super().validate(block)
+
+
+def make_driver(genesis: Genesis, key: PrivateKey, hub: Hub, index: int, home: Path,
+                chain_type: type[MemoryChain] = MemoryChain) -> Driver:
+    chain = chain_type(genesis)
     home.mkdir(parents=True, exist_ok=True)
     signer = FileSigner(key, home / "signer.json", genesis.chain_id)
     wal = Wal.open(home / "wal", start_height=chain.height)
