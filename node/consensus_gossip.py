@@ -9,9 +9,10 @@ A block the driver asks for (:meth:`request_block`) is fetched the same way. A b
 body the driver publishes to help a peer catch up is dropped when it does not fit: that
 peer fetches it, or syncs.
 
-A block is fetched compact first: its txs named by hash, each looked up in this node's
-mempool (``lookup``), and only the txs it lacks asked for; a block that cannot be
-rebuilt so is fetched whole. The reconstruction rate (txs found here / txs named) is
+A block is fetched compact first: its txs named by short ids, each looked up in this
+node's mempool (``lookup``), and only the txs it lacks asked for; a block that cannot be
+rebuilt so (or whose rebuilt txs are not the ones its header commits to: a short id
+matched another tx) is fetched whole. The reconstruction rate (txs found here / txs named) is
 counted in ``txs_named`` and ``txs_found``.
 
 Gossip that does not decode is rejected (its sender loses score); one that does is
@@ -31,7 +32,7 @@ import trio
 from chain.codec import dumps, expect_array, loads_canonical
 from chain.errors import DecodeError, NetworkError
 from chain.service import TaskStatus
-from chain.types import Block, Proposal
+from chain.types import Block, Proposal, tx_hash
 from consensus.messages import (
     BlockMessage,
     PeerMessage,
@@ -55,8 +56,8 @@ MAX_FETCHES = 8
 """Blocks fetched at once at most; a proposal beyond waits for its next gossip."""
 
 Deliver = Callable[[PeerMessage], Awaitable[None]]
-Lookup = Callable[[bytes], bytes | None]
-"""A tx by its hash, if this node has it (the mempool's)."""
+Lookup = Callable[[bytes], tuple[bytes, bytes] | None]
+"""A tx's hash and encoding by its short id, if this node has it (the mempool's)."""
 Screen = Callable[[PeerMessage | Proposal], Awaitable[Validation]]
 """Gossip validation of a decoded message (see :meth:`consensus.driver.Driver.screen`)."""
 
@@ -204,12 +205,12 @@ class ConsensusGossip:
 
     async def _rebuild(self, peer: PeerId, block_id: bytes, compact: CompactBlock) -> Block | None:
         """``compact``'s block, its txs from this node or, those it lacks, from ``peer``;
-        None if ``peer`` does not serve them."""
-        hashes = compact.tx_hashes
-        txs = [self.lookup(h) for h in hashes]
-        missing = {i: hashes[i] for i, tx in enumerate(txs) if tx is None}
-        self.txs_named += len(hashes)
-        self.txs_found += len(hashes) - len(missing)
+        None if ``peer`` does not serve them or they are not the block's."""
+        ids = compact.tx_ids
+        found = [self.lookup(i) for i in ids]
+        missing = {i: ids[i] for i, entry in enumerate(found) if entry is None}
+        self.txs_named += len(ids)
+        self.txs_found += len(ids) - len(missing)
         if missing:
             try:
                 fetched = await self.blocks.fetch_txs(peer, block_id, missing)
@@ -219,8 +220,14 @@ class ConsensusGossip:
             if fetched is None:
                 return None
             for i, tx in zip(sorted(missing), fetched, strict=True):
-                txs[i] = tx
-        return compact.with_txs([tx for tx in txs if tx is not None])
+                found[i] = (tx_hash(tx), tx)
+        entries = [entry for entry in found if entry is not None]
+        txs, hashes = [tx for _, tx in entries], [h for h, _ in entries]
+        block = await trio.to_thread.run_sync(compact.rebuilt, txs, hashes)
+        if block is None:
+            log.info("a rebuilt block is not the one proposed: fetching it whole",
+                     extra={"block_id": block_id.hex()})
+        return block
 
     async def _hand_over(self, block: Block, proposal: Proposal | None) -> None:
         assert self._deliver is not None  # set before any fetch starts

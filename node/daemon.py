@@ -151,7 +151,7 @@ class Node:
                                         self._check_announcement,
                                         max_block_bytes=self.chain_config.params.max_block_bytes)
             self.consensus_net = ConsensusGossip(self.network, self.chain_id, self.blocks,
-                                                 self._screen_consensus, self.mempool.get)
+                                                 self._screen_consensus, self.mempool.by_short_id)
             self._signer: FileSigner | None = None
             self._address: bytes | None = None
             if self.validator_key is not None:

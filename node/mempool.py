@@ -9,10 +9,10 @@ Signatures are checked a batch at a time, in a worker thread (a few, on the even
 where a thread's round trip would cost more), and remembered in the node's
 verified-hash cache, so block execution does not check them again.
 
-A tx is found by its hash (:meth:`Mempool.get`), to rebuild a proposed block named by
-hashes: a pending one, or one seen lately with a valid signature that is not pending
-(evicted, or refused: the pool was full, or its sender's earlier tx was refused), kept
-up to ``RECENT_BYTES``, least recently seen out.
+A tx is found by its hash (:meth:`Mempool.get`) or its short id (:meth:`by_short_id`,
+to rebuild a proposed block named so): a pending one, or one seen lately with a valid
+signature that is not pending (evicted, or refused: the pool was full, or its sender's
+earlier tx was refused), kept up to ``RECENT_BYTES``, least recently seen out.
 
 Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
 taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
@@ -35,6 +35,7 @@ from chain.params import ChainConfig
 from chain.transition import decode_tx, forged_tx, tx_sign_prefix, tx_signature, verify_tx_signature
 from chain.types import Tx, tx_hash
 from node.config import MempoolConfig
+from p2p.blocks import short_id
 
 INLINE_CHECKS = 8
 """Fewer signatures than this are checked on the event loop (~0.1 ms each)."""
@@ -72,6 +73,9 @@ class Mempool:
         self.bytes = 0
         self._recent: OrderedDict[bytes, bytes] = OrderedDict()
         self._recent_bytes = 0
+        self._short: dict[bytes, bytes] = {}
+        """The hash of each pending or recent tx by its short id (the first one seen of
+        txs sharing one)."""
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -88,14 +92,30 @@ class Mempool:
         pending = self._hashes.get(tx_hash)
         return pending.raw if pending is not None else self._recent.get(tx_hash)
 
+    def by_short_id(self, sid: bytes) -> tuple[bytes, bytes] | None:
+        """The hash and encoding of a pending or recent tx whose short id is ``sid``."""
+        h = self._short.get(sid)
+        if h is None:
+            return None
+        raw = self.get(h)
+        return None if raw is None else (h, raw)
+
+    def _forget(self, h: bytes) -> None:
+        """Drop ``h``'s short id once the tx is neither pending nor recent."""
+        sid = short_id(h)
+        if self._short.get(sid) == h and h not in self._hashes and h not in self._recent:
+            del self._short[sid]
+
     def _remember(self, h: bytes, raw: bytes) -> None:
         if h in self._recent:
             return
         self._recent[h] = raw
         self._recent_bytes += len(raw)
+        self._short.setdefault(short_id(h), h)
         while self._recent_bytes > RECENT_BYTES:
-            _, old = self._recent.popitem(last=False)
+            old_hash, old = self._recent.popitem(last=False)
             self._recent_bytes -= len(old)
+            self._forget(old_hash)
 
     async def add_many(self, raws: Sequence[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
         """Admit each of ``raws`` in order: its hash, or the error that refused it (a
@@ -211,6 +231,7 @@ class Mempool:
         self._senders.setdefault(sender, []).append(pending)
         self._fees[sender] = self._fees.get(sender, 0) + tx.fee
         self._hashes[h] = pending
+        self._short.setdefault(short_id(h), h)
         self.bytes += len(raw)
 
     def reap(self) -> Iterable[bytes]:
@@ -261,6 +282,7 @@ class Mempool:
             if p.hash not in staying:
                 del self._hashes[p.hash]
                 self.bytes -= len(p.raw)
+                self._forget(p.hash)
         if kept:
             self._senders[sender] = kept
             self._fees[sender] = sum(p.fee for p in kept)

@@ -13,16 +13,17 @@
 - ``/bizra/<c>/block-parts/1`` request/response: a block id (CBOR bytes) asks for that
   block whole (a proposal too large to gossip, or a committed block); the answer is the
   block, or null if the peer does not have it.
-- ``/bizra/<c>/compact-block/1`` request/response: a block id asks for that block with
-  its txs named by their hashes (:class:`CompactBlock`), or null: what a peer rebuilds
-  from its mempool.
+- ``/bizra/<c>/compact-block/2`` request/response: a block id asks for that block with
+  its txs named by short ids, the first ``SHORT_ID_LEN`` bytes of their hashes
+  (:class:`CompactBlock`), or null: what a peer rebuilds from its mempool.
 - ``/bizra/<c>/block-txs/1`` request/response: ``[block_id, [index, ...]]`` (indexes
   ascending) asks for those txs of that block; the answer is ``[tx, ...]`` in the same
   order, or null if the peer does not have the block.
 
 Whatever a peer sends is checked before it is used: each block must be the one its
-commit (or the id asked for) names and its body the one its header commits to, else the
-peer loses score and the caller gets a NetworkError. Whether a commit's signatures make
+commit (or the id asked for) names and its body the one its header commits to (a
+compact block's txs only once it is rebuilt), else the peer loses score and the caller
+gets a NetworkError. Whether a commit's signatures make
 the block final is for block sync and consensus, which know the validator sets.
 """
 
@@ -68,6 +69,10 @@ BLOCK_OVERHEAD_BYTES = 4 << 20
 """What a block's encoding may add to its txs' bytes: CBOR heads (5 bytes a tx at most),
 header, evidence and last commit."""
 MAX_REQUEST_BYTES = 64
+SHORT_ID_LEN = 8
+"""A compact block names each tx by this many bytes of its hash: a quarter of the bytes
+to carry, and a collision costs a whole-block fetch (two txs sharing a short id take
+about 2**32 tries to make; one matching a given tx, 2**64)."""
 MAX_TXS_REQUEST_BYTES = 1 << 20
 """A block-txs request: a block id and up to ~200,000 indexes."""
 SERVED_COMPACT = 4
@@ -92,20 +97,25 @@ class Announcement:
         return cls(Header.from_cbor(header), Commit.from_cbor(commit))
 
 
+def short_id(h: bytes) -> bytes:
+    """The short id of the tx whose hash is ``h``."""
+    return h[:SHORT_ID_LEN]
+
+
 @dataclass(frozen=True, slots=True)
 class CompactBlock:
-    """A block whose txs are named by their hashes (§8.6). It is encoded as a block
-    whose txs are those hashes, so that the block decoder and its bounds serve it."""
+    """A block whose txs are named by short ids (§8.7). It is encoded as a block whose
+    txs are those ids, so that the block decoder and its bounds serve it."""
 
     block: Block
-    """The block with ``txs`` holding the txs' hashes."""
+    """The block with ``txs`` holding the txs' short ids."""
 
     @classmethod
     def of(cls, block: Block) -> CompactBlock:
-        return cls(dataclasses.replace(block, txs=tuple(tx_hash(tx) for tx in block.txs)))
+        return cls(dataclasses.replace(block, txs=tuple(short_id(tx_hash(tx)) for tx in block.txs)))
 
     @property
-    def tx_hashes(self) -> tuple[bytes, ...]:
+    def tx_ids(self) -> tuple[bytes, ...]:
         return self.block.txs
 
     def encode(self) -> bytes:
@@ -114,16 +124,23 @@ class CompactBlock:
     @classmethod
     def decode(cls, obj: object) -> CompactBlock:
         """From the decoded CBOR of a compact block; DecodeError unless every tx is
-        named by a 32-byte hash."""
+        named by a short id."""
         block = Block.from_cbor(obj)
-        for i, h in enumerate(block.txs):
-            if len(h) != HASH_LEN:
-                raise DecodeError(f"compact block.txs[{i}]: {len(h)} bytes, not a {HASH_LEN}-byte hash")
+        for i, name in enumerate(block.txs):
+            if len(name) != SHORT_ID_LEN:
+                raise DecodeError(f"compact block.txs[{i}]: {len(name)} bytes, not a "
+                                  f"{SHORT_ID_LEN}-byte short id")
         return cls(block)
 
-    def with_txs(self, txs: Sequence[bytes]) -> Block:
-        """The block, given its txs (each must hash to the name in its place)."""
-        return dataclasses.replace(self.block, txs=tuple(txs))
+    def rebuilt(self, txs: Sequence[bytes], tx_hashes: Sequence[bytes]) -> Block | None:
+        """The block, given its txs and their hashes, if they are the ones its header
+        commits to (else None: a short id matched another tx, or the peer lied)."""
+        block = dataclasses.replace(self.block, txs=tuple(txs))
+        try:
+            check_body(block, tx_hashes)
+        except InvalidBlock:
+            return None
+        return block
 
 
 class BlockSource(Protocol):
@@ -139,17 +156,16 @@ class BlockSource(Protocol):
 AnnouncementCheck = Callable[[PeerId, Announcement], Awaitable[Validation]]
 
 
-def _mismatch(block: Block, commit: Commit | None, chain_id: str,
-              tx_hashes: Sequence[bytes] | None = None) -> str | None:
+def _mismatch(block: Block, commit: Commit | None, chain_id: str, *, compact: bool = False) -> str | None:
     """Why ``block`` (with ``commit``, if given) is not what it claims to be, or None.
-    ``tx_hashes`` are its txs' hashes when known (a compact block's txs are theirs)."""
+    A ``compact`` block's txs are short ids: they are checked once it is rebuilt."""
     header = block.header
     if header.chain_id != chain_id:
         return f"block {header.height} is of chain {header.chain_id!r}"
     if commit is not None and (commit.height != header.height or commit.block_id != block.block_id()):
         return f"the commit of block {header.height} is for another block"
     try:
-        check_body(block, [tx_hash(tx) for tx in block.txs] if tx_hashes is None else tx_hashes)
+        check_body(block, None if compact else [tx_hash(tx) for tx in block.txs])
     except InvalidBlock as exc:
         return str(exc)
     return None
@@ -172,7 +188,7 @@ class BlockExchange:
         self.topic = gossip_topic(chain_id, "blocks")
         self.blocks_protocol = request_protocol(chain_id, "blocks")
         self.parts_protocol = request_protocol(chain_id, "block-parts")
-        self.compact_protocol = request_protocol(chain_id, "compact-block")
+        self.compact_protocol = request_protocol(chain_id, "compact-block", version=2)
         self.txs_protocol = request_protocol(chain_id, "block-txs")
         self._served: OrderedDict[bytes, bytes] = OrderedDict()
         """The last compact blocks served, encoded, by block id."""
@@ -297,21 +313,20 @@ class BlockExchange:
     async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
         """The block ``block_id`` from ``peer``, checked against its id; None if
         ``peer`` does not have it. NetworkError as :meth:`fetch_blocks`."""
-        return await self._fetch_by_id(peer, self.parts_protocol, block_id, "block", Block.from_cbor,
-                                       named=False)
+        return await self._fetch_by_id(peer, self.parts_protocol, block_id, "block", Block.from_cbor)
 
     async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
-        """The block ``block_id`` from ``peer`` with its txs named by hash, checked
-        against its id (header, tx hashes, evidence and last commit); None if ``peer``
-        does not have it. NetworkError as :meth:`fetch_blocks`."""
+        """The block ``block_id`` from ``peer`` with its txs named by short ids, checked
+        against its id (header, evidence and last commit; its txs once rebuilt); None if
+        ``peer`` does not have it. NetworkError as :meth:`fetch_blocks`."""
         block = await self._fetch_by_id(peer, self.compact_protocol, block_id, "compact block",
-                                        lambda obj: CompactBlock.decode(obj).block, named=True)
+                                        lambda obj: CompactBlock.decode(obj).block, compact=True)
         return None if block is None else CompactBlock(block)
 
     async def _fetch_by_id(self, peer: PeerId, protocol: str, block_id: bytes, what: str,
-                           decode: Callable[[object], Block], *, named: bool) -> Block | None:
-        """Block ``block_id`` as ``protocol`` answers it (``named``: its txs are their
-        hashes), of this chain, with that id and a body that is its header's."""
+                           decode: Callable[[object], Block], *, compact: bool = False) -> Block | None:
+        """Block ``block_id`` as ``protocol`` answers it (``compact``: its txs are short
+        ids), of this chain, with that id and a body that is its header's."""
         raw = await self.network.request(peer, protocol, dumps(block_id),
                                          max_response_bytes=self.max_block_response,
                                          timeout=REQUEST_TIMEOUT_S)
@@ -324,16 +339,16 @@ class BlockExchange:
             return None
         if block.block_id() != block_id:
             raise self._fault(peer, f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
-        problem = _mismatch(block, None, self.chain_id, block.txs if named else None)
+        problem = _mismatch(block, None, self.chain_id, compact=compact)
         if problem:
             raise self._fault(peer, problem)
         return block
 
-    async def fetch_txs(self, peer: PeerId, block_id: bytes, hashes: dict[int, bytes]) -> list[bytes] | None:
-        """The txs of block ``block_id`` at the indexes of ``hashes`` (ascending), from
-        ``peer``, each checked against its hash; None if ``peer`` does not have the
+    async def fetch_txs(self, peer: PeerId, block_id: bytes, ids: dict[int, bytes]) -> list[bytes] | None:
+        """The txs of block ``block_id`` at the indexes of ``ids`` (ascending), from
+        ``peer``, each checked against its short id; None if ``peer`` does not have the
         block. NetworkError as :meth:`fetch_blocks`."""
-        indexes = sorted(hashes)
+        indexes = sorted(ids)
         raw = await self.network.request(peer, self.txs_protocol, dumps([block_id, indexes]),
                                          max_response_bytes=self.max_block_response,
                                          timeout=REQUEST_TIMEOUT_S)
@@ -348,7 +363,7 @@ class BlockExchange:
         if len(txs) != len(indexes):
             raise self._fault(peer, f"sent {len(txs)} txs for {len(indexes)} asked")
         for i, tx in zip(indexes, txs, strict=True):
-            if tx_hash(tx) != hashes[i]:
+            if short_id(tx_hash(tx)) != ids[i]:
                 raise self._fault(peer, f"sent a tx for index {i} of block {block_id.hex()[:16]}… that is "
                                         "not the one the block names")
         return txs

@@ -137,6 +137,6 @@ def gossip_topic(chain_id: str, name: str) -> str:
     return f"/bizra/{chain_id}/{name}/1"
 
 
-def request_protocol(chain_id: str, name: str) -> str:
-    """``/bizra/<chain id>/<name>/1`` (§8): name is status, blocks or block-parts."""
-    return f"/bizra/{chain_id}/{name}/1"
+def request_protocol(chain_id: str, name: str, version: int = 1) -> str:
+    """``/bizra/<chain id>/<name>/<version>`` (§8)."""
+    return f"/bizra/{chain_id}/{name}/{version}"

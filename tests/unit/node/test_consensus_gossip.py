@@ -12,7 +12,7 @@ from gossipkit import accept
 from chain.types import Block, Proposal, encode, tx_hash
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from node.consensus_gossip import MAX_FETCHES, ConsensusGossip
-from p2p.blocks import BlockExchange
+from p2p.blocks import BlockExchange, short_id
 from p2p.memory import MemoryHub
 from p2p.network import MAX_GOSSIP_BYTES, request_protocol
 from p2p.peers import PeerId
@@ -45,11 +45,13 @@ Handed = list[ProposalMessage | VoteMessage | BlockMessage]
 
 
 async def propose(block: Block, store: Store, chain_id: str, *, rounds: tuple[int, ...] = (0,),
-                  known: Collection[bytes] = (), compact_served: bool = True
+                  known: Collection[bytes] = (), compact_served: bool = True,
+                  colliding: dict[bytes, tuple[bytes, bytes]] | None = None,
                   ) -> tuple[Handed, ConsensusGossip, CountingSource]:
     """A proposer gossips proposals of ``block`` (one per round in ``rounds``) to a peer
-    whose mempool holds the txs in ``known``; what the peer's consensus was handed, its
-    gossip, and the proposer's block source."""
+    whose mempool holds the txs in ``known`` (and ``colliding``: other txs by the short
+    ids of the block's); what the peer's consensus was handed, its gossip, and the
+    proposer's block source."""
     source = CountingSource(store)
     hub = MemoryHub()
     a, b = hub.join("proposer"), hub.join("peer")
@@ -57,8 +59,9 @@ async def propose(block: Block, store: Store, chain_id: str, *, rounds: tuple[in
     sender = ConsensusGossip(a, chain_id, BlockExchange(a, chain_id, source, accept, max_block_bytes=1 << 22),
                              accept)
     if not compact_served:  # a peer that does not speak the compact-block protocol
-        del a._handlers[request_protocol(chain_id, "compact-block")]
-    mempool = {tx_hash(tx): tx for tx in block.txs if tx_hash(tx) in set(known)}
+        del a._handlers[request_protocol(chain_id, "compact-block", version=2)]
+    mempool = {short_id(tx_hash(tx)): (tx_hash(tx), tx) for tx in block.txs if tx_hash(tx) in set(known)}
+    mempool.update(colliding or {})
     receiver_blocks = BlockExchange(b, chain_id, source, accept, max_block_bytes=1 << 22)
     receiver = ConsensusGossip(b, chain_id, receiver_blocks, accept, mempool.get)
     delivered: Handed = []
@@ -107,6 +110,19 @@ async def test_a_proposed_block_is_rebuilt_from_the_mempool_and_only_the_missing
     _, receiver, source = await propose(block, store, chain_id, known=known)
     assert receiver.txs_named == 600 and receiver.txs_found == len(known) == 200
     assert receiver.whole_fetches == 0 and source.asked == 2  # the compact block, then its missing txs
+
+
+async def test_a_short_id_that_matches_another_tx_here_makes_the_block_come_whole() -> None:
+    """Two txs may share a short id: the block rebuilt with the wrong one is not the one
+    proposed (its header's data hash says so), so it is fetched whole, and the peer that
+    served it keeps its score."""
+    block, store, chain_id = large_block()
+    other = transfers(LocalChain(), 1)[0]
+    colliding = {short_id(tx_hash(block.txs[7])): (tx_hash(other), other)}
+    delivered, receiver, _ = await propose(block, store, chain_id, known=[tx_hash(tx) for tx in block.txs],
+                                           colliding=colliding)
+    assert len(delivered) == 1 and receiver.whole_fetches == 1
+    assert receiver.network.score(PeerId(next(iter(receiver.network.peers())))) == 0
 
 
 async def test_a_peer_without_compact_blocks_serves_the_block_whole() -> None:

@@ -12,6 +12,7 @@ from chain.transition import decode_tx
 from chain.types import Transfer, tx_hash
 from node.config import MempoolConfig
 from node.mempool import Mempool, MempoolFull
+from p2p.blocks import short_id
 
 from chainkit import SEED, LocalChain, key, sign_tx
 
@@ -165,9 +166,9 @@ async def test_a_batch_preverified_together_is_admitted_without_checking_again(c
 
 async def test_a_tx_is_found_by_hash_pending_or_seen_lately_with_a_valid_signature(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """What a proposed block named by hashes is rebuilt from: pending txs, and txs with
-    a valid signature refused or evicted lately (the least recently seen go first past
-    ``RECENT_BYTES``); never a forged one."""
+    """What a proposed block named by short ids is rebuilt from: pending txs, and txs
+    with a valid signature refused or evicted lately (the least recently seen go first
+    past ``RECENT_BYTES``); never a forged one."""
     chain = LocalChain()
     mempool = pool(chain, max_txs=1)
     assert mempool.has_room()
@@ -184,3 +185,10 @@ async def test_a_tx_is_found_by_hash_pending_or_seen_lately_with_a_valid_signatu
     await mempool.add_many([later])
     assert mempool.get(tx_hash(full)) is None  # the least recently seen, out
     assert mempool.get(tx_hash(gap)) == gap and mempool.get(tx_hash(later)) == later
+
+    def by_short_id(tx: bytes) -> tuple[bytes, bytes] | None:
+        return mempool.by_short_id(short_id(tx_hash(tx)))
+    assert [by_short_id(tx) for tx in (pending, full, gap, later)] == \
+        [(tx_hash(pending), pending), None, (tx_hash(gap), gap), (tx_hash(later), later)]
+    mempool.update([tx_hash(pending)])  # committed: gone, short id and all
+    assert by_short_id(pending) is None and mempool.by_short_id(bytes(8)) is None
