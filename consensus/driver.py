@@ -98,6 +98,18 @@ KEEP_DECIDED = 4
 (further behind, a peer needs block sync)."""
 CATCH_UP_INTERVAL_S = 1.0
 REGOSSIP_INTERVAL_S = 2.0
+BUILD_AHEAD_MIN_S = 0.5
+"""A round-0 proposer builds its block at least this long before its height starts,
+and twice as long before as its last build took (at most half a block time)."""
+
+
+@dataclasses.dataclass(slots=True)
+class _BuiltAhead:
+    """The round-0 block of ``height``, built before the height starts: set once ``done``."""
+
+    height: int
+    done: trio.Event = dataclasses.field(default_factory=trio.Event)
+    block: Block | None = None
 """How often the node's own proposal and votes of its current round (and of the rounds
 it is locked on or holds a valid block from) are sent again: a message lost on the way
 is not lost for good, and peers learn where a node is stuck."""
@@ -176,6 +188,9 @@ class Driver:
         self._block_time_floor = 0
         self._proposed_at: dict[int, int] = {}
         """When each round's proposal of this height was made (ns): see :meth:`_start_at`."""
+        self._built_ahead: _BuiltAhead | None = None
+        self._build_s = 0.0
+        """How long this node's last block took to build."""
         self._paced_by: tuple[int, int, int] | None = None
         """The last height this driver decided: its number, its block's header time and
         when its decided proposal was made (ns)."""
@@ -316,7 +331,13 @@ class Driver:
         await self._replay(height)
         started: float | None = None
         if machine.round < 0:
-            wait = self._start_at(height, header_time) - self.clock_ns()
+            start_at = self._start_at(height, header_time)
+            if self.address is not None and machine.proposer(0) == self.address \
+                    and 0 not in self._own_proposals:
+                self._built_ahead = ahead = _BuiltAhead(height)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._build_ahead, ahead, start_at)
+            wait = start_at - self.clock_ns()
             if wait > 0:
                 await trio.sleep(wait / 1e9)
             started = trio.current_time()
@@ -510,7 +531,13 @@ class Driver:
                 self._blocks[own.proposal.block_id] = own.block
                 await self._feed(ValueIn(action.round, own.proposal.block_id))
             elif not self._replaying and self.address is not None:
-                block = await self.chain.build_block(action.round, self.address, list(self.evidence))
+                ahead = self._built_ahead
+                if action.round == 0 and ahead is not None and ahead.height == machine.height:
+                    await ahead.done.wait()
+                    assert ahead.block is not None
+                    block = ahead.block
+                else:
+                    block = await self._build(action.round)
                 self._blocks[block.block_id()] = block
                 self._validated.add(block.block_id())
                 await self._feed(ValueIn(action.round, block.block_id()))
@@ -525,6 +552,24 @@ class Driver:
                 await self.network.request_block(action.block_id)
         elif isinstance(action, ReportEvidence) and action.evidence not in self.evidence:
             self.evidence.append(action.evidence)
+
+    async def _build(self, round_: int) -> Block:
+        assert self.address is not None
+        started = trio.current_time()
+        block = await self.chain.build_block(round_, self.address, list(self.evidence))
+        self._build_s = trio.current_time() - started
+        return block
+
+    async def _build_ahead(self, ahead: _BuiltAhead, start_at: int) -> None:
+        """Build the round-0 block of ``ahead.height`` a little before the height starts
+        (``start_at``, ns), so that its proposal leaves as the height starts: its state is
+        the last block's, and the txs that come meanwhile go in the next one."""
+        lead = min(max(BUILD_AHEAD_MIN_S, 2 * self._build_s), self.params.block_time_ms / 2000)
+        wait = (start_at - self.clock_ns()) / 1e9 - lead
+        if wait > 0:
+            await trio.sleep(wait)
+        ahead.block = await self._build(0)
+        ahead.done.set()
 
     async def _timer(self, height: int, action: ScheduleTimeout) -> None:
         await trio.sleep(action.duration_ms / 1000)

@@ -13,7 +13,7 @@ from chain.types import Vote, VoteType
 from consensus.messages import VoteMessage
 
 from chainkit import LocalChain
-from consensuskit import Hub, MemoryChain, SlowChain, make_driver
+from consensuskit import Hub, MemoryChain, SlowBuildChain, SlowChain, make_driver
 
 
 async def test_blocks_every_six_seconds_one_round_each(autojump_clock: trio.testing.MockClock,
@@ -68,6 +68,30 @@ async def test_heights_begin_every_six_seconds_however_long_a_block_takes_to_che
     header_times = [b.header.time_ns for b in first.blocks[1:heights]]
     assert [b - a for a, b in itertools.pairwise(header_times)] == [6_000_000_000] * (heights - 2)
     assert [round(t, 6) for t in first.decided_in[:heights] if t is not None] == [2.0] * heights
+    assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
+
+
+async def test_a_proposer_builds_its_block_before_its_height_starts(
+        autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """Blocks that take 1 s to build leave as their height starts: built ahead, twice as
+    long before as the proposer's last build took (a proposer's first, 0.5 s before, is
+    half a second late), so heights come every 6 s, not 7."""
+    local = LocalChain(validators=4)
+    hub = Hub()
+    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}", SlowBuildChain)
+               for i, key in enumerate(local.validator_keys)]
+    heights = 10
+    async with trio.open_nursery() as nursery:
+        for driver in drivers:
+            await nursery.start(driver.run)
+        while not all(d.chain.height >= heights for d in drivers):
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    first = drivers[0].chain
+    assert isinstance(first, MemoryChain)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(first.commit_times[:heights])]
+    assert set(gaps[:4]) <= {6.0, 6.5}  # each of the 4 validators' first proposal
+    assert gaps[4:] == [6.0] * (heights - 5)
     assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
 
 

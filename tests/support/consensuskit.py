@@ -127,6 +127,17 @@ class SlowChain(MemoryChain):
         return await super().validate(block)
 
 
+class SlowBuildChain(MemoryChain):
+    """A chain whose every block takes ``build_s`` seconds to build."""
+
+    build_s = 1.0
+
+    async def build_block(self, round_: int, proposer: bytes,
+                          evidence: list[DuplicateVoteEvidence]) -> Block:
+        await trio.sleep(self.build_s)
+        return await super().build_block(round_, proposer, evidence)
+
+
 def make_driver(genesis: Genesis, key: PrivateKey, hub: Hub, index: int, home: Path,
                 chain_type: type[MemoryChain] = MemoryChain) -> Driver:
     chain = chain_type(genesis)
