@@ -85,6 +85,9 @@ class NodeChain:
         self.proposal_bytes = MIN_PROPOSAL_BYTES
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
+        self._too_big = config.params.max_block_bytes
+        """The last budget whose height was slow: the budget grows by a quarter, not
+        twice, past half of it."""
 
     @property
     def height(self) -> int:
@@ -126,8 +129,8 @@ class NodeChain:
         grows meanwhile), each round. So the budget halves with each round and, from
         height to height, doubles while round-0 proposals that fill half of it are
         decided within ``QUICK_HEIGHT`` propose timeouts of their height's start (one
-        decided after more than ``SLOW_HEIGHT`` halves it), and falls to what was
-        decided in a later round. It never goes below
+        decided after more than ``SLOW_HEIGHT`` halves it; past half the last budget that
+        did so, it grows by a quarter), and falls to what was decided in a later round. It never goes below
         :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit.
         """
         return max(MIN_PROPOSAL_BYTES, self.proposal_bytes >> round_)
@@ -139,10 +142,14 @@ class NodeChain:
         elif decided_in_s is None:
             return
         elif decided_in_s > SLOW_HEIGHT * propose_s:
+            self._too_big = self.proposal_bytes
             self.proposal_bytes = self.proposal_limit(1)
         elif decided_in_s <= QUICK_HEIGHT * propose_s and \
                 2 * sum(map(len, block.txs)) >= self.proposal_bytes:
-            self.proposal_bytes = min(2 * self.proposal_bytes, self.config.params.max_block_bytes)
+            grown = 2 * self.proposal_bytes
+            if grown > self._too_big:
+                grown = self.proposal_bytes * 5 // 4
+            self.proposal_bytes = min(grown, self.config.params.max_block_bytes)
 
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> Block:
         params = self.config.params

@@ -69,8 +69,9 @@ ANNOUNCE_AGAIN_S = 2.0
 """The last block is announced again after this long without a new one."""
 PENDING_BLOCKS = 2
 """Clients' txs are refused while the mempool holds more than this many blocks' worth."""
-RECEIVED_BATCH = 4_096
-"""Txs from peers admitted to the mempool in one signature-checking batch at most."""
+RECEIVED_BATCH = 1_024
+"""Txs from peers admitted to the mempool in one signature-checking batch at most (a
+larger one would hold the event loop for its decoding and admission at once)."""
 SCREENED = {Screened.VALID: Validation.ACCEPT, Screened.IRRELEVANT: Validation.IGNORE,
             Screened.FORGED: Validation.REJECT}
 """Gossip validation by the driver's verdict: a forged message costs its sender score."""

@@ -39,6 +39,8 @@ from p2p.blocks import short_id
 
 INLINE_CHECKS = 8
 """Fewer signatures than this are checked on the event loop (~0.1 ms each)."""
+ADMIT_TURN = 256
+"""Txs admitted between two turns of the event loop."""
 RECENT_BYTES = 32 << 20
 """Txs seen lately and not pending, kept for rebuilding blocks (~250,000 transfers)."""
 
@@ -129,7 +131,9 @@ class Mempool:
                 decoded.append(exc)
         forged = await self._check_signatures([e for e in decoded if not isinstance(e, InvalidTx)])
         out: list[bytes | InvalidTx | MempoolFull] = []
-        for entry in decoded:
+        for n, entry in enumerate(decoded, 1):
+            if n % ADMIT_TURN == 0:
+                await trio.lowlevel.checkpoint()  # votes and block parts wait for no more
             if isinstance(entry, InvalidTx):
                 out.append(entry)
             elif entry[1] in forged:

@@ -118,7 +118,7 @@ async def test_proposals_halve_each_round_and_grow_while_round_0_proposals_are_d
     chain = node_chain(local, MemoryKV())
     chain.proposal_bytes = 8_000
     users = local.users
-    txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1)) for i in range(400)]
+    txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1)) for i in range(1_000)]
     await chain.mempool.add_many(txs)
     me = address_of(local.validator_keys[0].public_key)
 
@@ -138,9 +138,15 @@ async def test_proposals_halve_each_round_and_grow_while_round_0_proposals_are_d
     block = await chain.build_block(0, me, [])
     await chain.commit(block, local.sign_commit(block), 1.1 * propose_s)  # round 0, but slow
     assert chain.proposal_bytes == 8_000
+    sizes = []
+    for _ in range(2):  # quick again: twice as large up to the budget that was slow, then a quarter more
+        block = await chain.build_block(0, me, [])
+        await chain.commit(block, local.sign_commit(block), 0.4 * propose_s)
+        sizes.append(chain.proposal_bytes)
+    assert sizes == [16_000, 20_000]
     block = await chain.build_block(2, me, [])
     await chain.commit(block, dataclasses.replace(local.sign_commit(block), round=2))
-    assert chain.proposal_bytes == 2_000  # what was decided
+    assert chain.proposal_bytes == 5_000  # what was decided
 
 
 async def test_an_equivocating_validator_is_caught_slashed_and_jailed_while_the_others_agree(
