@@ -9,6 +9,13 @@
 - request/response: node 1 fetches ``--body-mib`` MiB bodies from node 0, one after
   another, for ``--seconds``: MB/s.
 
+With ``--admit`` the txs are real signed transfers and each receiver does the node's
+admission work (``node/txintake.py``: the gossip check, then the mempool's decoding,
+signature checks off the event loop and admission against a state that funds their
+senders): a tx counts as delivered once a receiver's mempool admitted it, and its
+latency runs from when its origin was due to send it (its place in the origin's
+schedule, which every tx carries as its amount) to its admission.
+
 Beside them, the floor on this machine: a plain TCP stream over loopback between two
 trio tasks (MB/s), and the Ed25519 verifications a core can do a second (every gossiped
 tx is verified once by a node, so that bounds a node's tx rate).
@@ -20,6 +27,7 @@ the last line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -29,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from hashlib import sha256
 from pathlib import Path
 from queue import Empty, Queue
@@ -36,7 +45,17 @@ from typing import Any
 
 import trio
 
-from chain.crypto import PrivateKey, verify
+from chain.crypto import PrivateKey, VerifiedCache, address_of, verify
+from chain.errors import InvalidTx
+from chain.genesis import GenesisAccount, make_devnet_genesis
+from chain.params import Params
+from chain.state import chain_config, state_from_genesis
+from chain.transition import decode_tx, least_fee, sign_tx
+from chain.types import Transfer
+from node.config import MempoolConfig
+from node.mempool import Mempool
+from node.txintake import TxIntake
+from node.view import Counters
 from p2p.host import Libp2pNetwork
 from p2p.network import Validation
 from p2p.peering import PeerManager
@@ -48,6 +67,24 @@ CHAIN = "bizra-bench-1"
 BODY_PROTOCOL = f"/bizra/{CHAIN}/bench-body/1"
 NODES = 4
 _HEADER = 16  # origin (1 byte), sequence number (7), submit time in ns (8)
+ACCOUNTS = 500
+"""Sending accounts per origin with ``--admit`` (each origin's txs take turns among them)."""
+
+
+def _account(origin: int, i: int) -> PrivateKey:
+    return PrivateKey.from_seed(sha256(b"bench p2p account %d %d" % (origin, i)).digest())
+
+
+class _Admission(TxIntake):
+    """The node's admission, noting each admitted tx and when (read after the run)."""
+
+    admitted: list[tuple[int, list[bytes]]]
+
+    async def admit(self, batch: Sequence[tuple[PeerId, bytes]]) -> list[bytes | InvalidTx | Exception]:
+        results = await super().admit(batch)
+        self.admitted.append((time.time_ns(), [raw for (_, raw), r in zip(batch, results, strict=True)
+                                               if isinstance(r, bytes)]))
+        return results
 
 
 # --- a node process --------------------------------------------------------------
@@ -59,18 +96,75 @@ def _cpu_seconds() -> float:
 
 
 class BenchNode:
-    """One node: gossips txs when told, records what it receives, serves bodies."""
+    """One node: gossips txs when told, records what it receives, serves bodies. With
+    ``presign`` txs to send, it admits what it receives as a node does (``--admit``)."""
 
-    def __init__(self, index: int, body_bytes: int, interval: float) -> None:
+    def __init__(self, index: int, body_bytes: int, interval: float, presign: int = 0) -> None:
         self.index = index
         self.net = Libp2pNetwork(sha256(b"bench p2p node %d" % index).digest())
         self.status = StatusService(self.net, CHAIN, sha256(CHAIN.encode()).digest(), lambda: 0,
                                     self.net.listen_addrs)
-        self.gossip = TxGossip(self.net, CHAIN, lambda tx: Validation.ACCEPT, interval=interval)
+        self.signed: list[bytes] = []
+        self.intake: _Admission | None = None
+        if presign:
+            self.intake = self._admission(presign)
+            self.gossip = TxGossip(self.net, CHAIN, self.intake.check, room=self.intake.mempool.has_room,
+                                   interval=interval)
+        else:
+            self.gossip = TxGossip(self.net, CHAIN, lambda tx: Validation.ACCEPT, interval=interval)
         self.body = os.urandom(body_bytes)
         self.latencies_ns: list[int] = []
         self.received: dict[int, int] = {}
         self.net.set_handler(BODY_PROTOCOL, self._serve_body, max_request_bytes=8)
+
+    def _admission(self, presign: int) -> _Admission:
+        """Sign this origin's ``presign`` transfers (amount: the tx's place in the
+        schedule, plus one) and set up admission against a state funding every origin's
+        accounts."""
+        params = Params()
+        keys = {(o, i): _account(o, i) for o in range(NODES) for i in range(ACCOUNTS)}
+        per_account = -(-presign // ACCOUNTS)
+        balance = per_account * (presign + 1 + least_fee(params, per_account, Transfer(bytes(20), presign)))
+        genesis = make_devnet_genesis(CHAIN, [PrivateKey.from_seed(bytes(32))], 0, params=params)
+        genesis = dataclasses.replace(genesis, accounts=genesis.accounts + tuple(
+            GenesisAccount(address_of(key.public_key), balance) for key in keys.values()))
+        to = address_of(PrivateKey.from_seed(bytes(32)).public_key)
+        for k in range(presign):
+            nonce, i = divmod(k, ACCOUNTS)
+            body = Transfer(to, k + 1)
+            fee = least_fee(params, nonce, body)
+            self.signed.append(sign_tx(CHAIN, keys[(self.index, i)], nonce, body, fee))
+        limits = MempoolConfig(max_txs=4 * presign + 1, max_bytes=1 << 40, max_per_sender=per_account + 1)
+        mempool = Mempool(chain_config(genesis), state_from_genesis(genesis), limits, VerifiedCache())
+        self.origins = {address_of(key.public_key): o for (o, _), key in keys.items()}
+        intake = _Admission(mempool, params, self.net.penalize, Counters())
+        intake.admitted = []
+        return intake
+
+    def _admitted_report(self, start_ns: int, rate: float) -> tuple[dict[int, int], list[float]]:
+        """Txs admitted by origin, and their latencies (ms) from when they were due."""
+        assert self.intake is not None
+        received: dict[int, int] = {}
+        latencies = []
+        for at, raws in self.intake.admitted:
+            for raw in raws:
+                tx = decode_tx(raw, Params())
+                assert isinstance(tx.body, Transfer)
+                origin = self.origins[address_of(tx.sender)]
+                received[origin] = received.get(origin, 0) + 1
+                latencies.append((at - start_ns - (tx.body.amount - 1) / rate * 1e9) / 1e6)
+        return received, latencies
+
+    async def _originate_signed(self, rate: float, seconds: float) -> int:
+        start = trio.current_time()
+        sent = 0
+        while (elapsed := trio.current_time() - start) < seconds:
+            due = min(int(elapsed * rate), len(self.signed))
+            while sent < due:
+                await self.gossip.submit(self.signed[sent])
+                sent += 1
+            await trio.sleep(0.002)
+        return sent
 
     async def _serve_body(self, peer: PeerId, request: bytes) -> bytes:
         return self.body
@@ -112,7 +206,10 @@ class BenchNode:
             await nursery.start(self.net.run)
             await nursery.start(self.gossip.run)
             await nursery.start(self.status.run)
-            nursery.start_soon(self._record)
+            if self.intake is not None:
+                nursery.start_soon(self.intake.run, self.gossip.received)
+            else:
+                nursery.start_soon(self._record)
             _say({"addr": self.net.listen_addrs()[0], "id": self.net.local_id})
             while line := await trio.to_thread.run_sync(sys.stdin.readline):
                 command, *args = line.split()
@@ -122,10 +219,19 @@ class BenchNode:
                 elif command == "peers":
                     _say({"peers": len(self.net.peers())})
                 elif command == "gossip":
+                    rate, seconds = float(args[0]), float(args[1])
+                    started_at = int(args[3])
+                    await trio.sleep(max(0.0, (started_at - time.time_ns()) / 1e9))
                     cpu, wall = _cpu_seconds(), time.perf_counter()
-                    sent = await self._originate(float(args[0]), float(args[1]), int(args[2]))
+                    if self.intake is not None:
+                        sent = await self._originate_signed(rate, seconds)
+                    else:
+                        sent = await self._originate(rate, seconds, int(args[2]))
                     _say({"sent": sent, "cpu": _cpu_seconds() - cpu, "wall": time.perf_counter() - wall})
                 elif command == "report":
+                    if self.intake is not None:
+                        self.received, latencies = self._admitted_report(int(args[0]), float(args[1]))
+                        self.latencies_ns = [int(ms * 1e6) for ms in latencies]
                     _say({"received": self.received, "latencies_ms": [n / 1e6 for n in self.latencies_ns],
                           "dropped": self.net.dropped, "slow_peers": self.net.slow_peers,
                           "batches": self.gossip.batches_received, "duplicates": self.net.duplicates})
@@ -146,11 +252,12 @@ def _say(record: dict[str, Any]) -> None:
 class Process:
     """A node process: commands in on stdin, one JSON object a line out."""
 
-    def __init__(self, index: int, body_bytes: int, interval: float, logs: Path | None) -> None:
+    def __init__(self, index: int, body_bytes: int, interval: float, logs: Path | None, presign: int) -> None:
         self.index = index
         log = (logs / f"node{index}.log").open("w") if logs else subprocess.DEVNULL
         self.process = subprocess.Popen([sys.executable, __file__, "--node", str(index),
-                                         "--body-bytes", str(body_bytes), "--interval", str(interval)],
+                                         "--body-bytes", str(body_bytes), "--interval", str(interval),
+                                         "--presign", str(presign)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
         self.replies: Queue[dict[str, Any]] = Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -223,10 +330,12 @@ def _percentile(values: list[float], q: int) -> float:
 
 def coordinate(args: argparse.Namespace) -> dict[str, Any]:
     body_bytes = int(args.body_mib * (1 << 20))
-    print(f"starting {NODES} nodes on loopback ...", file=sys.stderr)
-    nodes = [Process(0, body_bytes, args.interval, args.logs)]
+    presign = int(args.rate / NODES * args.seconds) + 1 if args.admit else 0
+    signing = " (signing their txs)" if presign else ""
+    print(f"starting {NODES} nodes on loopback{signing} ...", file=sys.stderr)
+    nodes = [Process(0, body_bytes, args.interval, args.logs, presign)]
     try:
-        nodes += [Process(i, body_bytes, args.interval, args.logs) for i in range(1, NODES)]
+        nodes += [Process(i, body_bytes, args.interval, args.logs, presign) for i in range(1, NODES)]
         for node in nodes[1:]:
             node.send("bootnode", nodes[0].addr)
         deadline = time.monotonic() + 60
@@ -237,11 +346,12 @@ def coordinate(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(3)  # a few heartbeats: the gossip mesh forms
         print(f"gossiping {args.rate:,.0f} tx/s of {args.tx_bytes} bytes for {args.seconds:.0f} s ...",
               file=sys.stderr)
+        started_at = time.time_ns() + 500_000_000
         for node in nodes:
-            node.send("gossip", args.rate / NODES, args.seconds, args.tx_bytes)
+            node.send("gossip", args.rate / NODES, args.seconds, args.tx_bytes, started_at)
         sent_reports = [node.reply(args.seconds + 120) for node in nodes]
         time.sleep(2)  # what is in flight arrives
-        reports = [node.ask("report") for node in nodes]
+        reports = [node.ask("report", started_at, args.rate / NODES) for node in nodes]
         sent = [r["sent"] for r in sent_reports]
         expected = sum((sum(sent) - sent[i]) for i in range(NODES))
         delivered = sum(sum(int(count) for origin, count in r["received"].items() if int(origin) != i)
@@ -252,8 +362,10 @@ def coordinate(args: argparse.Namespace) -> dict[str, Any]:
         fetch = nodes[1].ask("fetch", nodes[0].id, args.seconds, timeout=args.seconds + 120)
         return {
             "nodes": NODES,
+            "admit": args.admit,
             "tx_bytes": args.tx_bytes,
             "gossip_tx_per_s": sum(sent) / wall,
+            "delivered_tx_per_s": delivered / (NODES - 1) / wall,
             "gossip_target_tx_per_s": args.rate,
             "delivery_ratio": delivered / expected if expected else 0.0,
             "latency_p50_ms": _percentile(latencies, 50),
@@ -276,23 +388,29 @@ def coordinate(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=10_000, help="txs a second, all nodes together")
-    parser.add_argument("--tx-bytes", type=int, default=250)
+    parser.add_argument("--tx-bytes", type=int, default=250,
+                        help="the size of each tx (not with --admit: transfers are ~130 bytes)")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--body-mib", type=float, default=4)
     parser.add_argument("--interval", type=float, default=BATCH_INTERVAL_S,
                         help="seconds between a node's tx batches (when they are not full first)")
     parser.add_argument("--logs", type=Path, help="a directory for each node's log (default: none)")
+    parser.add_argument("--admit", action="store_true",
+                        help="real signed transfers, admitted by each receiver as a node does")
     parser.add_argument("--node", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--body-bytes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--presign", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.node is not None:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        trio.run(BenchNode(args.node, args.body_bytes, args.interval).run)
+        trio.run(BenchNode(args.node, args.body_bytes, args.interval, args.presign).run)
         return
     figures = coordinate(args)
     figures["floor_loopback_tcp_mb_per_s"] = _loopback_floor_mb_per_s()
     figures["floor_ed25519_verify_per_s_per_core"] = _verify_floor_per_s()
-    print(f"tx gossip: {figures['gossip_tx_per_s']:,.0f} tx/s carried (target {args.rate:,.0f}), "
+    admitted = " and admitted" if args.admit else ""
+    print(f"tx gossip: {figures['gossip_tx_per_s']:,.0f} tx/s sent (target {args.rate:,.0f}), "
+          f"{figures['delivered_tx_per_s']:,.0f} tx/s delivered{admitted} to each node, "
           f"delivery {figures['delivery_ratio']:.2%}, p50 {figures['latency_p50_ms']:.1f} ms, "
           f"p95 {figures['latency_p95_ms']:.1f} ms, max {figures['latency_max_ms']:.1f} ms")
     print(f"           copies of each tx batch a node received: {figures['copies_per_batch']:.2f} "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -20,13 +19,13 @@ import trio
 
 from chain.commits import commit_checks, require_valid
 from chain.crypto import VerifiedCache, address_of
-from chain.errors import BizraError, ForgedTx, InvalidBlock, InvalidTx
+from chain.errors import BizraError, InvalidBlock
 from chain.genesis import Genesis
 from chain.params import ChainConfig
 from chain.service import TaskStatus
 from chain.state import chain_config
-from chain.transition import BlockOutcome, decode_tx
-from chain.types import Block, Commit, CommitFlag, Proposal, tx_hash
+from chain.transition import BlockOutcome
+from chain.types import Block, Commit, CommitFlag, Proposal
 from consensus.driver import ConsensusNetwork, Driver, Screened
 from consensus.equivocation import Equivocator
 from consensus.messages import PeerMessage, VoteMessage
@@ -45,10 +44,11 @@ from node.rpc.events import EventBus
 from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
 from node.sync import BlockSync
+from node.txintake import TxIntake
 from node.view import Counters, Job
 from p2p.blocks import Announcement, BlockExchange
 from p2p.host import Libp2pNetwork
-from p2p.network import INVALID_MESSAGE_PENALTY, Validation
+from p2p.network import Validation
 from p2p.nodekey import load_or_create
 from p2p.peering import PeerManager
 from p2p.peers import PeerId
@@ -69,9 +69,6 @@ ANNOUNCE_AGAIN_S = 2.0
 """The last block is announced again after this long without a new one."""
 PENDING_BLOCKS = 2
 """Clients' txs are refused while the mempool holds more than this many blocks' worth."""
-RECEIVED_BATCH = 1_024
-"""Txs from peers admitted to the mempool in one signature-checking batch at most (a
-larger one would hold the event loop for its decoding and admission at once)."""
 SCREENED = {Screened.VALID: Validation.ACCEPT, Screened.IRRELEVANT: Validation.IGNORE,
             Screened.FORGED: Validation.REJECT}
 """Gossip validation by the driver's verdict: a forged message costs its sender score."""
@@ -146,8 +143,9 @@ class Node:
                                         self.advertised_addresses)
             self.peers = PeerManager(self.network, self.status, self.bootnodes,
                                      target=config.p2p.target_peers, maximum=config.p2p.max_peers)
-            self.txs = TxGossip(self.network, self.chain_id, self._check_gossiped_tx,
-                                room=self.mempool.has_room)
+            self.intake = TxIntake(self.mempool, self.chain_config.params, self.network.penalize,
+                                   self.counters)
+            self.txs = TxGossip(self.network, self.chain_id, self.intake.check, room=self.mempool.has_room)
             self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
                                         self._check_announcement,
                                         max_block_bytes=self.chain_config.params.max_block_bytes)
@@ -183,7 +181,7 @@ class Node:
                 await nursery.start(self.peers.run)
                 await nursery.start(self.txs.run)
                 await nursery.start(self.blocks.run)
-                nursery.start_soon(self._admit_gossiped_txs)
+                nursery.start_soon(self.intake.run, self.txs.received)
                 nursery.start_soon(self._announce_blocks)
                 nursery.start_soon(self._note_announcements)
                 nursery.start_soon(self._run_jobs)
@@ -360,40 +358,6 @@ class Node:
         driver = self.driver
         if driver is not None:
             await driver.deliver(message)
-
-    def _check_gossiped_tx(self, raw: bytes) -> Validation:
-        try:
-            decode_tx(raw, self.chain_config.params)
-        except InvalidTx:
-            return Validation.REJECT
-        return Validation.IGNORE if tx_hash(raw) in self.mempool else Validation.ACCEPT
-
-    async def _admit_gossiped_txs(self) -> None:
-        """Admit peers' tx batches, whole, together with any others waiting (up to
-        ``RECEIVED_BATCH`` txs): their signatures are checked as one batch."""
-        received = self.txs.received
-        while True:
-            peer, txs = await received.receive()
-            batch = [(peer, tx) for tx in txs]
-            while len(batch) < RECEIVED_BATCH:
-                try:
-                    peer, txs = received.receive_nowait()
-                except trio.WouldBlock:
-                    break
-                batch.extend((peer, tx) for tx in txs)
-            await self.admit_from_peers(batch)
-
-    async def admit_from_peers(self, batch: Sequence[tuple[PeerId, bytes]]) -> None:
-        """Admit txs that peers gossiped, as ``(peer, tx)``: a peer that sent a forged
-        one (a tx can be refused for many reasons, and only a forgery is the sender's
-        fault) loses score."""
-        results = await self.mempool.add_many([raw for _, raw in batch])
-        self.counters.txs_received += len(batch)
-        for (peer, _), result in zip(batch, results, strict=True):
-            if isinstance(result, InvalidTx):
-                self.counters.txs_refused += 1
-                if isinstance(result, ForgedTx):
-                    self.network.penalize(peer, INVALID_MESSAGE_PENALTY, "a tx with an invalid signature")
 
     # --- blocks --------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ async def test_a_peer_that_gossips_a_forged_tx_loses_score_and_others_do_not(nod
     forger, relay = PeerId("forger"), PeerId("relay")
     before = node.network.score(forger), node.network.score(relay)
 
-    await node.admit_from_peers([(forger, forged), (relay, unfunded)])
+    await node.intake.admit([(forger, forged), (relay, unfunded)])
 
     assert node.network.score(forger) < before[0]
     assert node.network.score(relay) == before[1]  # refused (it cannot pay), but signed
