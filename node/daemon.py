@@ -145,7 +145,8 @@ class Node:
                                      target=config.p2p.target_peers, maximum=config.p2p.max_peers)
             self.intake = TxIntake(self.mempool, self.chain_config.params, self.network.penalize,
                                    self.counters)
-            self.txs = TxGossip(self.network, self.chain_id, self.intake.check, room=self.mempool.has_room)
+            self.txs = TxGossip(self.network, self.chain_id, self.intake.check, room=self.mempool.has_room,
+                                keep=self.mempool.keep)
             self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
                                         self._check_announcement,
                                         max_block_bytes=self.chain_config.params.max_block_bytes)

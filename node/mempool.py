@@ -10,9 +10,10 @@ where a thread's round trip would cost more), and remembered in the node's
 verified-hash cache, so block execution does not check them again.
 
 A tx is found by its hash (:meth:`Mempool.get`) or its short id (:meth:`by_short_id`,
-to rebuild a proposed block named so): a pending one, or one seen lately with a valid
-signature that is not pending (evicted, or refused: the pool was full, or its sender's
-earlier tx was refused), kept up to ``RECENT_BYTES``, least recently seen out.
+to rebuild a proposed block named so): a pending one, or one seen lately that is not
+pending (evicted, or refused with a valid signature: the pool was full, or its sender's
+earlier tx was refused; or gossiped while the pool was full, kept unchecked:
+:meth:`keep`), kept up to ``RECENT_BYTES``, least recently seen out.
 
 Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
 taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
@@ -101,6 +102,18 @@ class Mempool:
             return None
         raw = self.get(h)
         return None if raw is None else (h, raw)
+
+    def keep(self, raws: Sequence[bytes]) -> None:
+        """Keep ``raws`` among the txs seen lately, unchecked and not admitted (peers'
+        txs that came while the pool was full): a proposed block that names them is
+        rebuilt without fetching them; it must match its header, and its execution
+        checks their signatures."""
+        limit = self.config.params.max_tx_bytes
+        for raw in raws:
+            if len(raw) <= limit:
+                h = tx_hash(raw)
+                if h not in self._hashes:
+                    self._remember(h, raw)
 
     def _forget(self, h: bytes) -> None:
         """Drop ``h``'s short id once the tx is neither pending nor recent."""

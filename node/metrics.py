@@ -45,7 +45,8 @@ class _NodeCollector(Collector):
         yield counter("mempool_failed_txs", "Txs refused by the mempool.", counters.txs_refused)
         yield counter("mempool_shed_txs", "Clients' txs refused while the node was busy.", counters.txs_shed)
         yield counter("mempool_gossip_batches_refused",
-                      "Peers' tx batches ignored unread: the mempool was full.", node.txs.batches_refused)
+                      "Peers' tx batches only kept for rebuilding blocks: the mempool was full.",
+                      node.txs.batches_refused)
         yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
                     node.loop_lag.seconds)
         yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))

@@ -10,8 +10,12 @@ at most one interval more before it leaves, well inside a 6-second block.
 A batch is the canonical CBOR array of the txs' encodings. A batch that does not decode,
 is empty, or holds a tx the ``check`` calls invalid is rejected (its sender loses
 score); txs the check ignores (already known, say) are dropped silently. While the node
-has no room for txs (``room``), a batch is ignored before it is even parsed: a refusal
-costs next to nothing, and the batch is not forwarded (its sender is not penalized).
+has no room for txs (``room``), a batch is not checked, admitted or forwarded, and its
+sender is not penalized; its txs are only handed to ``keep`` (the mempool keeps them,
+unchecked, for rebuilding proposed blocks that name them: a block rebuilt must match its
+header, and its execution checks their signatures). That costs its parsing and the txs'
+hashes, far less than a proposal whose txs a node lacks (it must fetch them before its
+propose timeout); a batch that does not parse is rejected as ever.
 
 Accepted batches are handed over whole (``received``: the sender and its txs, at most
 ``RECEIVED_BATCHES`` waiting, each under 60 KiB), so that the node admits a batch's txs
@@ -40,6 +44,7 @@ def _head(n: int) -> int:
     return 1 if n < 24 else 2 if n < 256 else 3 if n < 65_536 else 5
 
 TxCheck = Callable[[bytes], Validation]
+Keep = Callable[[list[bytes]], None]
 
 
 def encode_batch(txs: list[bytes]) -> bytes:
@@ -86,12 +91,13 @@ class TxGossip:
     """Publishes this node's txs in batches and hands peers' txs to ``received``."""
 
     def __init__(self, network: Network, chain_id: str, check: TxCheck, *,
-                 room: Callable[[], bool] = lambda: True,
+                 room: Callable[[], bool] = lambda: True, keep: Keep = lambda txs: None,
                  batch_bytes: int = MAX_GOSSIP_BYTES, interval: float = BATCH_INTERVAL_S) -> None:
         self.network = network
         self.topic = gossip_topic(chain_id, "txs")
         self.check = check
         self.room = room
+        self.keep = keep
         self._batcher = Batcher(batch_bytes)
         self.interval = interval
         self._messages = network.subscribe(self.topic, self._validate, bulk=True)
@@ -100,16 +106,17 @@ class TxGossip:
         self.batches_sent = 0
         self.batches_received = 0
         self.batches_refused = 0
-        """Batches ignored unread while the node had no room for txs."""
+        """Batches only kept, while the node had no room for txs."""
 
     async def _validate(self, peer: PeerId, data: bytes) -> Validation:
-        if not self.room():
-            self.batches_refused += 1
-            return Validation.IGNORE
         try:
             txs = decode_batch(data)
         except DecodeError:
             return Validation.REJECT
+        if not self.room():
+            self.batches_refused += 1
+            self.keep(txs)
+            return Validation.IGNORE
         verdicts = {self.check(tx) for tx in txs}
         if Validation.REJECT in verdicts:
             return Validation.REJECT

@@ -192,3 +192,7 @@ async def test_a_tx_is_found_by_hash_pending_or_seen_lately_with_a_valid_signatu
         [(tx_hash(pending), pending), None, (tx_hash(gap), gap), (tx_hash(later), later)]
     mempool.update([tx_hash(pending)])  # committed: gone, short id and all
     assert by_short_id(pending) is None and mempool.by_short_id(bytes(8)) is None
+
+    gossiped = pay(chain, 4)  # while the pool was full: kept unchecked, not admitted
+    mempool.keep([gossiped, bytes(chain.config.params.max_tx_bytes + 1)])
+    assert by_short_id(gossiped) == (tx_hash(gossiped), gossiped) and tx_hash(gossiped) not in mempool

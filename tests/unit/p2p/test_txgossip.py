@@ -88,16 +88,18 @@ async def test_a_batch_with_an_invalid_tx_is_rejected(autojump_clock: trio.testi
         assert b.book.score(a.local_id) < 0
 
 
-async def test_a_node_without_room_ignores_batches_unread_and_costs_their_sender_nothing(
+async def test_a_node_without_room_only_keeps_batches_and_costs_their_sender_nothing(
         autojump_clock: trio.testing.MockClock) -> None:
     async with connected_pair() as (sender, receiver, a, b):
-        receiver.room = lambda: False
-        await sender.submit(b"bad one")  # invalid: refused unread, so not held against a
+        kept: list[bytes] = []
+        receiver.room, receiver.keep = (lambda: False), kept.extend
+        await sender.submit(b"bad one")  # invalid: not checked, so not held against a
         await sender.submit(b"good")
         await trio.sleep(0.1)
         with pytest.raises(trio.WouldBlock):
             receiver.received.receive_nowait()
         assert receiver.batches_refused == 1 and b.book.score(a.local_id) == 0
+        assert kept == [b"bad one", b"good"]  # for rebuilding blocks that name them
         receiver.room = lambda: True
         await sender.submit(b"good")
         with trio.fail_after(1):
