@@ -11,11 +11,11 @@ Restarting in the middle of a height, it replays the WAL of that height first; t
 node's own proposals and votes found there are reused, never signed again.
 
 Block time (§7.8): a height starts (and so its proposer proposes) ``block_time_ms`` after
-the proposal that decided the height before it was made (its timestamp, or when this node
-received it if that is earlier), and never before the previous block's header time plus
-``block_time_ms``; so heights begin every ``block_time_ms`` however long each takes to
-decide, up to that. A height this node did not decide itself (after a sync or a restart)
-starts ``block_time_ms`` after its own header time (the BFT time of the previous commit).
+its header time (the BFT time of the previous commit), less the time the height before
+took from its start to its decision here (at most half a block time); and this node's
+votes carry a time no earlier than the header time plus ``block_time_ms``. So heights
+begin about every ``block_time_ms`` however long each takes to decide, and header times
+are never closer than that.
 """
 
 from __future__ import annotations
@@ -186,14 +186,13 @@ class Driver:
         self._next_height: list[Message] = []
         self._replaying = False
         self._block_time_floor = 0
-        self._proposed_at: dict[int, int] = {}
-        """When each round's proposal of this height was made (ns): see :meth:`_start_at`."""
+        self._vote_time_floor = 0
         self._built_ahead: _BuiltAhead | None = None
         self._build_s = 0.0
         """How long this node's last block took to build."""
-        self._paced_by: tuple[int, int, int] | None = None
-        """The last height this driver decided: its number, its block's header time and
-        when its decided proposal was made (ns)."""
+        self._decided_in: tuple[int, float] | None = None
+        """The last height this driver saw whole, from its start to its decision: its
+        number and the seconds it took."""
         self.evidence: list[DuplicateVoteEvidence] = []
         self.committed_rounds: dict[int, int] = {}
         self._decided: dict[int, tuple[Block, Commit, list[bytes]]] = {}
@@ -325,9 +324,9 @@ class Driver:
         self._blocks, self._validated = {}, set()
         self._own_votes, self._own_proposals = {}, {}
         self._screened = set()
-        self._proposed_at = {}
         header_time = self.chain.next_block_time()
         self._block_time_floor = header_time + 1_000_000
+        self._vote_time_floor = header_time + self.params.block_time_ms * 1_000_000
         await self._replay(height)
         started: float | None = None
         if machine.round < 0:
@@ -349,8 +348,9 @@ class Driver:
             await self._handle(await self._inbox.receive())
         decision = machine.decision
         block = self._blocks[decision.block_id]
-        await self.chain.commit(block, decision.commit,
-                                None if started is None else trio.current_time() - started)
+        decided_in = None if started is None else trio.current_time() - started
+        await self.chain.commit(block, decision.commit, decided_in)
+        self._decided_in = None if decided_in is None else (height, decided_in)
         self.wal.end_height(height)
         # Evidence another proposer committed goes, and evidence too old to commit; the
         # chain leaves out, block by block, what it cannot carry (already punished).
@@ -360,21 +360,18 @@ class Driver:
         self._decided.pop(height - KEEP_DECIDED, None)
         self._helped.pop(height - KEEP_DECIDED, None)
         self.committed_rounds[height] = decision.round
-        proposed_at = self._proposed_at.get(decision.round)
-        self._paced_by = None if proposed_at is None else (height, block.header.time_ns, proposed_at)
         log.info("committed", extra={"height": height, "round": decision.round,
                                      "block_id": decision.block_id.hex()})
 
     def _start_at(self, height: int, header_time: int) -> int:
-        """When ``height`` starts (ns): ``block_time_ms`` after the proposal that decided
-        the height before, not before that block's header time plus ``block_time_ms``;
-        else (that height not decided here) after ``header_time``, this height's."""
+        """When ``height``, whose header time is ``header_time``, starts (ns):
+        ``block_time_ms`` after it, less how long the height before took to decide here
+        (at most half a block time). Its commit's time, the next header time, then falls
+        about ``block_time_ms`` after this one; votes are never timed earlier than that."""
         block_time = self.params.block_time_ms * 1_000_000
-        paced = self._paced_by
-        if paced is None or paced[0] != height - 1:
-            return header_time + block_time
-        _, previous_header_time, proposed_at = paced
-        return max(previous_header_time, proposed_at) + block_time
+        decided = self._decided_in
+        took = 0 if decided is None or decided[0] != height - 1 else int(decided[1] * 1e9)
+        return header_time + block_time - min(took, block_time // 2)
 
     async def _replay(self, height: int) -> None:
         records = self.wal.messages_of(height) or []
@@ -441,7 +438,6 @@ class Driver:
             self.wal.write(encode_message(message))
         if isinstance(message, ProposalMessage):
             self._blocks.setdefault(message.proposal.block_id, message.block)
-            self._note_proposed(message.proposal)
             await self._feed(ProposalIn(message.proposal))
             await self._validate(message.block)
         elif isinstance(message, VoteMessage):
@@ -449,12 +445,6 @@ class Driver:
         else:
             self._blocks.setdefault(message.block.block_id(), message.block)
             await self._validate(message.block)
-
-    def _note_proposed(self, proposal: Proposal) -> None:
-        """Remember when ``proposal`` was made: its timestamp, or now if that is earlier
-        (a proposer's clock ahead, or a lie, cannot hold up the next height)."""
-        if proposal.round not in self._proposed_at:
-            self._proposed_at[proposal.round] = min(proposal.timestamp_ns, self.clock_ns())
 
     def _check(self, message: PeerMessage) -> str | None:
         """Why a message of this height is refused, or None."""
@@ -591,7 +581,6 @@ class Driver:
             self._own_proposals[action.round] = message
             self.wal.write_sync(encode_message(message))
         await self.network.publish(message)
-        self._note_proposed(message.proposal)
         await self._feed(ProposalIn(message.proposal))
 
     async def _vote(self, action: CastVote) -> None:
@@ -602,7 +591,7 @@ class Driver:
             index = machine.index_of(self.address)
             assert index is not None
             unsigned = Vote(action.vote_type, machine.height, action.round, action.block_id,
-                            max(self.clock_ns(), self._block_time_floor), self.address, index, b"")
+                            max(self.clock_ns(), self._vote_time_floor), self.address, index, b"")
             try:
                 vote = self.signer.sign_vote(unsigned)
             except DoubleSignError as exc:
