@@ -53,7 +53,7 @@ from chain.state import chain_config, state_from_genesis
 from chain.transition import decode_tx, least_fee, sign_tx
 from chain.types import Transfer
 from node.config import MempoolConfig
-from node.mempool import Mempool
+from node.mempool import Mempool, MempoolFull
 from node.txintake import TxIntake
 from node.view import Counters
 from p2p.host import Libp2pNetwork
@@ -80,7 +80,7 @@ class _Admission(TxIntake):
 
     admitted: list[tuple[int, list[bytes]]]
 
-    async def admit(self, batch: Sequence[tuple[PeerId, bytes]]) -> list[bytes | InvalidTx | Exception]:
+    async def admit(self, batch: Sequence[tuple[PeerId, bytes]]) -> list[bytes | InvalidTx | MempoolFull]:
         results = await super().admit(batch)
         self.admitted.append((time.time_ns(), [raw for (_, raw), r in zip(batch, results, strict=True)
                                                if isinstance(r, bytes)]))

@@ -98,6 +98,9 @@ KEEP_DECIDED = 4
 (further behind, a peer needs block sync)."""
 CATCH_UP_INTERVAL_S = 1.0
 REGOSSIP_INTERVAL_S = 2.0
+"""How often the node's own proposal and votes of its current round (and of the rounds
+it is locked on or holds a valid block from) are sent again: a message lost on the way
+is not lost for good, and peers learn where a node is stuck."""
 BUILD_AHEAD_MIN_S = 0.5
 """A round-0 proposer builds its block at least this long before its height starts,
 and twice as long before as its last build took (at most half a block time)."""
@@ -110,9 +113,6 @@ class _BuiltAhead:
     height: int
     done: trio.Event = dataclasses.field(default_factory=trio.Event)
     block: Block | None = None
-"""How often the node's own proposal and votes of its current round (and of the rounds
-it is locked on or holds a valid block from) are sent again: a message lost on the way
-is not lost for good, and peers learn where a node is stuck."""
 
 
 class Chain(Protocol):

@@ -19,7 +19,7 @@ from chain.errors import ForgedTx, InvalidTx
 from chain.params import Params
 from chain.transition import decode_tx
 from chain.types import tx_hash
-from node.mempool import Mempool
+from node.mempool import Mempool, MempoolFull
 from node.view import Counters
 from p2p.network import INVALID_MESSAGE_PENALTY, Validation
 from p2p.peers import PeerId
@@ -61,7 +61,7 @@ class TxIntake:
                 batch.extend((peer, tx) for tx in txs)
             await self.admit(batch)
 
-    async def admit(self, batch: Sequence[tuple[PeerId, bytes]]) -> list[bytes | InvalidTx | Exception]:
+    async def admit(self, batch: Sequence[tuple[PeerId, bytes]]) -> list[bytes | InvalidTx | MempoolFull]:
         """Admit txs that peers gossiped, as ``(peer, tx)``; what the mempool made of each."""
         results = await self.mempool.add_many([raw for _, raw in batch])
         self.counters.txs_received += len(batch)
@@ -70,4 +70,4 @@ class TxIntake:
                 self.counters.txs_refused += 1
                 if isinstance(result, ForgedTx):
                     self.penalize(peer, INVALID_MESSAGE_PENALTY, "a tx with an invalid signature")
-        return list(results)
+        return results
