@@ -24,7 +24,7 @@ nonce has passed, or whose sender can no longer pay, are evicted.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -132,12 +132,18 @@ class Mempool:
             self._recent_bytes -= len(old)
             self._forget(old_hash)
 
-    async def add_many(self, raws: Sequence[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
+    async def add_many(self, raws: Sequence[bytes], known: Mapping[bytes, tuple[bytes, Tx]] | None = None
+                       ) -> list[bytes | InvalidTx | MempoolFull]:
         """Admit each of ``raws`` in order: its hash, or the error that refused it (a
         ForgedTx for a signature that is not its sender's). Signatures of the ones not in
-        the verified cache are checked together."""
+        the verified cache are checked together. ``known``: the hash and decoding of some
+        of ``raws`` (by encoding), found already by :func:`~chain.transition.decode_tx`."""
         decoded: list[tuple[bytes, bytes, Tx] | InvalidTx] = []
         for raw in raws:
+            found = known.get(raw) if known else None
+            if found is not None:
+                decoded.append((raw, *found))
+                continue
             try:
                 decoded.append((raw, tx_hash(raw), decode_tx(raw, self.config.params)))
             except InvalidTx as exc:
