@@ -86,8 +86,8 @@ class NodeChain:
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
         self._too_big = config.params.max_block_bytes
-        """The last budget whose height was slow: the budget grows by a quarter, not
-        twice, past half of it."""
+        """The last budget whose height was slow or took more than one round: the budget
+        grows by a quarter, not twice, past half of it."""
 
     @property
     def height(self) -> int:
@@ -129,8 +129,9 @@ class NodeChain:
         grows meanwhile), each round. So the budget halves with each round and, from
         height to height, doubles while round-0 proposals that fill half of it are
         decided within ``QUICK_HEIGHT`` propose timeouts of their height's start (one
-        decided after more than ``SLOW_HEIGHT`` halves it; past half the last budget that
-        did so, it grows by a quarter), and falls to what was decided in a later round. It never goes below
+        decided after more than ``SLOW_HEIGHT`` halves it), and falls to what was decided
+        in a later round; past half the last budget that was slow or took more than one
+        round, it grows by a quarter, not twice. It never goes below
         :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit.
         """
         return max(MIN_PROPOSAL_BYTES, self.proposal_bytes >> round_)
@@ -138,6 +139,7 @@ class NodeChain:
     def _adapt_proposal_limit(self, block: Block, decided_round: int, decided_in_s: float | None) -> None:
         propose_s = self.config.params.timeout_propose_ms / 1000
         if decided_round > 0:
+            self._too_big = self.proposal_bytes
             self.proposal_bytes = self.proposal_limit(decided_round)
         elif decided_in_s is None:
             return

@@ -149,6 +149,27 @@ async def test_proposals_halve_each_round_and_grow_while_round_0_proposals_are_d
     assert chain.proposal_bytes == 5_000  # what was decided
 
 
+async def test_after_a_round_that_failed_for_its_block_the_budget_grows_slowly_past_half_of_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node.chainstate, "MIN_PROPOSAL_BYTES", 1_000)
+    local = LocalChain(validators=1)
+    chain = node_chain(local, MemoryKV())
+    chain.proposal_bytes = 8_000
+    users = local.users
+    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1))
+                                  for i in range(1_000)])
+    me = address_of(local.validator_keys[0].public_key)
+    propose_s = local.genesis.params.timeout_propose_ms / 1000
+    block = await chain.build_block(2, me, [])  # round 0 and 1 failed with 8,000 bytes
+    await chain.commit(block, local.sign_commit(block, round_=2))
+    sizes = [chain.proposal_bytes]
+    for _ in range(3):
+        block = await chain.build_block(0, me, [])
+        await chain.commit(block, local.sign_commit(block), 0.4 * propose_s)
+        sizes.append(chain.proposal_bytes)
+    assert sizes == [2_000, 4_000, 8_000, 10_000]
+
+
 async def test_an_equivocating_validator_is_caught_slashed_and_jailed_while_the_others_agree(
         tmp_path: Path) -> None:
     """Validator 3 signs a twin of every vote and proposal: the others commit the same

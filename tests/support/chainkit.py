@@ -46,9 +46,9 @@ def sign_tx(chain_id: str, signer: PrivateKey, nonce: int, body: TxBody,
 
 
 def sign_commit(chain_id: str, signers: dict[bytes, PrivateKey], members: Sequence[SetMember],
-                block: Block, absent: Sequence[int] = ()) -> Commit:
+                block: Block, absent: Sequence[int] = (), round_: int = 0) -> Commit:
     """The commit of ``block`` by the set ``members`` (keys in ``signers`` by public key),
-    round 0, with the members at indices ``absent`` not signing."""
+    at ``round_``, with the members at indices ``absent`` not signing."""
     h = block.header.height
     block_id = block.block_id()
     sigs = []
@@ -57,10 +57,10 @@ def sign_commit(chain_id: str, signers: dict[bytes, PrivateKey], members: Sequen
             sigs.append(CommitSig(CommitFlag.ABSENT, 0, b""))
             continue
         ts = block.header.time_ns + BLOCK_INTERVAL_NS + i
-        vote = Vote(VoteType.PRECOMMIT, h, 0, block_id, ts, address_of(m.pubkey), i, b"")
+        vote = Vote(VoteType.PRECOMMIT, h, round_, block_id, ts, address_of(m.pubkey), i, b"")
         sig = signers[m.pubkey].sign(vote_sign_bytes(chain_id, vote))
         sigs.append(CommitSig(CommitFlag.COMMIT, ts, sig))
-    return Commit(h, 0, block_id, tuple(sigs))
+    return Commit(h, round_, block_id, tuple(sigs))
 
 
 class LocalChain:
@@ -122,9 +122,9 @@ class LocalChain:
         self.last_commit = self.sign_commit(block)
         return outcome
 
-    def sign_commit(self, block: Block, absent: Sequence[int] = ()) -> Commit:
+    def sign_commit(self, block: Block, absent: Sequence[int] = (), round_: int = 0) -> Commit:
         return sign_commit(self.config.chain_id, self.signers, self.members(block.header.height),
-                           block, absent)
+                           block, absent, round_)
 
     def run(self, txs: Sequence[bytes] = ()) -> BlockOutcome:
         """Make and apply the next block."""
