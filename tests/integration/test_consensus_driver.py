@@ -10,25 +10,33 @@ import trio
 import trio.testing
 
 from chain.types import Vote, VoteType
+from consensus.driver import Driver
 from consensus.messages import VoteMessage
 
 from chainkit import LocalChain
 from consensuskit import Hub, MemoryChain, SlowBuildChain, SlowChain, make_driver
 
 
-async def test_blocks_every_six_seconds_one_round_each(autojump_clock: trio.testing.MockClock,
-                                                       tmp_path: Path) -> None:
+async def run_heights(tmp_path: Path, heights: int, chain_type: type[MemoryChain] = MemoryChain
+                      ) -> list[Driver]:
+    """Four validators' drivers, run until each has committed ``heights`` heights."""
     local = LocalChain(validators=4)
     hub = Hub()
-    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}")
+    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}", chain_type)
                for i, key in enumerate(local.validator_keys)]
-    heights = 6
     async with trio.open_nursery() as nursery:
         for driver in drivers:
             await nursery.start(driver.run)
         while not all(d.chain.height >= heights for d in drivers):
             await trio.sleep(1)
         nursery.cancel_scope.cancel()
+    return drivers
+
+
+async def test_blocks_every_six_seconds_one_round_each(autojump_clock: trio.testing.MockClock,
+                                                       tmp_path: Path) -> None:
+    heights = 6
+    drivers = await run_heights(tmp_path, heights)
     chains = [d.chain for d in drivers]
     assert all(isinstance(c, MemoryChain) for c in chains)
     first = chains[0]
@@ -49,17 +57,8 @@ async def test_heights_begin_every_six_seconds_however_long_a_block_takes_to_che
         autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     """Blocks that take 2 s to check do not stretch the pace to 8 s: a height starts six
     seconds after its header time less the 2 s the height before took to decide."""
-    local = LocalChain(validators=4)
-    hub = Hub()
-    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}", SlowChain)
-               for i, key in enumerate(local.validator_keys)]
     heights = 6
-    async with trio.open_nursery() as nursery:
-        for driver in drivers:
-            await nursery.start(driver.run)
-        while not all(d.chain.height >= heights for d in drivers):
-            await trio.sleep(1)
-        nursery.cancel_scope.cancel()
+    drivers = await run_heights(tmp_path, heights, SlowChain)
     first = drivers[0].chain
     assert isinstance(first, MemoryChain)
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(first.commit_times[:heights])]
@@ -77,17 +76,8 @@ async def test_a_proposer_builds_its_block_before_its_height_starts(
     long before as the proposer's last build took (a proposer's first, 0.5 s before, is
     half a second late), so heights come every 6 s, not 7; header times are never
     closer than 6 s."""
-    local = LocalChain(validators=4)
-    hub = Hub()
-    drivers = [make_driver(local.genesis, key, hub, i, tmp_path / f"node{i}", SlowBuildChain)
-               for i, key in enumerate(local.validator_keys)]
     heights = 12
-    async with trio.open_nursery() as nursery:
-        for driver in drivers:
-            await nursery.start(driver.run)
-        while not all(d.chain.height >= heights for d in drivers):
-            await trio.sleep(1)
-        nursery.cancel_scope.cancel()
+    drivers = await run_heights(tmp_path, heights, SlowBuildChain)
     first = drivers[0].chain
     assert isinstance(first, MemoryChain)
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(first.commit_times[:heights])]
