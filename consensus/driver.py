@@ -186,7 +186,8 @@ class Driver:
         self._next_height: list[Message] = []
         self._replaying = False
         self._block_time_floor = 0
-        self._vote_time_floor = 0
+        self._header_time = 0
+        """This node's header time of the height being decided (its last commit's BFT time)."""
         self._built_ahead: _BuiltAhead | None = None
         self._build_s = 0.0
         """How long this node's last block took to build."""
@@ -326,7 +327,7 @@ class Driver:
         self._screened = set()
         header_time = self.chain.next_block_time()
         self._block_time_floor = header_time + 1_000_000
-        self._vote_time_floor = header_time + self.params.block_time_ms * 1_000_000
+        self._header_time = header_time
         await self._replay(height)
         started: float | None = None
         if machine.round < 0:
@@ -561,6 +562,15 @@ class Driver:
         ahead.block = await self._build(0)
         ahead.done.set()
 
+    def _vote_time_floor(self, block_id: bytes) -> int:
+        """The earliest time of a vote for ``block_id`` (empty: nil): ``block_time_ms``
+        after the header time of that block (each node's own last commit can differ from
+        the one the proposer put in the block, and with it its median time), or of the
+        height, by this node's last commit, for nil."""
+        block = self._blocks.get(block_id)
+        header_time = self._header_time if block is None else block.header.time_ns
+        return header_time + self.params.block_time_ms * 1_000_000
+
     async def _timer(self, height: int, action: ScheduleTimeout) -> None:
         await trio.sleep(action.duration_ms / 1000)
         await self._inbox_send.send(_Timer(height, TimeoutRecord(action.kind, action.round)))
@@ -591,7 +601,8 @@ class Driver:
             index = machine.index_of(self.address)
             assert index is not None
             unsigned = Vote(action.vote_type, machine.height, action.round, action.block_id,
-                            max(self.clock_ns(), self._vote_time_floor), self.address, index, b"")
+                            max(self.clock_ns(), self._vote_time_floor(action.block_id)), self.address,
+                            index, b"")
             try:
                 vote = self.signer.sign_vote(unsigned)
             except DoubleSignError as exc:

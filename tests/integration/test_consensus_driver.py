@@ -14,7 +14,7 @@ from consensus.driver import Driver
 from consensus.messages import VoteMessage
 
 from chainkit import LocalChain
-from consensuskit import Hub, MemoryChain, SlowBuildChain, SlowChain, make_driver
+from consensuskit import EarlyCommitChain, Hub, MemoryChain, SlowBuildChain, SlowChain, make_driver
 
 
 async def run_heights(tmp_path: Path, heights: int, chain_type: type[MemoryChain] = MemoryChain
@@ -68,6 +68,19 @@ async def test_heights_begin_every_six_seconds_however_long_a_block_takes_to_che
     assert [b - a for a, b in itertools.pairwise(header_times)] == [6_000_000_000] * (heights - 2)
     assert [round(t, 6) for t in first.decided_in[:heights] if t is not None] == [2.0] * heights
     assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
+
+
+async def test_header_times_stay_a_block_time_apart_when_nodes_saw_other_commits(
+        autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """A vote for a block is timed at least a block time after that block's header time,
+    not after the header time its voter expected from its own last commit (5 ms earlier
+    here): the devnet made header times 495 ms apart at 500 ms blocks when it was."""
+    heights = 6
+    drivers = await run_heights(tmp_path, heights, EarlyCommitChain)
+    first = drivers[0].chain
+    assert isinstance(first, MemoryChain)
+    header_times = [b.header.time_ns for b in first.blocks[:heights]]
+    assert min(b - a for a, b in itertools.pairwise(header_times)) >= 6_000_000_000
 
 
 async def test_a_proposer_builds_its_block_before_its_height_starts(

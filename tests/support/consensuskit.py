@@ -53,15 +53,19 @@ class MemoryChain:
                                         else next_height(previous, members))
         return self._priorities[height]
 
-    def next_block_time(self) -> int:
+    def block_time(self) -> int:
+        """The next block's header time: its last commit's median time."""
         if self.last_commit is None:
             return self.genesis.genesis_time_ns
         return median_time(self.last_commit, self.members(self.height))
 
+    def next_block_time(self) -> int:
+        return self.block_time()
+
     async def build_block(self, round_: int, proposer: bytes,
                           evidence: list[DuplicateVoteEvidence]) -> Block:
         return make_block(self.state, self.state.app_hash, self.config, txs=[], proposer_address=proposer,
-                          time_ns=self.next_block_time(), last_commit=self.last_commit, evidence=evidence)
+                          time_ns=self.block_time(), last_commit=self.last_commit, evidence=evidence)
 
     async def validate(self, block: Block) -> bool:
         try:
@@ -125,6 +129,15 @@ class SlowChain(MemoryChain):
     async def validate(self, block: Block) -> bool:
         await trio.sleep(self.check_s)
         return await super().validate(block)
+
+
+class EarlyCommitChain(SlowChain):
+    """A chain whose node saw its last commit with earlier precommits than the ones the
+    block carries (another set of them): it takes the height's header time to be 5 ms
+    earlier than the block's."""
+
+    def next_block_time(self) -> int:
+        return self.block_time() - 5_000_000
 
 
 class SlowBuildChain(MemoryChain):
