@@ -185,7 +185,6 @@ class Driver:
         self._own_proposals: dict[int, ProposalMessage] = {}
         self._next_height: list[Message] = []
         self._replaying = False
-        self._block_time_floor = 0
         self._header_time = 0
         """This node's header time of the height being decided (its last commit's BFT time)."""
         self._built_ahead: _BuiltAhead | None = None
@@ -326,7 +325,6 @@ class Driver:
         self._own_votes, self._own_proposals = {}, {}
         self._screened = set()
         header_time = self.chain.next_block_time()
-        self._block_time_floor = header_time + 1_000_000
         self._header_time = header_time
         await self._replay(height)
         started: float | None = None
@@ -581,7 +579,7 @@ class Driver:
         message = self._own_proposals.get(action.round)
         if message is None or message.proposal.block_id != action.block_id:
             unsigned = Proposal(machine.height, action.round, action.pol_round, action.block_id,
-                                max(self.clock_ns(), self._block_time_floor), b"")
+                                max(self.clock_ns(), self._header_time + 1_000_000), b"")
             try:
                 signed = self.signer.sign_proposal(unsigned)
             except DoubleSignError as exc:
