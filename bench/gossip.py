@@ -233,8 +233,8 @@ class BenchNode:
                         self.received, latencies = self._admitted_report(int(args[0]), float(args[1]))
                         self.latencies_ns = [int(ms * 1e6) for ms in latencies]
                     _say({"received": self.received, "latencies_ms": [n / 1e6 for n in self.latencies_ns],
-                          "dropped": self.net.dropped, "slow_peers": self.net.slow_peers,
-                          "batches": self.gossip.batches_received, "duplicates": self.net.duplicates})
+                          "dropped": self.gossip.sends_dropped,
+                          "batches": self.gossip.batches_received, "duplicates": self.gossip.duplicates})
                 elif command == "fetch":
                     cpu = _cpu_seconds()
                     result = await self._fetch(PeerId(args[0]), float(args[1]))
@@ -372,10 +372,9 @@ def coordinate(args: argparse.Namespace) -> dict[str, Any]:
             "latency_p95_ms": _percentile(latencies, 95),
             "latency_max_ms": max(latencies, default=0.0),
             "cpu_per_node": [round(r["cpu"] / r["wall"], 3) for r in sent_reports],
-            "dropped": sum(r["dropped"] for r in reports),
+            "sends_dropped": sum(r["dropped"] for r in reports),
             "copies_per_batch": (sum(r["batches"] + r["duplicates"] for r in reports)
                                  / max(1, sum(r["batches"] for r in reports))),
-            "slow_peers": sum(r["slow_peers"] for r in reports),
             "reqresp_mb_per_s": fetch["mb_per_s"],
             "reqresp_bodies": fetch["bodies"],
             "reqresp_cpu": round(fetch["cpu"] / args.seconds, 3),

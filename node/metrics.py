@@ -47,6 +47,11 @@ class _NodeCollector(Collector):
         yield counter("mempool_gossip_batches_refused",
                       "Peers' tx batches only kept for rebuilding blocks: the mempool was full.",
                       node.txs.batches_refused)
+        yield counter("mempool_gossip_batches_duplicate",
+                      "Peers' tx batches received again (each told its sender to stop relaying them).",
+                      node.txs.duplicates)
+        yield counter("mempool_gossip_sends_dropped", "Tx batches not sent to a peer whose queue was full.",
+                      node.txs.sends_dropped)
         yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
                     node.loop_lag.seconds)
         yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))

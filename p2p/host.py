@@ -4,8 +4,10 @@ TCP, Noise only (a peer offering only plaintext, SECIO or TLS is refused), yamux
 GossipSub v1.1 (``/meshsub/1.1.0``) with StrictSign and publisher+seqno message ids, a
 1-second heartbeat and a mesh degree for 4–100 peers; request/response on streams, one
 request per stream, each direction a 4-byte big-endian length and the payload, with
-limits and a deadline on both sides. Nothing is discovered on its own: no mDNS, no
-UPnP, no DHT; peers are the ones the node is told to dial.
+limits and a deadline on both sides; direct messages on one long-lived stream per peer
+and protocol, framed the same way and written by one task per stream. Nothing is
+discovered on its own: no mDNS, no UPnP, no DHT; peers are the ones the node is told to
+dial.
 
 Every py-libp2p exception stops at this module's edge as a NetworkError.
 """
@@ -46,8 +48,10 @@ from libp2p.tools.anyio_service import background_trio_service
 from chain.errors import BizraError, NetworkError
 from chain.service import TaskStatus
 from p2p.network import (
+    INBOX,
     INVALID_MESSAGE_PENALTY,
     MAX_GOSSIP_BYTES,
+    SEND_QUEUE,
     SUBSCRIPTION_BUFFER,
     Gossip,
     Handler,
@@ -321,10 +325,14 @@ async def _widen_receive_window(stream: Any, size: int) -> None:
     await muxed.send_window_update(extra)
 
 
+class _Oversize(NetworkError):
+    """A frame above its protocol's limit: the peer broke the protocol."""
+
+
 async def _read_frame(stream: Any, limit: int) -> bytes:
     length = int.from_bytes(await _read_exact(stream, _LENGTH), "big")
     if length > limit:
-        raise NetworkError(f"a frame of {length} bytes is above the limit of {limit}")
+        raise _Oversize(f"a frame of {length} bytes is above the limit of {limit}")
     return await _read_exact(stream, length)
 
 
@@ -356,6 +364,7 @@ class Libp2pNetwork:
         self.book = PeerBook()
         self._host.get_network().register_notifee(_BanGate(self._refuse_if_banned))
         self._subs: dict[str, tuple[Validator, trio.MemorySendChannel[Gossip]]] = {}
+        self._outboxes: dict[tuple[PeerId, str], trio.MemorySendChannel[bytes]] = {}
         self._nursery: trio.Nursery | None = None
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._publish_lock = trio.Lock()
@@ -475,6 +484,8 @@ class Libp2pNetwork:
                 if not connected:
                     for limit in (self._gossip_messages, self._gossip_bytes, self._requests):
                         limit.forget(peer)
+                    for key in [key for key in self._outboxes if key[0] == peer]:
+                        self._outboxes.pop(key).close()
             known = now
             await trio.sleep(WATCH_INTERVAL_S)
 
@@ -643,6 +654,73 @@ class Libp2pNetwork:
                 raise UnsupportedProtocol(f"peer {peer} does not serve {protocol}") from None
             raise NetworkError(f"{protocol} request to {peer} failed: {exc}") from None
         return answer
+
+    # --- direct messages -------------------------------------------------------------
+
+    def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
+        inbox, messages = trio.open_memory_channel[Gossip](INBOX)
+
+        async def serve(stream: Any) -> None:
+            peer = PeerId(stream.muxed_conn.peer_id.to_base58())
+            try:
+                await _widen_receive_window(stream, GOSSIP_WINDOW)
+                while True:
+                    data = await _read_frame(stream, max_message_bytes)
+                    now = trio.current_time()
+                    if peer in self.blocked or self.book.is_banned(peer, now):
+                        break
+                    if not (self._gossip_messages.allow(peer, 1, now)
+                            and self._gossip_bytes.allow(peer, len(data), now)):
+                        self._count_limited(peer, protocol)
+                        continue
+                    await inbox.send(Gossip(peer, data))
+            except _Oversize as exc:
+                self.penalize(peer, INVALID_MESSAGE_PENALTY, f"bad {protocol} message: {exc}")
+            except Exception as exc:  # the stream ended: the peer closed it or went away
+                log.debug("direct stream closed",
+                          extra={"peer": peer, "protocol": protocol, "error": repr(exc)})
+            await self._reset(stream)
+
+        self._host.set_stream_handler(TProtocol(protocol), serve)
+        return messages
+
+    async def send(self, peer: PeerId, protocol: str, data: bytes) -> bool:
+        if self._nursery is None or peer in self.blocked or self.book.is_banned(peer, trio.current_time()) \
+                or ID.from_base58(peer) not in self._host.get_network().connections:
+            return False
+        key = (peer, protocol)
+        outbox = self._outboxes.get(key)
+        if outbox is None:
+            outbox, frames = trio.open_memory_channel[bytes](SEND_QUEUE)
+            self._outboxes[key] = outbox
+            self._nursery.start_soon(self._write_frames, peer, protocol, outbox, frames)
+        frame = len(data).to_bytes(_LENGTH, "big") + data
+        await trio.lowlevel.checkpoint()
+        try:
+            outbox.send_nowait(frame)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        return True
+
+    async def _write_frames(self, peer: PeerId, protocol: str, outbox: trio.MemorySendChannel[bytes],
+                            frames: trio.MemoryReceiveChannel[bytes]) -> None:
+        """The one writer of ``peer``'s stream for ``protocol``: opens it and writes what
+        is queued until the peer goes or the stream fails (what is queued then is lost)."""
+        try:
+            with trio.fail_after(DIAL_TIMEOUT_S):
+                stream = await self._host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+            try:
+                async for frame in frames:
+                    await stream.write(frame)
+            except Exception:
+                await self._reset(stream)
+                raise
+        except Exception as exc:  # the adapter's edge: the stream could not open, or broke
+            log.debug("direct stream ended", extra={"peer": peer, "protocol": protocol, "error": repr(exc)})
+        finally:
+            if self._outboxes.get((peer, protocol)) is outbox:
+                del self._outboxes[(peer, protocol)]
+            frames.close()
 
     # --- scores --------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ connected as the test says, with the same rules as the libp2p one (size limits,
 validation before forwarding, scores and bans, request deadlines).
 
 Gossip floods: a node forwards an accepted message to its other peers once (messages
-are known by publisher and sequence number, as GossipSub's ids are).
+are known by publisher and sequence number, as GossipSub's ids are). A direct message
+goes straight into the peer's inbox.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import trio
 
 from chain.errors import BizraError, NetworkError
 from p2p.network import (
+    INBOX,
     INVALID_MESSAGE_PENALTY,
     MAX_GOSSIP_BYTES,
     SUBSCRIPTION_BUFFER,
@@ -79,6 +81,7 @@ class MemoryNetwork:
         self.book = PeerBook()
         self._subs: dict[str, list[tuple[Validator, trio.MemorySendChannel[Gossip]]]] = {}
         self._handlers: dict[str, tuple[Handler, int]] = {}
+        self._inboxes: dict[str, tuple[trio.MemorySendChannel[Gossip], int]] = {}
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._seen: OrderedDict[tuple[PeerId, int], None] = OrderedDict()
         self._seqno = 0
@@ -228,6 +231,32 @@ class MemoryNetwork:
             self.penalize(peer, INVALID_MESSAGE_PENALTY, f"response above {max_response_bytes} bytes")
             raise NetworkError(f"response of {len(answer)} bytes from {peer} is above {max_response_bytes}")
         return answer
+
+    # --- direct messages -------------------------------------------------------------
+
+    def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
+        send, receive = trio.open_memory_channel[Gossip](INBOX)
+        self._inboxes[protocol] = (send, max_message_bytes)
+        return receive
+
+    async def send(self, peer: PeerId, protocol: str, data: bytes) -> bool:
+        await trio.lowlevel.checkpoint()
+        if peer not in self.connected or peer in self.blocked or self.book.is_banned(peer, self.hub.clock()):
+            return False
+        remote = self.hub.nodes[peer]
+        entry = remote._inboxes.get(protocol)
+        if entry is None or self._id in remote.blocked:
+            return True  # lost on the way, as a message to a peer that does not read it
+        inbox, limit = entry
+        if len(data) > limit:
+            remote.penalize(self._id, INVALID_MESSAGE_PENALTY,
+                            f"bad {protocol} message: {len(data)} bytes, above the limit of {limit}")
+            return True
+        try:
+            inbox.send_nowait(Gossip(self._id, data))
+        except trio.WouldBlock:
+            return False
+        return True
 
     # --- scores --------------------------------------------------------------------
 

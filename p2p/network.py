@@ -1,6 +1,6 @@
 """The network as the rest of the node sees it, whatever carries it (libp2p, or memory
 in tests): gossip per topic with a validation hook, request/response by protocol id,
-peer events, scores and bans.
+direct messages to a connected peer by protocol id, peer events, scores and bans.
 
 Limits (§8): no gossip payload above :data:`MAX_GOSSIP_BYTES`; requests and responses
 above their protocol's limits are refused on both sides; a request has a deadline.
@@ -25,6 +25,15 @@ INVALID_MESSAGE_PENALTY = 20.0
 SUBSCRIPTION_BUFFER = 4_096
 """The accepted messages a subscription holds for its reader; one that comes while it is
 full is dropped (and counted in :attr:`Network.dropped`)."""
+
+
+SEND_QUEUE = 64
+"""Direct messages waiting to leave for one peer on one protocol (4 MiB at 64 KiB each);
+one sent while they fill it is dropped (``send`` says so): a slow peer never holds up
+the sender."""
+INBOX = 256
+"""Direct messages of one protocol waiting for the node to take them (all peers'); a
+peer's next message waits on its stream while it is full."""
 
 
 class UnsupportedProtocol(NetworkError):
@@ -90,6 +99,17 @@ class Network(Protocol):
     async def request(self, peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,
                       timeout: float) -> bytes:
         """``peer``'s answer; NetworkError if it fails, is too large or is late."""
+
+    def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
+        """The direct messages peers send on ``protocol``, each peer's in the order it
+        sent them. A message above the limit costs its sender and ends its stream; a
+        blocked or banned peer's are dropped."""
+
+    async def send(self, peer: PeerId, protocol: str, data: bytes) -> bool:
+        """Queue ``data`` for connected ``peer`` on ``protocol`` (messages to one peer on
+        one protocol leave in order on one stream); False, and nothing sent, if the peer is
+        not connected, is blocked or banned, or already has ``SEND_QUEUE`` messages
+        waiting. Delivery is not confirmed."""
 
     def listen_addrs(self) -> list[str]:
         """This node's addresses, each ending in ``/p2p/<peer id>``."""

@@ -37,6 +37,7 @@ from chain.service import TaskStatus
 from p2p.host import Libp2pNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Gossip, Validation, Validator
 from p2p.peers import PeerId
+from p2p.txgossip import TxGossip
 
 NODE = Path(__file__).resolve().parents[1] / "scripts" / "p2pnode.py"
 
@@ -438,4 +439,77 @@ async def test_a_copy_that_arrives_while_the_first_is_validated_is_dropped_not_d
                     got.append(inbox.receive_nowait().data)
             assert sorted(got) == sorted(b"message %d" % k for k in range(20))
         assert nets[2].duplicates > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_direct_messages_arrive_whole_and_in_order_and_an_oversize_one_costs_its_sender() -> None:
+    a, b = (Libp2pNetwork(sha256(f"direct {side}".encode()).digest()) for side in "ab")
+    protocol = "/bizra/bizra-test-1/direct/1"
+    got: list[bytes] = []
+    inbox = b.inbox(protocol, max_message_bytes=MAX_GOSSIP_BYTES)
+
+    async def receive() -> None:
+        async for message in inbox:
+            assert message.sender == a.local_id
+            got.append(message.data)
+
+    sent = [i.to_bytes(2, "big") * (1 + i * 97 % (MAX_GOSSIP_BYTES // 2)) for i in range(300)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        nursery.start_soon(receive)
+        assert not await a.send(b.local_id, protocol, b"not connected yet")
+        await a.connect(b.listen_addrs()[0])
+        with trio.fail_after(30):
+            for data in sent:
+                while not await a.send(b.local_id, protocol, data):  # its queue is full: wait
+                    await trio.sleep(0.01)
+            while len(got) < len(sent):
+                await trio.sleep(0.01)
+        assert got == sent and b.score(a.local_id) == 0
+        assert await a.send(b.local_id, protocol, bytes(MAX_GOSSIP_BYTES + 1))
+        with trio.fail_after(10):
+            while b.score(a.local_id) == 0:
+                await trio.sleep(0.01)
+        assert len(got) == len(sent)
+        nursery.cancel_scope.cancel()
+
+
+async def test_tx_gossip_reaches_every_node_of_a_full_mesh_about_once() -> None:
+    """Four nodes on loopback, each connected to the others, each submitting txs: every
+    node receives every other node's txs, and nearly every batch once."""
+    nets = [Libp2pNetwork(sha256(f"tx gossip {i}".encode()).digest()) for i in range(4)]
+    gossips = [TxGossip(net, "bizra-test-1", lambda tx: Validation.ACCEPT) for net in nets]
+    got: list[set[bytes]] = [set() for _ in nets]
+
+    async def collect(i: int) -> None:
+        async for _, txs in gossips[i].received:
+            got[i].update(txs)
+
+    async with trio.open_nursery() as nursery:
+        for net, gossip in zip(nets, gossips, strict=True):
+            await nursery.start(net.run)
+            await nursery.start(gossip.run)
+        for i, net in enumerate(nets):
+            nursery.start_soon(collect, i)
+            for other in nets[i + 1:]:
+                await net.connect(other.listen_addrs()[0])
+        with trio.fail_after(10):
+            while any(len(net.peers()) < 3 for net in nets):
+                await trio.sleep(0.05)
+        async def load(first: int, last: int) -> None:
+            for k in range(first, last):
+                for i, gossip in enumerate(gossips):
+                    await gossip.submit(b"tx %d from %d " % (k, i) + bytes(200))
+                if k % 20 == 0:
+                    await trio.sleep(0.01)  # ~2,000 txs a second from each node
+            with trio.fail_after(30):
+                while any(len(txs) < 3 * last for txs in got):
+                    await trio.sleep(0.05)
+
+        await load(0, 500)  # the first batches teach the nodes who has what
+        received, duplicates = (sum(g.batches_received for g in gossips), sum(g.duplicates for g in gossips))
+        await load(500, 4_000)
+        received = sum(g.batches_received for g in gossips) - received
+        assert sum(g.duplicates for g in gossips) - duplicates <= 0.05 * received
         nursery.cancel_scope.cancel()

@@ -2,7 +2,7 @@
 (``chain.transition.decode_tx``), blocks, headers, commits, votes, proposals and
 duplicate-vote evidence (``chain.types.decode``), consensus messages
 (``consensus.messages.decode_message``, ``node.consensus_gossip.decode_gossip``), tx
-batches (``p2p.txgossip.decode_batch``), block announcements and status answers.
+tx gossip messages (``p2p.txgossip.decode_message``), block announcements and status answers.
 
 Every generated input goes through every decoder. Each decoder may only raise its
 documented error (InvalidTx for txs, DecodeError for the rest); whatever it accepts
@@ -72,9 +72,9 @@ from consensus.messages import (
     encode_message,
 )
 from node.consensus_gossip import PROPOSAL_BY_ID, decode_gossip
+from p2p import txgossip
 from p2p.blocks import Announcement
 from p2p.status import Status
-from p2p.txgossip import decode_batch, encode_batch
 
 from chainkit import BLOCK_INTERVAL_NS, LocalChain, key
 from fuzzkit import fuzz, mutations
@@ -151,12 +151,15 @@ STATUSES = [
     Status("c" * 50, bytes(32), 2**64 - 1, tuple(f"/dns/p{i}/tcp/1/p2p/Q{i}" for i in range(16)),
            tuple("x" * 200 for _ in range(16))),
 ]
-BATCHES = [VALID_TXS[:1], VALID_TXS, [b"", b"\x00" * 300]]
+ORIGIN = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+TX_GOSSIP: list[txgossip.Message] = [
+    txgossip.Batch(ORIGIN, VALID_TXS[:1]), txgossip.Batch("o", VALID_TXS),
+    txgossip.Batch("x" * txgossip.MAX_ORIGIN, [b"", b"\x00" * 300]), txgossip.Have(ORIGIN), txgossip.Reset()]
 
 VALID: list[bytes] = sorted({
     *VALID_TXS, *(encode(o) for o in OBJECTS), *(encode_message(m) for m in MESSAGES),
     *(dumps([PROPOSAL_BY_ID, p.to_cbor()]) for p in PROPOSALS), *(a.encode() for a in ANNOUNCEMENTS),
-    *(s.encode() for s in STATUSES), *(encode_batch(b) for b in BATCHES),
+    *(s.encode() for s in STATUSES), *(txgossip.encode_message(m) for m in TX_GOSSIP),
 }, key=len)
 """Valid encodings of every kind the decoders read."""
 
@@ -186,7 +189,7 @@ DECODERS = [
       for cls in (Tx, Vote, Proposal, Commit, DuplicateVoteEvidence, Header, Block)),
     Decoder("decode_message", decode_message, DecodeError, encode_message, canonical=False),
     Decoder("decode_gossip", decode_gossip, DecodeError, _reencode_message, canonical=False),
-    Decoder("decode_batch", decode_batch, DecodeError, encode_batch),
+    Decoder("txgossip.decode_message", txgossip.decode_message, DecodeError, txgossip.encode_message),
     Decoder("Announcement.decode", Announcement.decode, DecodeError, Announcement.encode),
     Decoder("Status.decode", Status.decode, DecodeError, Status.encode),
 ]
@@ -336,8 +339,8 @@ def test_every_valid_encoding_round_trips() -> None:
         assert Announcement.decode(announcement.encode()) == announcement
     for status in STATUSES:
         assert Status.decode(status.encode()) == status
-    for batch in BATCHES:
-        assert decode_batch(encode_batch(batch)) == batch
+    for gossip in TX_GOSSIP:
+        assert txgossip.decode_message(txgossip.encode_message(gossip)) == gossip
 
 
 @fuzz(500)
@@ -412,11 +415,11 @@ def test_from_cbor_of_any_value_is_the_object_it_writes_or_a_decode_error(value:
 @given(st.lists(st.sampled_from(VALID_TXS), min_size=1, max_size=40), st.data())
 def test_a_batch_of_valid_txs_round_trips_and_loses_none(txs: list[bytes], data: st.DataObject) -> None:
     """A batch of any valid txs decodes to the same txs; cut anywhere it is refused."""
-    raw = encode_batch(txs)
-    assert decode_batch(raw) == txs
+    raw = txgossip.encode_message(txgossip.Batch(ORIGIN, txs))
+    assert txgossip.decode_message(raw) == txgossip.Batch(ORIGIN, txs)
     cut = data.draw(st.integers(0, len(raw) - 1))
     with pytest.raises(DecodeError):
-        decode_batch(raw[:cut])
+        txgossip.decode_message(raw[:cut])
 
 
 @fuzz(200)

@@ -1,7 +1,7 @@
 """Fuzzing what peers send, through the in-memory network: a lying server answers block
 range and block-by-id requests with fuzzed bytes; a client sends fuzzed requests; a peer
-gossips fuzzed txs, announcements and consensus messages; a peer answers the status
-handshake with fuzzed bytes.
+gossips fuzzed announcements and consensus messages, and sends fuzzed tx gossip; a peer
+answers the status handshake with fuzzed bytes.
 
 Whatever a peer sends, the node gets either what it asked for, checked (each block the
 one its commit or id names, of this chain, with the body its header commits to), or a
@@ -14,6 +14,7 @@ Nothing else ever comes out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +32,7 @@ from chain.transition import decode_tx
 from chain.types import Block, Commit, encode, tx_hash
 from consensus.messages import VoteMessage, encode_message
 from node.consensus_gossip import ConsensusGossip, decode_gossip
+from p2p import txgossip
 from p2p.blocks import (
     MAX_BLOCKS_PER_REQUEST,
     SHORT_ID_LEN,
@@ -43,7 +45,7 @@ from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Validation, request_protocol
 from p2p.peers import PeerId
 from p2p.status import MAX_STATUS_BYTES, Status, StatusService
-from p2p.txgossip import TxGossip, decode_batch, encode_batch
+from p2p.txgossip import TxGossip
 from storage.memory import MemoryKV
 from storage.store import Store
 
@@ -308,11 +310,10 @@ def test_fuzzed_compact_and_block_txs_requests_are_answered_or_refused_with_a_ne
 
 VOTE = VoteMessage(CHAIN.sign_commit(BLOCKS[-1]).vote_for(0, bytes(20)))
 VALID_GOSSIP = [
-    encode_batch(transfers(CHAIN, 3)),
     Announcement(BLOCKS[-1].header, COMMITS[-1]).encode(),
     encode_message(VOTE),
 ]
-TOPICS = ["txs", "blocks", "consensus"]
+TOPICS = ["blocks", "consensus"]
 
 
 @fuzz(300)
@@ -320,9 +321,45 @@ TOPICS = ["txs", "blocks", "consensus"]
        st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_GOSSIP), st.sampled_from(VALID_GOSSIP),
                  st.just(bytes(MAX_GOSSIP_BYTES + 1))))
 def test_fuzzed_gossip_is_accepted_ignored_or_rejected_at_a_cost(topic: str, data: bytes) -> None:
-    """Whatever a peer gossips on the txs, blocks or consensus topic, the node's
-    validators accept it (and then it decodes), ignore it, or reject it and the peer
-    loses score; publishing it raises nothing but a NetworkError (too large)."""
+    """Whatever a peer gossips on the blocks or consensus topic, the node's validators
+    accept it (and then it decodes), ignore it, or reject it and the peer loses score;
+    publishing it raises nothing but a NetworkError (too large)."""
+    async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
+        blocks = exchange(node)
+        consensus = ConsensusGossip(node, CHAIN_ID, blocks, accept)
+        try:
+            await peer.publish(f"/bizra/{CHAIN_ID}/{topic}/1", data)
+        except NetworkError:
+            assert len(data) > MAX_GOSSIP_BYTES
+            return
+        channel = {"blocks": blocks._messages, "consensus": consensus._messages}[topic]
+        delivered = channel.statistics().current_buffer_used
+        score = node.score(peer.local_id)
+        assert score <= 0
+        if delivered:
+            assert score == 0
+            message = channel.receive_nowait()
+            if topic == "blocks":
+                Announcement.decode(message.data)
+            else:
+                decode_gossip(message.data)
+    run(scenario)
+
+
+VALID_TX_GOSSIP = [
+    txgossip.encode_message(txgossip.Batch("peer", transfers(CHAIN, 3))),
+    txgossip.encode_message(txgossip.Have("peer")),
+    txgossip.encode_message(txgossip.Reset()),
+]
+
+
+@fuzz(300)
+@given(st.one_of(st.binary(max_size=200), cbor_values, mutations(VALID_TX_GOSSIP),
+                 st.sampled_from(VALID_TX_GOSSIP), st.just(bytes(txgossip.MAX_MESSAGE_BYTES + 1))))
+def test_fuzzed_tx_gossip_is_taken_or_ignored_or_costs_its_sender(data: bytes) -> None:
+    """Whatever a peer sends as tx gossip, the node hands over a batch of txs that
+    decode, steers its routes, drops it, or penalizes the peer: a message that does not
+    decode, or is too large, always costs it."""
     async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
         def check_tx(raw: bytes) -> Validation:
             try:
@@ -332,26 +369,22 @@ def test_fuzzed_gossip_is_accepted_ignored_or_rejected_at_a_cost(topic: str, dat
             return Validation.ACCEPT
 
         txs = TxGossip(node, CHAIN_ID, check_tx)
-        blocks = exchange(node)
-        consensus = ConsensusGossip(node, CHAIN_ID, blocks, accept)
-        try:
-            await peer.publish(f"/bizra/{CHAIN_ID}/{topic}/1", data)
-        except NetworkError:
-            assert len(data) > MAX_GOSSIP_BYTES
-            return
-        channel = {"txs": txs._messages, "blocks": blocks._messages, "consensus": consensus._messages}[topic]
-        delivered = channel.statistics().current_buffer_used
+        await peer.send(node.local_id, txs.protocol, data)
+        with contextlib.suppress(trio.WouldBlock):  # nothing: it was above the limit
+            message = txs._inbox.receive_nowait()
+            await txs._receive(message.sender, message.data)
         score = node.score(peer.local_id)
         assert score <= 0
-        if delivered:
-            assert score == 0
-            message = channel.receive_nowait()
-            if topic == "txs":
-                assert decode_batch(message.data)
-            elif topic == "blocks":
-                Announcement.decode(message.data)
-            else:
-                decode_gossip(message.data)
+        try:
+            decoded = txgossip.decode_message(data)
+        except DecodeError:
+            assert score < 0
+            return
+        assert len(data) <= txgossip.MAX_MESSAGE_BYTES
+        if txs.received.statistics().current_buffer_used:
+            assert score == 0 and isinstance(decoded, txgossip.Batch)
+            _, got = txs.received.receive_nowait()
+            assert got == decoded.txs and all(decode_tx(raw, CHAIN.config.params) for raw in got)
     run(scenario)
 
 
@@ -394,9 +427,9 @@ def test_a_fuzzed_status_gets_the_peer_banned_or_recorded(answer: bytes) -> None
 def test_the_fuzzing_starts_from_valid_messages() -> None:
     """The valid messages the fuzzing mutates are valid: each decodes, and the honest
     answers pass the client's checks."""
-    assert decode_batch(VALID_GOSSIP[0])
-    assert Announcement.decode(VALID_GOSSIP[1]).header == BLOCKS[-1].header
-    assert isinstance(decode_gossip(VALID_GOSSIP[2]), VoteMessage)
+    assert txgossip.decode_message(VALID_TX_GOSSIP[0])
+    assert Announcement.decode(VALID_GOSSIP[0]).header == BLOCKS[-1].header
+    assert isinstance(decode_gossip(VALID_GOSSIP[1]), VoteMessage)
 
     async def scenario(hub: MemoryHub, node: MemoryNetwork, peer: MemoryNetwork) -> None:
         client = exchange(node)

@@ -18,9 +18,11 @@ nodes take it for a peer of their chain), dials every ``--node`` (multiaddrs end
 - ``votes``: prevotes and precommits of the height being decided and the next two, from the
   genesis validators (right and wrong indexes) and from unknown addresses, random
   signatures, some in far rounds, as fast as the rogue can publish;
-- ``oversize``: gossip of 61,441 bytes to ~1 MiB on each topic (txs, consensus,
-  blocks), published through py-libp2p's pubsub directly, past the sender's own
-  60 KiB check;
+- ``oversize``: gossip of 61,441 bytes to ~1 MiB on each topic (consensus, blocks),
+  published through py-libp2p's pubsub directly, past the sender's own 60 KiB check;
+- ``txs``: tx gossip (``/bizra/<chain>/txs/2``, direct messages) of every wrong kind:
+  garbage, wrong CBOR shapes, batches of junk txs, messages above the limit (to ~1 MiB),
+  and floods of ``have`` and ``reset`` naming random origins;
 - ``requests``: a few well-formed requests (the largest range, a range from 2**64 − 1,
   an unknown block id), then malformed ones on ``status``, ``blocks`` and
   ``block-parts`` (garbage, wrong CBOR shapes, non-canonical CBOR, huge heights and
@@ -176,7 +178,7 @@ class Rogue:
         self.validators = [address_of(v.pub_key) for v in genesis.validators]
         self.addresses = nodes
         self.node_ids = frozenset(peer_of(a) for a in nodes)
-        self.txs_topic = gossip_topic(self.chain_id, "txs")
+        self.txs_protocol = request_protocol(self.chain_id, "txs", 2)
         self.consensus_topic = gossip_topic(self.chain_id, "consensus")
         self.blocks_topic = gossip_topic(self.chain_id, "blocks")
         self.tip = 0
@@ -190,7 +192,8 @@ class Rogue:
         self._slots = trio.Semaphore(REQUEST_SLOTS)
         self.attacks: dict[str, Callable[[Identity], Awaitable[None]]] = {
             "far-round": self.far_round, "announce": self.announce, "proposal-refs": self.proposal_refs,
-            "votes": self.votes, "oversize": self.oversize, "requests": self.requests, "mixed": self.mixed,
+            "votes": self.votes, "oversize": self.oversize, "txs": self.txs, "requests": self.requests,
+            "mixed": self.mixed,
             "status-lie": self.nothing, "far-announce": self.announce,
         }
 
@@ -427,13 +430,29 @@ class Rogue:
             await self.gossip(me, "votes", self.consensus_topic, dumps([1, vote.to_cbor()]))
 
     async def oversize(self, me: Identity) -> None:
-        topics = (self.txs_topic, self.consensus_topic, self.blocks_topic)
+        topics = (self.consensus_topic, self.blocks_topic)
         for i in itertools.count():
             size = OVERSIZES[i % len(OVERSIZES)]
             topic = topics[(i // len(OVERSIZES)) % len(topics)]
             payload = sized([i % 3], size)
             await self.gossip(me, "oversize", topic, payload, raw=True)
             await trio.sleep(0.01)
+
+    async def txs(self, me: Identity) -> None:
+        origin = str(me.net.local_id)
+        for i in itertools.count():
+            cases = [junk(1 + i % 300), dumps([0, origin]), dumps([0, origin, []]), dumps([7]),
+                     dumps([0, origin, [junk(40 + i % 200) for _ in range(50)]]),
+                     dumps([1, junk(8).hex()]), dumps([2]), dumps([0, "x" * 65, [b"tx"]]),
+                     sized([0, origin], OVERSIZES[i % len(OVERSIZES)] + 128)]
+            data = cases[i % len(cases)]
+            for node in sorted(me.net.peers()):
+                if node in self.node_ids and await me.net.send(node, self.txs_protocol, data):
+                    self.sent["txs"] += 1
+                    me.sent += 1
+                    if me.first_sent is None:
+                        me.first_sent = clock()
+            await trio.sleep(0.005)
 
     def request_cases(self) -> list[tuple[str, str, bytes]]:
         status = request_protocol(self.chain_id, "status")
@@ -530,7 +549,7 @@ class Rogue:
 
     async def mixed(self, me: Identity) -> None:
         async with trio.open_nursery() as nursery:
-            for kind in ("far-round", "announce", "proposal-refs", "votes", "oversize", "requests"):
+            for kind in ("far-round", "announce", "proposal-refs", "votes", "oversize", "txs", "requests"):
                 nursery.start_soon(self.attacks[kind], me)
             nursery.start_soon(self.announce_near, me)
 
