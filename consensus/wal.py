@@ -225,6 +225,8 @@ class Wal:
         start = next((m for m in reversed(self._markers) if m.height == height - 1), None)
         if start is None:
             return None
+        if start.segment == self._segments[-1] and start.end == self._size:
+            return []  # nothing written since (each height's start: not a read of the segment)
         if self._file is not None:
             self._file.flush()
         out: list[bytes] = []

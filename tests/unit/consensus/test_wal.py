@@ -32,6 +32,27 @@ def test_messages_are_replayed_per_height(tmp_path: Path) -> None:
     wal.close()
 
 
+def test_a_height_with_nothing_written_yet_replays_nothing_without_reading_the_segment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each height's start asks for its messages; the head segment (megabytes of
+    proposals, under load) is read only when something follows the last marker."""
+    wal = Wal.open(tmp_path / "wal", start_height=4)
+    wal.write(b"a" * 100_000)
+    wal.end_height(5)
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counted(path: Path) -> bytes:
+        reads.append(path)
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+    assert wal.messages_of(6) == [] and reads == []
+    wal.write(b"b")
+    assert wal.messages_of(6) == [b"b"] and len(reads) == 1
+    wal.close()
+
+
 def build(directory: Path, messages: list[bytes]) -> tuple[int, int]:
     """A WAL with ``messages``; returns the offsets where its last record starts and ends."""
     wal = Wal.open(directory, start_height=0)
