@@ -19,7 +19,7 @@ import trio
 
 from chain.commits import commit_checks, require_valid
 from chain.crypto import VerifiedCache, address_of
-from chain.errors import BizraError, InvalidBlock
+from chain.errors import BizraError, InvalidBlock, InvalidTx
 from chain.genesis import Genesis
 from chain.params import ChainConfig
 from chain.service import TaskStatus
@@ -221,6 +221,19 @@ class Node:
         h = await self.mempool.add(raw)
         await self.txs.submit(raw)
         return h
+
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
+        """Admit a client's txs together (one signature batch) and gossip those admitted;
+        for each, its hash or why it was refused (all MempoolFull while the node is busy)."""
+        busy = self.busy()
+        if busy is not None:
+            self.counters.txs_shed += len(raws)
+            return [MempoolFull(busy) for _ in raws]
+        results = await self.mempool.add_many(raws)
+        for raw, result in zip(raws, results, strict=True):
+            if isinstance(result, bytes):
+                await self.txs.submit(raw)
+        return results
 
     def busy(self) -> str | None:
         """Why clients' txs are refused now, or None. The node takes no new txs from

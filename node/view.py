@@ -15,6 +15,7 @@ from typing import Protocol
 import trio
 
 from chain.crypto import PrivateKey
+from chain.errors import InvalidTx
 from chain.genesis import Genesis
 from chain.params import ChainConfig
 from consensus.driver import Driver
@@ -23,7 +24,7 @@ from node.chainstate import NodeChain
 from node.config import Config
 from node.consensus_gossip import ConsensusGossip
 from node.looplag import LoopLag
-from node.mempool import Mempool
+from node.mempool import Mempool, MempoolFull
 from node.rpc.events import EventBus
 from node.sync import BlockSync
 from p2p.network import Network
@@ -95,6 +96,10 @@ class NodeView(Protocol):
     async def submit_tx(self, raw: bytes) -> bytes:
         """Admit a client's tx and gossip it; its hash. InvalidTx, or MempoolFull (also
         while the node is busy)."""
+
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
+        """Admit a client's txs together and gossip those admitted; for each, its hash
+        or why it was refused."""
 
     def start_soon(self, job: Job) -> None:
         """Run ``job`` in the background, in the node's task tree (its errors are the

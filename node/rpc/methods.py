@@ -57,6 +57,11 @@ class RpcError(Exception):
         return {"code": self.code, "message": self.message, "data": self.data}
 
 
+MAX_BULK_TXS = 10_000
+"""The most txs one ``bizra_broadcast_txs`` call carries (the body limit, 1 MiB, holds
+about 6,000 transfers)."""
+
+
 def invalid(data: str) -> RpcError:
     return RpcError(INVALID_PARAMS, "Invalid params", data)
 
@@ -455,6 +460,24 @@ class Methods:
             code, log = CODE_MEMPOOL_FULL, str(exc)
         return {"code": code, "data": "", "log": log, "codespace": "mempool" if code else "",
                 "hash": hex_upper(tx_hash(raw))}
+
+    async def m_bizra_broadcast_txs(self, txs: Any) -> JSON:
+        """Many txs in one call, admitted together (their signatures checked as one batch
+        off the event loop): for each, in order, what ``broadcast_tx_sync`` answers."""
+        if not isinstance(txs, list) or not txs:
+            raise invalid("txs: expected a non-empty array of base64 txs")
+        if len(txs) > MAX_BULK_TXS:
+            raise invalid(f"txs: {len(txs)} txs, more than {MAX_BULK_TXS} in one call")
+        raws = [_tx(tx) for tx in txs]
+        results = await self.node.submit_txs(raws)
+        answers = []
+        for raw, result in zip(raws, results, strict=True):
+            if isinstance(result, bytes):
+                answers.append({"code": 0, "log": "", "hash": hex_upper(result)})
+            else:
+                code = CODE_INVALID_TX if isinstance(result, InvalidTx) else CODE_MEMPOOL_FULL
+                answers.append({"code": code, "log": str(result), "hash": hex_upper(tx_hash(raw))})
+        return {"txs": answers}
 
     async def _submit_quietly(self, raw: bytes) -> None:
         with contextlib.suppress(BizraError):  # async: the client asked not to hear

@@ -73,6 +73,8 @@ UNAUTHORIZED = -32002
 TOO_MANY_CONNECTIONS = -32003
 FORBIDDEN = -32004
 ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer", "bizra_block_peers"})
+BULK_METHOD = "bizra_broadcast_txs"
+"""Each of its txs costs a request token, as a call of a batch does; HTTP POST only."""
 """Methods that change what the node does, not only what it says: bearer token only."""
 RESTART_DELAY_S = 0.1
 CORS_METHODS = ("HEAD", "GET", "POST")
@@ -191,11 +193,11 @@ class RpcApp:
         if cost == 1:
             data = f"more than {per_minute} requests a minute from {client}"
         elif cost > per_minute:
-            data = (f"a batch of {cost} calls counts as {cost} requests, more than the {per_minute} a minute "
-                    "a client may make: send smaller batches")
+            data = (f"{cost} calls (a batch's calls, or the txs of {BULK_METHOD}) count as {cost} requests, "
+                    f"more than the {per_minute} a minute a client may make: send smaller batches")
         else:
-            data = (f"a batch of {cost} calls counts as {cost} requests, more than {client} has left of its "
-                    f"{per_minute} requests a minute; none of its calls was run")
+            data = (f"{cost} calls (a batch's calls, or the txs of {BULK_METHOD}) count as {cost} requests, "
+                    f"more than {client} has left of its {per_minute} requests a minute; none was run")
         wait = self.budget.wait(client, cost, trio.current_time())
         retry = () if wait is None else ((b"retry-after", str(max(1, math.ceil(wait))).encode()),)
         return _Reply(429, _error(request_id, RpcError(RATE_LIMITED, "Too many requests", data)), retry)
@@ -279,6 +281,9 @@ class RpcApp:
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return _Reply(200, _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}")))
         if not isinstance(document, list):
+            extra = _calls(document) - 1
+            if extra and not self.budget.take(client, extra, trio.current_time()):
+                return self._too_many(client, extra + 1, document.get("id"))
             return _Reply(200, await self._one(document, admin))
         if not document:
             return _Reply(200, _error(None, RpcError(INVALID_REQUEST, "Invalid Request", "an empty batch")))
@@ -286,8 +291,9 @@ class RpcApp:
             return _Reply(200, _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
                                                      f"a batch of {len(document)} requests; the limit is "
                                                      f"{self.config.max_batch}")))
-        if not self.budget.take(client, len(document) - 1, trio.current_time()):
-            return self._too_many(client, len(document), None)
+        cost = sum(map(_calls, document))
+        if not self.budget.take(client, cost - 1, trio.current_time()):
+            return self._too_many(client, cost, None)
         await self.methods.preverify(document)
         return _Reply(200, [await self._one(request, admin) for request in document])
 
@@ -455,6 +461,9 @@ class RpcApp:
             return _error(None, RpcError(INVALID_REQUEST, "Invalid Request",
                                          'a request needs "jsonrpc": "2.0" and a "method" string'))
         request_id, method = request.get("id"), request["method"]
+        if method == BULK_METHOD:
+            return _error(request_id, RpcError(INVALID_REQUEST, "Invalid Request",
+                                               f"{BULK_METHOD} is served over HTTP POST only"))
         params = request.get("params") or {}
         query_text = params.get("query") if isinstance(params, dict) else None
         if method == "subscribe":
@@ -500,6 +509,17 @@ def _header_map(scope: Scope) -> dict[bytes, bytes]:
     for name, value in scope.get("headers", []):
         out.setdefault(bytes(name).lower(), bytes(value))
     return out
+
+
+def _calls(request: Any) -> int:
+    """The request tokens a call costs: one, or one per tx of a ``bizra_broadcast_txs``."""
+    if isinstance(request, dict) and request.get("method") == BULK_METHOD:
+        params = request.get("params")
+        txs = params.get("txs") if isinstance(params, dict) else params[0] if isinstance(params, list) \
+            and params else None
+        if isinstance(txs, list) and txs:
+            return len(txs)
+    return 1
 
 
 def _adding_headers(send: Send, extra: Headers) -> Send:

@@ -167,6 +167,29 @@ def test_every_kind_of_invalid_tx_is_refused_with_its_reason(node: tuple[int, Pa
         assert call(port, "check_tx", encoded)[1]["result"]["code"] == 100, name
 
 
+def test_many_txs_in_one_call_get_an_answer_each_in_order_and_are_committed(node: tuple[int, Path]) -> None:
+    port, home = node
+    key = operator(home)
+    me = address_of(key.public_key).hex()
+    nonce = int(call(port, "bizra_account", {"address": me})[1]["result"]["nonce"])
+    to = address_of(PrivateKey.generate().public_key)
+    good = [sign_tx("bizra-bad-1", key, nonce + i, Transfer(to, 1), FEE) for i in range(5)]
+    txs = [*good[:3], b"\x01\x02\x03", *good[3:]]
+    status, answer = call(port, "bizra_broadcast_txs", {"txs": [base64.b64encode(t).decode() for t in txs]})
+    answers = answer["result"]["txs"]
+    assert status == 200 and [a["code"] for a in answers] == [0, 0, 0, 100, 0, 0]
+    assert [a["hash"] for a in answers] == [sha256(t).hex().upper() for t in txs]
+    assert answers[3]["log"] and not answers[0]["log"]
+    deadline = time.monotonic() + 30
+    while int(call(port, "bizra_account", {"address": me})[1]["result"]["nonce"]) < nonce + 5:
+        assert time.monotonic() < deadline, "the txs were not committed within 30 s"
+        time.sleep(0.2)
+    for params, words in (({"txs": []}, "non-empty array"), ({"txs": "AA=="}, "non-empty array"),
+                          ({"txs": ["!!"]}, "not valid base64")):
+        error = call(port, "bizra_broadcast_txs", params)[1]["error"]
+        assert error["code"] == -32602 and words in error["data"], (params, error)
+
+
 def test_a_busy_node_refuses_clients_txs_until_it_has_caught_up(node: tuple[int, Path]) -> None:
     """A node whose event loop runs late (here: stopped for two seconds, as a node fed more
     than it can handle) refuses clients' txs with code 101 and says so, then takes them
@@ -354,6 +377,6 @@ def test_a_batch_beyond_the_clients_budget_is_refused_whole(node: tuple[int, Pat
             break
         assert status == 200 and len(answer) == 100
     assert status == 429, answer
-    assert "a batch of 100 calls counts as 100 requests" in answer["error"]["data"]
+    assert "100 calls (a batch's calls" in answer["error"]["data"]
     time.sleep(1)  # 10 tokens come a second
     assert height(port) >= 1

@@ -207,8 +207,8 @@ async def test_a_batch_costs_one_token_per_call_and_one_over_the_budget_runs_non
     assert answer.status == 429 and answer.header(b"retry-after") is not None
     error = answer.error()
     assert error["code"] == RATE_LIMITED
-    assert "a batch of 7 calls counts as 7 requests" in error["data"] and "none of its calls was run" \
-        in error["data"]
+    assert "7 calls (a batch's calls" in error["data"] and "count as 7 requests" in error["data"]
+    assert "none was run" in error["data"]
     assert latency_count(app, "health") == 4  # the refused batch ran nothing (and cost 1 token)
 
     assert await health_is_served(app)  # 4 left
@@ -462,3 +462,14 @@ async def test_blockchain_gives_each_block_size_as_the_length_of_its_encoding() 
     answer = await Methods(node).call("blockchain", {})
     sizes = {meta["header"]["height"]: meta["block_size"] for meta in answer["block_metas"]}
     assert sizes == {str(b.header.height): str(len(encode(b))) for b in blocks}
+
+
+async def test_each_tx_of_a_bulk_broadcast_costs_a_token_and_one_over_the_budget_runs_none(
+        mock_clock: trio.testing.MockClock) -> None:
+    app = make_app(requests_per_minute=10)
+    answer = await post(app, call("bizra_broadcast_txs", txs=["AA=="] * 11))
+    assert answer.status == 429 and "11 calls" in answer.error()["data"]
+    assert latency_count(app, "bizra_broadcast_txs") == 0  # not run (and it cost 1 token)
+    answer = await post(app, [call("bizra_broadcast_txs", txs=["AA=="] * 9), call()])  # 8 tokens left
+    assert answer.status == 429 and "10 calls" in answer.error()["data"]
+    assert latency_count(app, "bizra_broadcast_txs") == 0
