@@ -18,7 +18,7 @@ with any bad tx signature is invalid and its outcome discarded.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -81,6 +81,8 @@ from chain.types import (
 from chain.validatorsets import validator_set_at
 
 BLOCK_VERSION = 1
+STOP_EVERY = 256
+"""How many txs :func:`includable_txs` executes between two questions to its ``stop``."""
 SLASH_REPUTATION = 50_000
 
 
@@ -261,12 +263,14 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
 
 
 def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable[bytes], *,
-                   max_txs: int, max_bytes: int) -> list[bytes]:
+                   max_txs: int, max_bytes: int, stop: Callable[[], bool] | None = None) -> list[bytes]:
     """The ``candidates``, in their order, that the next block on top of ``state`` can
     carry: each decodes, pays its fee and has its sender's next nonce once the ones
     before it have executed; the others are left out. At most ``max_txs`` txs and
     ``max_bytes`` bytes (and never more than the params allow). Signatures are not
-    checked here (the mempool admitted only signed txs).
+    checked here (the mempool admitted only signed txs). ``stop``, asked before every
+    ``STOP_EVERY`` txs executed, ends the choice there when it says so (a proposer out of
+    time): the txs chosen until then are still a valid block's.
     """
     params = config.params
     max_txs = min(max_txs, params.max_block_txs)
@@ -282,6 +286,8 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
             break
         if size + len(raw) > max_bytes:
             continue
+        if stop is not None and len(chosen) % STOP_EVERY == 0 and chosen and stop():
+            break
         try:
             ctx.execute(raw, len(chosen))  # raises before it changes anything
         except InvalidBlock:

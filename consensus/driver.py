@@ -103,7 +103,11 @@ it is locked on or holds a valid block from) are sent again: a message lost on t
 is not lost for good, and peers learn where a node is stuck."""
 BUILD_AHEAD_MIN_S = 0.5
 """A round-0 proposer builds its block at least this long before its height starts,
-and twice as long before as its last build took (at most half a block time)."""
+and twice as long before as its last build took (at most half a block time); the build
+may take that long at most, so that the proposal leaves as the height starts."""
+BUILD_SHARE = 0.25
+"""Of the propose timeout, what a block built when its round starts may take at most:
+its proposal must still reach the other validators, and be executed by them, in time."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -131,9 +135,11 @@ class Chain(Protocol):
     def next_block_time(self) -> int:
         """The header time of the next block (ns): the BFT time of the last commit."""
 
-    async def build_block(self, round_: int, proposer: bytes,
-                          evidence: list[DuplicateVoteEvidence]) -> Block:
-        """A block for the next height, proposed by ``proposer`` at ``round_``."""
+    async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
+                          within_s: float | None = None) -> Block:
+        """A block for the next height, proposed by ``proposer`` at ``round_``; with
+        ``within_s``, built in about that many seconds at most (it takes fewer txs than
+        it could rather than be late)."""
 
     async def validate(self, block: Block) -> bool:
         """Whether ``block`` can be the next block (every rule of the state transition)."""
@@ -526,7 +532,8 @@ class Driver:
                     assert ahead.block is not None
                     block = ahead.block
                 else:
-                    block = await self._build(action.round)
+                    block = await self._build(action.round,
+                                              self.params.timeout_propose_ms * BUILD_SHARE / 1000)
                 self._blocks[block.block_id()] = block
                 self._validated.add(block.block_id())
                 await self._feed(ValueIn(action.round, block.block_id()))
@@ -542,10 +549,10 @@ class Driver:
         elif isinstance(action, ReportEvidence) and action.evidence not in self.evidence:
             self.evidence.append(action.evidence)
 
-    async def _build(self, round_: int) -> Block:
+    async def _build(self, round_: int, within_s: float) -> Block:
         assert self.address is not None
         started = trio.current_time()
-        block = await self.chain.build_block(round_, self.address, list(self.evidence))
+        block = await self.chain.build_block(round_, self.address, list(self.evidence), within_s=within_s)
         self._build_s = trio.current_time() - started
         return block
 
@@ -557,7 +564,7 @@ class Driver:
         wait = (start_at - self.clock_ns()) / 1e9 - lead
         if wait > 0:
             await trio.sleep(wait)
-        ahead.block = await self._build(0)
+        ahead.block = await self._build(0, lead)
         ahead.done.set()
 
     def _vote_time_floor(self, block_id: bytes) -> int:

@@ -153,7 +153,8 @@ class NodeChain:
                 grown = self.proposal_bytes * 5 // 4
             self.proposal_bytes = min(grown, self.config.params.max_block_bytes)
 
-    async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> Block:
+    async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
+                          within_s: float | None = None) -> Block:
         params = self.config.params
         max_bytes = min(params.max_block_bytes, self.proposal_limit(round_))
         candidates = list(self.mempool.reap())  # here: the mempool changes while the thread runs
@@ -161,9 +162,14 @@ class NodeChain:
         last_commit = self.store.blocks.seen_commit()
         time_ns = self.next_block_time()
 
+        deadline = None if within_s is None else time.monotonic() + within_s
+
+        def out_of_time() -> bool:
+            return deadline is not None and time.monotonic() > deadline
+
         def build() -> Block:
             txs = includable_txs(state, self.config, candidates, max_txs=params.max_block_txs,
-                                 max_bytes=max_bytes)
+                                 max_bytes=max_bytes, stop=out_of_time)
             return make_block(state, app_hash, self.config, txs=txs, proposer_address=proposer,
                               time_ns=time_ns, last_commit=last_commit,
                               evidence=includable_evidence(state, self.config, evidence))

@@ -17,7 +17,7 @@ from chain.crypto import VerifiedCache, address_of
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config
-from chain.transition import BlockOutcome
+from chain.transition import STOP_EVERY, BlockOutcome
 from chain.types import Block, DuplicateVoteEvidence, Transfer, tx_hash
 from consensus.driver import Driver
 from consensus.equivocation import Equivocator
@@ -207,3 +207,19 @@ async def test_an_equivocating_validator_is_caught_slashed_and_jailed_while_the_
     validator = ledger.validator(operator)
     assert validator is not None and validator.jailed_until_epoch > 0
     assert validator.bond < 2_000 * SEED  # LocalChain's bond
+
+
+async def test_a_proposer_out_of_time_proposes_the_txs_it_could_check() -> None:
+    """A block built under a time limit that runs out takes the txs executed until then
+    (a few hundred at least), not all the budget allows: late, the whole proposal would
+    fail its round."""
+    local = LocalChain(validators=1)
+    chain = node_chain(local, MemoryKV())
+    users = local.users
+    txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1)) for i in range(2_000)]
+    await chain.mempool.add_many(txs)
+    me = address_of(local.validator_keys[0].public_key)
+    hurried = await chain.build_block(0, me, [], within_s=0.0)
+    assert len(hurried.txs) == STOP_EVERY
+    assert len((await chain.build_block(0, me, [], within_s=60.0)).txs) == 2_000
+    assert await chain.validate(hurried)

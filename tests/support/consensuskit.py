@@ -62,8 +62,8 @@ class MemoryChain:
     def next_block_time(self) -> int:
         return self.block_time()
 
-    async def build_block(self, round_: int, proposer: bytes,
-                          evidence: list[DuplicateVoteEvidence]) -> Block:
+    async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
+                          within_s: float | None = None) -> Block:
         return make_block(self.state, self.state.app_hash, self.config, txs=[], proposer_address=proposer,
                           time_ns=self.block_time(), last_commit=self.last_commit, evidence=evidence)
 
@@ -145,8 +145,8 @@ class SlowBuildChain(MemoryChain):
 
     build_s = 1.0
 
-    async def build_block(self, round_: int, proposer: bytes,
-                          evidence: list[DuplicateVoteEvidence]) -> Block:
+    async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
+                          within_s: float | None = None) -> Block:
         await trio.sleep(self.build_s)
         return await super().build_block(round_, proposer, evidence)
 

@@ -21,6 +21,7 @@ from chain.poi import (
     ATTESTATION_REJECTED,
 )
 from chain.transition import (
+    STOP_EVERY,
     Code,
     apply_block,
     attestation_id,
@@ -409,3 +410,22 @@ def test_a_proposer_takes_only_the_txs_the_block_can_carry() -> None:
     assert includable_txs(chain.state, chain.config, more, max_txs=3, max_bytes=1 << 20) == more[:3]
     two = 2 * len(more[0])
     assert includable_txs(chain.state, chain.config, more, max_txs=100, max_bytes=two) == more[:2]
+
+
+def test_a_proposer_out_of_time_stops_choosing_and_still_has_a_valid_block() -> None:
+    chain = LocalChain()
+    alice, bob = chain.users[0], chain.users[1]
+    to_bob = Transfer(address_of(bob.public_key), 1)
+    candidates = [chain.tx(alice, to_bob, nonce=n) for n in range(STOP_EVERY * 2 + 10)]
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) == 2  # out of time at the second question
+
+    chosen = includable_txs(chain.state, chain.config, candidates, max_txs=10_000, max_bytes=1 << 22,
+                            stop=stop)
+    assert chosen == candidates[:2 * STOP_EVERY]
+    assert includable_txs(chain.state, chain.config, candidates[:5], max_txs=9, max_bytes=1 << 22,
+                          stop=lambda: True) == candidates[:5]  # asked only once it holds STOP_EVERY
+    assert all(r.code == Code.OK for r in chain.run(chosen).results)
