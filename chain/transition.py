@@ -81,6 +81,8 @@ from chain.types import (
 from chain.validatorsets import validator_set_at
 
 BLOCK_VERSION = 1
+Decoded = Callable[[bytes], "Tx | None"]
+"""Where txs decoded already are found by hash: a tx's decoding, or None."""
 STOP_EVERY = 256
 """How many txs :func:`includable_txs` executes between two questions to its ``stop``."""
 SLASH_REPUTATION = 50_000
@@ -218,13 +220,15 @@ def check_tx_against_state(ledger: Ledger, sender: bytes, tx: Tx) -> Account:
 
 def apply_block(state: StateReader, app_hash: bytes, block: Block, config: ChainConfig,
                 verified: Container[bytes] = (),
-                verifier: BatchVerifier = verify_many_in_background) -> BlockOutcome:
+                verifier: BatchVerifier = verify_many_in_background,
+                decoded: Decoded | None = None) -> BlockOutcome:
     """Apply ``block`` to ``state`` (whose root is ``app_hash``) and return its outcome.
 
     ``verified`` holds hashes of txs whose signatures were already checked (the
     mempool's cache); the others are handed to ``verifier`` (by default threads on every
-    core) while the block executes. Raises InvalidBlock (state untouched) if the block
-    breaks any rule.
+    core) while the block executes. ``decoded`` finds txs decoded already (the
+    mempool's) by hash, so that they are not decoded again. Raises InvalidBlock (state
+    untouched) if the block breaks any rule.
     """
     params = config.params
     ledger = Ledger(state)
@@ -242,8 +246,8 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     try:
         epoch = params.epoch_of(height, config.initial_height)
         slashed = [_apply_evidence(ledger, ev, height, epoch, config) for ev in block.evidence]
-        ctx = _TxContext(ledger, config, epoch, members)
-        results = [ctx.execute(raw, i) for i, raw in enumerate(block.txs)]
+        ctx = _TxContext(ledger, config, epoch, members, decoded)
+        results = [ctx.execute(raw, i, tx_hashes[i]) for i, raw in enumerate(block.txs)]
         epoch_ended = params.is_epoch_end(height, config.initial_height)
         if epoch_ended:
             end_epoch(ledger, height, epoch, config)
@@ -263,14 +267,16 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
 
 
 def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable[bytes], *,
-                   max_txs: int, max_bytes: int, stop: Callable[[], bool] | None = None) -> list[bytes]:
+                   max_txs: int, max_bytes: int, stop: Callable[[], bool] | None = None,
+                   decoded: Decoded | None = None) -> list[bytes]:
     """The ``candidates``, in their order, that the next block on top of ``state`` can
     carry: each decodes, pays its fee and has its sender's next nonce once the ones
     before it have executed; the others are left out. At most ``max_txs`` txs and
     ``max_bytes`` bytes (and never more than the params allow). Signatures are not
     checked here (the mempool admitted only signed txs). ``stop``, asked before every
     ``STOP_EVERY`` txs executed, ends the choice there when it says so (a proposer out of
-    time): the txs chosen until then are still a valid block's.
+    time): the txs chosen until then are still a valid block's. ``decoded``: as for
+    :func:`apply_block`.
     """
     params = config.params
     max_txs = min(max_txs, params.max_block_txs)
@@ -278,7 +284,7 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
     ledger = Ledger(state)
     height = ledger.meta().height + 1
     ctx = _TxContext(ledger, config, params.epoch_of(height, config.initial_height),
-                     validator_set_at(ledger, height, config))
+                     validator_set_at(ledger, height, config), decoded)
     chosen: list[bytes] = []
     size = 0
     for raw in candidates:
@@ -289,7 +295,8 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
         if stop is not None and len(chosen) % STOP_EVERY == 0 and chosen and stop():
             break
         try:
-            ctx.execute(raw, len(chosen))  # raises before it changes anything
+            # raises before it changes anything
+            ctx.execute(raw, len(chosen), None if decoded is None else tx_hash(raw))
         except InvalidBlock:
             continue
         chosen.append(raw)
@@ -406,11 +413,12 @@ def _apply_evidence(ledger: Ledger, ev: DuplicateVoteEvidence, height: int, epoc
 class _TxContext:
     """Executes a block's txs in order against one ledger."""
 
-    __slots__ = ("config", "epoch", "fees", "ledger", "members", "nonces", "power", "total_power")
+    __slots__ = ("config", "decoded", "epoch", "fees", "ledger", "members", "nonces", "power", "total_power")
 
     def __init__(self, ledger: Ledger, config: ChainConfig, epoch: int,
-                 members: list[SetMember]) -> None:
+                 members: list[SetMember], decoded: Decoded | None = None) -> None:
         self.ledger = ledger
+        self.decoded = decoded
         self.config = config
         self.epoch = epoch
         self.fees = 0
@@ -418,10 +426,13 @@ class _TxContext:
         self.power = {address_of(m.pubkey): m.power for m in members}
         self.total_power = sum(self.power.values())
 
-    def execute(self, raw: bytes, index: int) -> TxResult:
+    def execute(self, raw: bytes, index: int, h: bytes | None = None) -> TxResult:
+        """Execute ``raw``, the block's tx ``index`` (of hash ``h``, when known)."""
         ledger = self.ledger
         try:
-            tx = decode_tx(raw, self.config.params)
+            tx = None if h is None or self.decoded is None else self.decoded(h)
+            if tx is None:
+                tx = decode_tx(raw, self.config.params)
             sender = address_of(tx.sender)
             account = check_tx_against_state(ledger, sender, tx)
         except InvalidTx as exc:

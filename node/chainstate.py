@@ -169,7 +169,7 @@ class NodeChain:
 
         def build() -> Block:
             txs = includable_txs(state, self.config, candidates, max_txs=params.max_block_txs,
-                                 max_bytes=max_bytes, stop=out_of_time)
+                                 max_bytes=max_bytes, stop=out_of_time, decoded=self.mempool.decoded)
             return make_block(state, app_hash, self.config, txs=txs, proposer_address=proposer,
                               time_ns=time_ns, last_commit=last_commit,
                               evidence=includable_evidence(state, self.config, evidence))
@@ -195,7 +195,7 @@ class NodeChain:
 
     def _execute(self, block: Block) -> BlockOutcome:
         return apply_block(self.store.state, self.store.app_hash, block, self.config, self.verified,
-                           self.verifier)
+                           self.verifier, self.mempool.decoded)
 
     async def apply_synced(self, block: Block, commit: Commit) -> None:
         """Check that ``commit`` finalizes ``block`` (the next height) with the validator

@@ -57,6 +57,7 @@ class _Pending:
     sender: bytes
     nonce: int
     fee: int
+    tx: Tx
 
 
 class Mempool:
@@ -94,6 +95,12 @@ class Mempool:
         """The tx of ``tx_hash`` if it is pending or was seen lately, else None."""
         pending = self._hashes.get(tx_hash)
         return pending.raw if pending is not None else self._recent.get(tx_hash)
+
+    def decoded(self, tx_hash: bytes) -> Tx | None:
+        """The decoding of the pending tx of ``tx_hash``, if any (block execution takes it
+        rather than decoding the tx again). Safe from a worker thread: one dict lookup."""
+        pending = self._hashes.get(tx_hash)
+        return None if pending is None else pending.tx
 
     def by_short_id(self, sid: bytes) -> tuple[bytes, bytes] | None:
         """The hash and encoding of a pending or recent tx whose short id is ``sid``."""
@@ -250,7 +257,7 @@ class Mempool:
 
     def _admit(self, raw: bytes, h: bytes, tx: Tx) -> None:
         sender = self._check(raw, h, tx)
-        pending = _Pending(raw, h, sender, tx.nonce, tx.fee)
+        pending = _Pending(raw, h, sender, tx.nonce, tx.fee, tx)
         self._senders.setdefault(sender, []).append(pending)
         self._fees[sender] = self._fees.get(sender, 0) + tx.fee
         self._hashes[h] = pending

@@ -44,6 +44,7 @@ from chain.types import (
     VoteType,
     decode,
     sha256,
+    tx_hash,
 )
 
 from chainkit import SEED, LocalChain, key, sign_tx
@@ -429,3 +430,22 @@ def test_a_proposer_out_of_time_stops_choosing_and_still_has_a_valid_block() -> 
     assert includable_txs(chain.state, chain.config, candidates[:5], max_txs=9, max_bytes=1 << 22,
                           stop=lambda: True) == candidates[:5]  # asked only once it holds STOP_EVERY
     assert all(r.code == Code.OK for r in chain.run(chosen).results)
+
+
+def test_txs_decoded_already_are_taken_as_they_are_and_change_no_outcome() -> None:
+    chain = LocalChain()
+    alice, bob = chain.users[0], chain.users[1]
+    txs = [chain.tx(alice, Transfer(address_of(bob.public_key), 1), nonce=n) for n in range(3)]
+    known = {tx_hash(raw): decode_tx(raw, chain.config.params) for raw in txs[:2]}
+    asked: list[bytes] = []
+
+    def decoded(h: bytes) -> Tx | None:
+        asked.append(h)
+        return known.get(h)
+
+    block = chain.next_block(txs)
+    plain = apply_block(chain.state, chain.state.app_hash, block, chain.config)
+    reused = apply_block(chain.state, chain.state.app_hash, block, chain.config, decoded=decoded)
+    assert reused == plain and asked == [tx_hash(raw) for raw in txs]
+    chosen = includable_txs(chain.state, chain.config, txs, max_txs=9, max_bytes=1 << 20, decoded=decoded)
+    assert chosen == txs
