@@ -2,9 +2,12 @@
 on the gossip topic ``/bizra/<c>/consensus/1`` and the ``block-parts`` protocol.
 
 Votes, and proposals whose block fits a gossip message, travel whole (the encodings of
-:mod:`consensus.messages`). A proposal whose block does not fit travels as
-``[4, proposal]``: a peer that receives it fetches the block by id from the peer that
-sent it (and, failing that, from others) before handing the driver the whole proposal.
+:mod:`consensus.messages`). A proposal whose block does not fit travels with its block
+compact when that fits, ``[5, proposal, compact block]``: a peer rebuilds the block
+from its mempool at once, fetching only the txs it lacks from the peer that sent it.
+Otherwise it travels as ``[4, proposal]``: a peer that receives it fetches the block by
+id from the peer that sent it (and, failing that, from others) before handing the
+driver the whole proposal. Either way a block that cannot be rebuilt is fetched.
 A block the driver asks for (:meth:`request_block`) is fetched the same way. A block
 body the driver publishes to help a peer catch up is dropped when it does not fit: that
 peer fetches it, or syncs.
@@ -26,10 +29,11 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import trio
 
-from chain.codec import dumps, expect_array, loads_canonical
+from chain.codec import dumps, expect_array, join_array, loads_canonical
 from chain.errors import DecodeError, NetworkError
 from chain.service import TaskStatus
 from chain.types import Block, Proposal, tx_hash
@@ -48,6 +52,7 @@ from p2p.peers import PeerId
 log = logging.getLogger(__name__)
 
 PROPOSAL_BY_ID = 4
+COMPACT_PROPOSAL = 5
 FETCH_PEERS = 4
 """How many peers a block is asked of, one after the other, before giving up."""
 RECENT_BLOCKS = 8
@@ -62,13 +67,24 @@ Screen = Callable[[PeerMessage | Proposal], Awaitable[Validation]]
 """Gossip validation of a decoded message (see :meth:`consensus.driver.Driver.screen`)."""
 
 
-def decode_gossip(data: bytes) -> PeerMessage | Proposal:
+@dataclass(frozen=True, slots=True)
+class CompactProposal:
+    """A proposal with its block compact (its txs named by short ids)."""
+
+    proposal: Proposal
+    compact: CompactBlock
+
+
+def decode_gossip(data: bytes) -> PeerMessage | Proposal | CompactProposal:
     """A consensus gossip message (a bare :class:`Proposal` when its block comes by id);
     DecodeError if it is none."""
     obj = loads_canonical(data, "consensus message")
     if type(obj) is list and obj and type(obj[0]) is int and obj[0] == PROPOSAL_BY_ID:
         _, proposal = expect_array(obj, 2, "proposal by id")
         return Proposal.from_cbor(proposal)
+    if type(obj) is list and obj and type(obj[0]) is int and obj[0] == COMPACT_PROPOSAL:
+        _, proposal, compact = expect_array(obj, 3, "compact proposal")
+        return CompactProposal(Proposal.from_cbor(proposal), CompactBlock.decode(compact))
     message = decode_message(data)
     if not isinstance(message, ProposalMessage | VoteMessage | BlockMessage):
         raise DecodeError("consensus message: a WAL record is not gossip")
@@ -102,19 +118,26 @@ class ConsensusGossip:
         """Of those, the ones found here (the rest were fetched)."""
         self.whole_fetches = 0
         """Blocks fetched whole because their compact form could not be had or rebuilt."""
+        self._pushed: tuple[bytes, bytes] | None = None
+        """The last compact proposal sent, by block id (a proposal is sent again every few
+        seconds, and its short ids would be hashed again)."""
 
     async def _validate(self, peer: PeerId, data: bytes) -> Validation:
         try:
             message = decode_gossip(data)
         except DecodeError:
             return Validation.REJECT
+        if isinstance(message, CompactProposal):
+            if self.blocks.compact_problem(message.compact, message.proposal.block_id) is not None:
+                return Validation.REJECT
+            return await self.screen(message.proposal)
         return await self.screen(message)
 
     async def publish(self, message: PeerMessage) -> None:
         data = encode_message(message)
         if len(data) > MAX_GOSSIP_BYTES:
             if isinstance(message, ProposalMessage):
-                data = dumps([PROPOSAL_BY_ID, message.proposal.to_cbor()])
+                data = self._compact_proposal(message)
             else:
                 self.dropped_bodies += 1
                 return
@@ -122,6 +145,16 @@ class ConsensusGossip:
             await self.network.publish(self.topic, data)
         except NetworkError as exc:
             log.warning("consensus message not sent", extra={"error": str(exc)})
+
+    def _compact_proposal(self, message: ProposalMessage) -> bytes:
+        """``[5, proposal, compact block]``, or ``[4, proposal]`` when that does not fit."""
+        block_id = message.proposal.block_id
+        if self._pushed is None or self._pushed[0] != block_id:
+            self._pushed = (block_id, CompactBlock.of(message.block).encode())
+        compact = self._pushed[1]
+        proposal = message.proposal.to_cbor()
+        data = join_array([dumps(COMPACT_PROPOSAL), dumps(proposal), compact])
+        return data if len(data) <= MAX_GOSSIP_BYTES else dumps([PROPOSAL_BY_ID, proposal])
 
     async def request_block(self, block_id: bytes) -> None:
         block = self._recent.get(block_id)
@@ -142,10 +175,13 @@ class ConsensusGossip:
                 message = decode_gossip(gossip.data)
                 if isinstance(message, Proposal):
                     await self._on_proposal(message, gossip.sender)
+                elif isinstance(message, CompactProposal):
+                    await self._on_proposal(message.proposal, gossip.sender, message.compact)
                 else:
                     await deliver(message)
 
-    async def _on_proposal(self, proposal: Proposal, sender: PeerId) -> None:
+    async def _on_proposal(self, proposal: Proposal, sender: PeerId, compact: CompactBlock | None = None
+                           ) -> None:
         block_id = proposal.block_id
         block = self._recent.get(block_id)
         if block is not None:
@@ -157,17 +193,25 @@ class ConsensusGossip:
         else:
             assert self._nursery is not None
             self._fetching.add(block_id)
-            self._nursery.start_soon(self._fetch, block_id, sender, proposal)
+            self._nursery.start_soon(self._fetch, block_id, sender, proposal, compact)
 
-    async def _fetch(self, block_id: bytes, first: PeerId | None, proposal: Proposal | None) -> None:
-        """Fetch ``block_id`` (from ``first``, then others; the caller has put it in
-        ``_fetching``) and deliver it: with ``proposal`` and any proposal of it that came
-        meanwhile, else as a body."""
+    async def _fetch(self, block_id: bytes, first: PeerId | None, proposal: Proposal | None,
+                     compact: CompactBlock | None = None) -> None:
+        """Rebuild ``block_id`` from ``compact`` (its missing txs from ``first``), or fetch
+        it (from ``first``, then others; the caller has put it in ``_fetching``), and
+        deliver it: with ``proposal`` and any proposal of it that came meanwhile, else as a
+        body."""
         try:
+            pushed = None
+            if compact is not None and first is not None:
+                pushed = await self._rebuild(first, block_id, compact)
+                if pushed is not None:
+                    log.debug("block rebuilt", extra={"block_id": block_id.hex(), "txs": len(pushed.txs),
+                                                      "pushed": True})
             peers = ([first] if first else []) + [p for p in self.network.peers() if p != first]
             for peer in peers[:FETCH_PEERS]:
                 try:
-                    block = await self._get(peer, block_id)
+                    block = pushed or await self._get(peer, block_id)
                 except NetworkError as exc:
                     log.info("block fetch failed", extra={"peer": peer, "error": str(exc)})
                     continue

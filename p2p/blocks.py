@@ -315,6 +315,14 @@ class BlockExchange:
         ``peer`` does not have it. NetworkError as :meth:`fetch_blocks`."""
         return await self._fetch_by_id(peer, self.parts_protocol, block_id, "block", Block.from_cbor)
 
+    def compact_problem(self, compact: CompactBlock, block_id: bytes) -> str | None:
+        """Why ``compact``, pushed with a proposal of ``block_id``, is not that block of
+        this chain (its header, evidence and last commit; its txs are checked once it is
+        rebuilt), or None."""
+        if compact.block.block_id() != block_id:
+            return f"a compact block {compact.block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…"
+        return _mismatch(compact.block, None, self.chain_id, compact=True)
+
     async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
         """The block ``block_id`` from ``peer`` with its txs named by short ids, checked
         against its id (header, evidence and last commit; its txs once rebuilt); None if

@@ -71,9 +71,9 @@ from consensus.messages import (
     decode_message,
     encode_message,
 )
-from node.consensus_gossip import PROPOSAL_BY_ID, decode_gossip
+from node.consensus_gossip import COMPACT_PROPOSAL, PROPOSAL_BY_ID, CompactProposal, decode_gossip
 from p2p import txgossip
-from p2p.blocks import Announcement
+from p2p.blocks import Announcement, CompactBlock
 from p2p.status import Status
 
 from chainkit import BLOCK_INTERVAL_NS, LocalChain, key
@@ -159,6 +159,7 @@ TX_GOSSIP: list[txgossip.Message] = [
 VALID: list[bytes] = sorted({
     *VALID_TXS, *(encode(o) for o in OBJECTS), *(encode_message(m) for m in MESSAGES),
     *(dumps([PROPOSAL_BY_ID, p.to_cbor()]) for p in PROPOSALS), *(a.encode() for a in ANNOUNCEMENTS),
+    *(dumps([COMPACT_PROPOSAL, PROPOSALS[0].to_cbor(), CompactBlock.of(b).block.to_cbor()]) for b in BLOCKS),
     *(s.encode() for s in STATUSES), *(txgossip.encode_message(m) for m in TX_GOSSIP),
 }, key=len)
 """Valid encodings of every kind the decoders read."""
@@ -170,6 +171,8 @@ VALID: list[bytes] = sorted({
 def _reencode_message(message: Any) -> bytes:
     if isinstance(message, Proposal):
         return dumps([PROPOSAL_BY_ID, message.to_cbor()])
+    if isinstance(message, CompactProposal):
+        return dumps([COMPACT_PROPOSAL, message.proposal.to_cbor(), message.compact.block.to_cbor()])
     return encode_message(message)
 
 
@@ -335,6 +338,10 @@ def test_every_valid_encoding_round_trips() -> None:
         decode_everywhere(encode_message(message))
     for proposal in PROPOSALS:
         assert decode_gossip(dumps([PROPOSAL_BY_ID, proposal.to_cbor()])) == proposal
+        for block in BLOCKS:
+            compact = CompactBlock.of(block)
+            raw = dumps([COMPACT_PROPOSAL, proposal.to_cbor(), compact.block.to_cbor()])
+            assert decode_gossip(raw) == CompactProposal(proposal, compact)
     for announcement in ANNOUNCEMENTS:
         assert Announcement.decode(announcement.encode()) == announcement
     for status in STATUSES:

@@ -1,6 +1,8 @@
 """Consensus messages between peers: a proposal whose block is too large to gossip
-travels by id; its block is fetched compact and rebuilt from the mempool (whole from a
-peer that does not serve it compact), once, however often the proposal comes again."""
+travels with its block compact, rebuilt from the mempool at once; or by id, when the
+compact block does not fit either: its block is then fetched compact and rebuilt (whole
+from a peer that does not serve it compact), once, however often the proposal comes
+again. A compact block that is not the proposal's costs its sender."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from collections.abc import Collection
 import trio
 from gossipkit import accept
 
+from chain.codec import dumps
 from chain.types import Block, Proposal, encode, tx_hash
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
-from node.consensus_gossip import MAX_FETCHES, ConsensusGossip
-from p2p.blocks import BlockExchange, short_id
+from node.consensus_gossip import COMPACT_PROPOSAL, MAX_FETCHES, PROPOSAL_BY_ID, ConsensusGossip
+from p2p.blocks import BlockExchange, CompactBlock, short_id
 from p2p.memory import MemoryHub
 from p2p.network import MAX_GOSSIP_BYTES, request_protocol
 from p2p.peers import PeerId
@@ -46,12 +49,13 @@ Handed = list[ProposalMessage | VoteMessage | BlockMessage]
 
 async def propose(block: Block, store: Store, chain_id: str, *, rounds: tuple[int, ...] = (0,),
                   known: Collection[bytes] = (), compact_served: bool = True,
-                  colliding: dict[bytes, tuple[bytes, bytes]] | None = None,
+                  colliding: dict[bytes, tuple[bytes, bytes]] | None = None, by_id: bool = False,
                   ) -> tuple[Handed, ConsensusGossip, CountingSource]:
-    """A proposer gossips proposals of ``block`` (one per round in ``rounds``) to a peer
-    whose mempool holds the txs in ``known`` (and ``colliding``: other txs by the short
-    ids of the block's); what the peer's consensus was handed, its gossip, and the
-    proposer's block source."""
+    """A proposer gossips proposals of ``block`` (one per round in ``rounds``; ``by_id``:
+    without the compact block, as a block too large for it goes) to a peer whose mempool
+    holds the txs in ``known`` (and ``colliding``: other txs by the short ids of the
+    block's); what the peer's consensus was handed, its gossip, and the proposer's block
+    source."""
     source = CountingSource(store)
     hub = MemoryHub()
     a, b = hub.join("proposer"), hub.join("peer")
@@ -78,7 +82,10 @@ async def propose(block: Block, store: Store, chain_id: str, *, rounds: tuple[in
         await nursery.start(sender.run, ignore)
         for sent, round_ in enumerate(rounds, 1):
             proposal = Proposal(1, round_, None, block.block_id(), 1, bytes(64))
-            await sender.publish(ProposalMessage(proposal, block))
+            if by_id:
+                await a.publish(sender.topic, dumps([PROPOSAL_BY_ID, proposal.to_cbor()]))
+            else:
+                await sender.publish(ProposalMessage(proposal, block))
             with trio.fail_after(5):
                 while len(delivered) < sent:
                     await trio.sleep(0.01)
@@ -98,7 +105,7 @@ def large_block() -> tuple[Block, Store, str]:
 async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_its_block_again() -> None:
     block, store, chain_id = large_block()
     delivered, receiver, source = await propose(block, store, chain_id, rounds=(0, 0, 1),
-                                                known=[tx_hash(tx) for tx in block.txs])
+                                                known=[tx_hash(tx) for tx in block.txs], by_id=True)
     assert [m.proposal.round for m in delivered if isinstance(m, ProposalMessage)] == [0, 0, 1]
     assert source.asked == 1  # its compact form, once
     assert receiver.txs_named == receiver.txs_found == 600 and receiver.whole_fetches == 0
@@ -107,7 +114,7 @@ async def test_a_large_proposal_gossiped_again_is_handed_over_without_fetching_i
 async def test_a_proposed_block_is_rebuilt_from_the_mempool_and_only_the_missing_txs_are_fetched() -> None:
     block, store, chain_id = large_block()
     known = [tx_hash(tx) for tx in block.txs[::3]]
-    _, receiver, source = await propose(block, store, chain_id, known=known)
+    _, receiver, source = await propose(block, store, chain_id, known=known, by_id=True)
     assert receiver.txs_named == 600 and receiver.txs_found == len(known) == 200
     assert receiver.whole_fetches == 0 and source.asked == 2  # the compact block, then its missing txs
 
@@ -120,15 +127,39 @@ async def test_a_short_id_that_matches_another_tx_here_makes_the_block_come_whol
     other = transfers(LocalChain(), 1)[0]
     colliding = {short_id(tx_hash(block.txs[7])): (tx_hash(other), other)}
     delivered, receiver, _ = await propose(block, store, chain_id, known=[tx_hash(tx) for tx in block.txs],
-                                           colliding=colliding)
+                                           colliding=colliding, by_id=True)
     assert len(delivered) == 1 and receiver.whole_fetches == 1
     assert receiver.network.score(PeerId(next(iter(receiver.network.peers())))) == 0
 
 
 async def test_a_peer_without_compact_blocks_serves_the_block_whole() -> None:
     block, store, chain_id = large_block()
-    _, receiver, _ = await propose(block, store, chain_id, compact_served=False)
+    _, receiver, _ = await propose(block, store, chain_id, compact_served=False, by_id=True)
     assert receiver.whole_fetches == 1 and receiver.txs_named == 0
+
+
+async def test_a_proposal_with_its_compact_block_is_rebuilt_without_asking_for_the_block() -> None:
+    block, store, chain_id = large_block()
+    known = [tx_hash(tx) for tx in block.txs[::3]]
+    delivered, receiver, source = await propose(block, store, chain_id, rounds=(0, 1), known=known)
+    assert [m.proposal.round for m in delivered if isinstance(m, ProposalMessage)] == [0, 1]
+    assert receiver.txs_named == 600 and receiver.txs_found == 200  # rebuilt once
+    assert receiver.whole_fetches == 0 and source.asked == 1  # only its missing txs
+
+
+async def test_a_compact_block_that_is_not_the_proposals_costs_its_sender() -> None:
+    block, store, chain_id = large_block()
+    other = commit_next(LocalChain(), Store.open(MemoryKV(), LocalChain().genesis, GENESIS_HASH),
+                        transfers(LocalChain(), 3))
+    hub = MemoryHub()
+    a, b = hub.join("proposer"), hub.join("peer")
+    hub.connect(a.local_id, b.local_id)
+    receiver = ConsensusGossip(b, chain_id, BlockExchange(b, chain_id, CountingSource(store), accept,
+                                                          max_block_bytes=1 << 22), accept)
+    proposal = Proposal(1, 0, None, block.block_id(), 1, bytes(64))
+    lying = dumps([COMPACT_PROPOSAL, proposal.to_cbor(), CompactBlock.of(other).block.to_cbor()])
+    await a.publish(receiver.topic, lying)
+    assert b.score(a.local_id) < 0 and receiver._messages.statistics().current_buffer_used == 0
 
 
 class Stalling(BlockExchange):
