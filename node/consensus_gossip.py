@@ -211,7 +211,7 @@ class ConsensusGossip:
             peers = ([first] if first else []) + [p for p in self.network.peers() if p != first]
             for peer in peers[:FETCH_PEERS]:
                 try:
-                    block = pushed or await self._get(peer, block_id)
+                    block = pushed if pushed is not None else await self._get(peer, block_id)
                 except NetworkError as exc:
                     log.info("block fetch failed", extra={"peer": peer, "error": str(exc)})
                     continue

@@ -214,13 +214,10 @@ class Node:
     async def submit_tx(self, raw: bytes) -> bytes:
         """Admit a client's tx and gossip it; its hash. InvalidTx or MempoolFull (also
         while the node is too busy: see :meth:`busy`)."""
-        busy = self.busy()
-        if busy is not None:
-            self.counters.txs_shed += 1
-            raise MempoolFull(busy)
-        h = await self.mempool.add(raw)
-        await self.txs.submit(raw)
-        return h
+        (result,) = await self.submit_txs([raw])
+        if isinstance(result, BizraError):
+            raise result
+        return result
 
     async def submit_txs(self, raws: list[bytes]) -> list[bytes | InvalidTx | MempoolFull]:
         """Admit a client's txs together (one signature batch) and gossip those admitted;
