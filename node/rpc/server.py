@@ -423,33 +423,43 @@ class RpcApp:
         """An accepted WebSocket connection: each message a request (one token of the
         client's budget, at most ``rpc.max_body_bytes``), events of its subscriptions."""
         turn = trio.Lock()
+        session = trio.CancelScope()
 
         async def say(document: Any) -> None:
             async with turn:
-                await send({"type": "websocket.send", "text": json.dumps(document)})
+                try:
+                    await send({"type": "websocket.send", "text": json.dumps(document)})
+                except trio.BusyResourceError:
+                    # Hypercorn closes a connection (send_eof) outside the lock that
+                    # orders its writes; a write racing the close finds the socket busy.
+                    # The peer is gone: end the session rather than fail the connection.
+                    session.cancel()
 
         subscriptions: dict[str, tuple[Any, Query]] = {}
         feed = self.events.subscribe()
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._forward, feed, subscriptions, say)
-                while True:
-                    message = await receive()
-                    if message["type"] != "websocket.receive":
-                        break
-                    text, size = _message_text(message)
-                    if not self.budget.take(client, 1, trio.current_time()):
-                        await say(_error(-1, RpcError(RATE_LIMITED, "Too many requests",
-                                                      f"more than {self.config.requests_per_minute} requests "
-                                                      f"a minute from {client}")))
-                    elif size > self.config.max_body_bytes:
-                        await say(_error(-1, RpcError(TOO_LARGE, "Request too large",
-                                                      f"a message above {self.config.max_body_bytes} bytes")))
-                    else:
-                        await say(await self._ws_request(text, subscriptions))
-                nursery.cancel_scope.cancel()
+            with session:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._forward, feed, subscriptions, say)
+                    while (message := await receive())["type"] == "websocket.receive":
+                        await say(await self._ws_answer(client, message, subscriptions))
+                    nursery.cancel_scope.cancel()
         finally:
             self.events.unsubscribe(feed)
+
+    async def _ws_answer(self, client: str, message: dict[str, Any],
+                         subscriptions: dict[str, tuple[Any, Query]]) -> Any:
+        """The answer to one WebSocket message: a refusal when the client has no token
+        left or the message is above ``rpc.max_body_bytes``, else the request's."""
+        text, size = _message_text(message)
+        if not self.budget.take(client, 1, trio.current_time()):
+            return _error(-1, RpcError(RATE_LIMITED, "Too many requests",
+                                       f"more than {self.config.requests_per_minute} requests "
+                                       f"a minute from {client}"))
+        if size > self.config.max_body_bytes:
+            return _error(-1, RpcError(TOO_LARGE, "Request too large",
+                                       f"a message above {self.config.max_body_bytes} bytes"))
+        return await self._ws_request(text, subscriptions)
 
     async def _ws_request(self, text: str, subscriptions: dict[str, tuple[Any, Query]]) -> Any:
         try:

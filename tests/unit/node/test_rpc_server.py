@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +23,7 @@ import trio.testing
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from chain.errors import NetworkError
+from chain.transition import apply_block
 from chain.types import encode
 from node.config import RpcConfig
 from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus
@@ -43,6 +44,8 @@ from chainkit import LocalChain
 from storekit import GENESIS_HASH, commit_next, transfers
 
 Header = tuple[bytes, bytes]
+Message = dict[str, Any]
+Write = Callable[[Message, Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
 async def test_a_taken_rpc_port_is_refused_with_a_clear_message() -> None:
@@ -145,9 +148,16 @@ class Socket:
 
     def __init__(self, app: RpcApp, nursery: trio.Nursery, *, client: str = "127.0.0.1",
                  headers: Sequence[Header] = (), host: bytes = b"127.0.0.1:8080", path: str = "/websocket",
-                 extension: bool = True) -> None:
+                 extension: bool = True, write: Write | None = None) -> None:
+        """``write``, if given, stands for the server's socket: it gets each message the
+        application sends and passes it on with its second argument."""
         self._to_app, to_app = trio.open_memory_channel[dict[str, Any]](math.inf)
         self._from_app_send, self._from_app = trio.open_memory_channel[dict[str, Any]](math.inf)
+        forward = self._from_app_send.send
+
+        async def send(message: dict[str, Any]) -> None:
+            await (write(message, forward) if write is not None else forward(message))
+
         self.ended = trio.Event()
         scope = {"type": "websocket", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "ws",
                  "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
@@ -157,7 +167,7 @@ class Socket:
 
         async def run() -> None:
             try:
-                await app(scope, to_app.receive, self._from_app_send.send)
+                await app(scope, to_app.receive, send)
             finally:
                 self.ended.set()
 
@@ -179,8 +189,16 @@ class Socket:
 
     async def ask(self, request: Any) -> Any:
         """Send ``request`` (JSON, or text as is); the next message the application sends."""
+        self.tell(request)
+        return await self.next()
+
+    def tell(self, request: Any) -> None:
+        """Send ``request`` (JSON, or text as is)."""
         text = request if isinstance(request, str) else json.dumps(request)
         self._to_app.send_nowait({"type": "websocket.receive", "text": text})
+
+    async def next(self) -> Any:
+        """The next message the application sends."""
         message = await self._from_app.receive()
         assert message["type"] == "websocket.send", message
         return json.loads(message["text"])
@@ -334,6 +352,67 @@ async def test_a_connection_holds_a_bounded_number_of_subscriptions() -> None:
         assert (await ws.ask(call("unsubscribe", query=queries[0])))["result"] == {}
         assert (await ws.ask(call("subscribe", query=queries[-1])))["result"] == {}
         await ws.close()
+
+
+async def test_events_and_answers_on_one_websocket_are_written_one_at_a_time() -> None:
+    app = make_app()
+    chain = LocalChain(users=4)
+    store = Store.open(MemoryKV({}), chain.genesis, GENESIS_HASH)
+    writing, overlaps = False, 0
+
+    async def write(message: Message, forward: Callable[[Message], Awaitable[None]]) -> None:
+        nonlocal writing, overlaps
+        overlaps += writing
+        writing = True
+        await trio.sleep(0)  # a socket's write yields, as a slow client makes it do
+        writing = False
+        await forward(message)
+
+    async with trio.open_nursery() as nursery:
+        ws = Socket(app, nursery, write=write)
+        assert (await ws.opened())[0] == 101
+        assert (await ws.ask(call("subscribe", query="tm.event='NewBlockHeader'")))["result"] == {}
+        for _ in range(20):
+            block = chain.next_block(transfers(chain, 2))
+            outcome = apply_block(store.state, store.app_hash, block, chain.config)
+            chain.apply(block)
+            assert chain.last_commit is not None
+            store.commit_block(block, chain.last_commit, outcome)
+            app.events.publish(block, outcome)
+            ws.tell(call())
+        heights: set[str] = set()
+        answers = 0
+        while len(heights) < 20 or answers < 20:
+            message = await ws.next()
+            if "query" in message.get("result", {}):
+                heights.add(message["result"]["data"]["value"]["header"]["height"])
+            else:
+                answers += message["result"] == {}
+        await ws.close()
+    assert overlaps == 0
+    assert heights == {str(h) for h in range(1, 21)}
+
+
+async def test_a_write_that_finds_the_connection_closing_ends_the_session_quietly() -> None:
+    """Hypercorn closes a connection (``send_eof``) outside the lock that orders its
+    writes, so a write racing the close raises ``BusyResourceError``: the client is gone,
+    and the application ends its session instead of failing (an "Error in ASGI
+    Framework" in the node's log)."""
+    app = make_app()
+
+    async def write(message: Message, forward: Callable[[Message], Awaitable[None]]) -> None:
+        if message["type"] == "websocket.send":
+            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
+        await forward(message)
+
+    async with trio.open_nursery() as nursery:
+        ws = Socket(app, nursery, write=write)
+        assert (await ws.opened())[0] == 101
+        ws.tell(call())
+        with trio.fail_after(5):
+            await ws.ended.wait()
+    assert app.websockets == {}
+    assert await health_is_served(app)
 
 
 # --- CORS ----------------------------------------------------------------------------------
