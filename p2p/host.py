@@ -75,6 +75,8 @@ URGENT_QUEUE = 1_024
 """Messages of topics that are not bulk a peer's queue takes (py-libp2p: 32 in all)."""
 POLL_S = 0.001
 DIAL_TIMEOUT_S = 10.0
+RESET_TIMEOUT_S = 2.0
+"""The longest a stream's reset may take (it waits for the connection's writer)."""
 CLOSE_TIMEOUT_S = 2.0
 # Our limits in place of py-libp2p's 10-messages-a-second one: a peer's gossip (what it
 # forwards, not only what it publishes) and the requests it makes of us. Well above what
@@ -625,7 +627,11 @@ class Libp2pNetwork:
 
     @staticmethod
     async def _reset(stream: Any) -> None:
-        with contextlib.suppress(Exception):
+        """Reset ``stream``, even from a cancelled task (a request that timed out): a
+        stream left open keeps one of the connection's 256 stream slots and one of the
+        swarm's, and once they are gone every new stream waits for one forever."""
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + RESET_TIMEOUT_S), \
+                contextlib.suppress(Exception):
             await stream.reset()
 
     async def request(self, peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,

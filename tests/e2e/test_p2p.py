@@ -34,7 +34,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 import p2p.host
 from chain.errors import NetworkError
 from chain.service import TaskStatus
-from p2p.host import Libp2pNetwork
+from p2p.host import REQUESTS_PER_S, Libp2pNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Gossip, Validation, Validator
 from p2p.peers import PeerId
 from p2p.txgossip import TxGossip
@@ -314,6 +314,42 @@ async def test_a_request_handler_that_fails_costs_the_requester_and_the_node_ser
         assert await client.request(peer, "/bizra/bizra-test-1/echo/1", b"y", max_response_bytes=64,
                                     timeout=5) == b"y"
         assert server.score(client.local_id) < 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_requests_that_time_out_free_their_streams_so_the_peer_is_still_asked() -> None:
+    """A yamux connection opens 256 streams at a time; a request that times out must
+    still reset its stream, or a peer that never answers 256 of them (slow, or hostile)
+    would leave no stream to ask it anything again, nor, after 10,000, any peer."""
+    async def never(peer: PeerId, data: bytes) -> bytes:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    server, client = Libp2pNetwork(sha256(b"stalls").digest()), Libp2pNetwork(sha256(b"waits").digest())
+    server.set_handler("/bizra/bizra-test-1/never/1", never, max_request_bytes=64)
+    server.set_handler("/bizra/bizra-test-1/echo/1", echo, max_request_bytes=64)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await nursery.start(client.run)
+        peer = await client.connect(server.listen_addrs()[0])
+        timed_out = 0
+
+        async def ask() -> None:
+            nonlocal timed_out
+            with pytest.raises(NetworkError, match="took more than"):
+                await client.request(peer, "/bizra/bizra-test-1/never/1", b"x", max_response_bytes=64,
+                                     timeout=1)
+            timed_out += 1
+
+        for _ in range(3):  # in waves the server's request rate limit lets through
+            async with trio.open_nursery() as asking:
+                for _ in range(REQUESTS_PER_S * 2):
+                    asking.start_soon(ask)
+            await trio.sleep(2)
+        assert timed_out == REQUESTS_PER_S * 6 > 256
+        with trio.fail_after(10):
+            assert await client.request(peer, "/bizra/bizra-test-1/echo/1", b"y", max_response_bytes=64,
+                                        timeout=5) == b"y"
         nursery.cancel_scope.cancel()
 
 
