@@ -107,31 +107,45 @@ class BlockSync:
     async def confirm_behind(self) -> bool:
         """Whether a peer that reports a height above the next one proves it: it serves
         the next block with a commit that verifies against that height's validator set
-        (so the height this node decides is decided already). Peers are asked highest
-        claim first, ``PROBES`` at most; one that does not serve is doubted, one that
-        sends a commit that does not verify is penalized as for an invalid block."""
+        (so the height this node decides is decided already). The ``PROBES`` highest
+        claimers are asked at once and the first proof ends the asking, so a slow or
+        mute peer delays nothing; one that does not serve is doubted, one that sends a
+        commit that does not verify is penalized as for an invalid block."""
         start = self.chain.height + 1
         heights = self.heights()
         claimers = sorted((p for p, h in heights.items() if h > start), key=heights.__getitem__, reverse=True)
-        for peer in claimers[:PROBES]:
-            try:
-                pairs = await self.blocks.fetch_blocks(peer, start, 1)
-            except NetworkError:
-                pairs = []
-            if not pairs:
-                self._doubt(peer, start)
-                continue
-            block, commit = pairs[0]
-            members = self.chain.members(start)
-            try:
-                await trio.to_thread.run_sync(verify_commit, self.chain.config.chain_id, commit, members,
-                                              start, block.block_id())
-            except InvalidBlock as exc:
-                self._doubt(peer, start)
-                self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"a commit that does not verify: {exc}")
-                continue
-            return True
-        return False
+        proved = False
+
+        async def probe(peer: PeerId) -> None:
+            nonlocal proved
+            if await self._proves(peer, start):
+                proved = True
+                probes.cancel_scope.cancel()
+
+        async with trio.open_nursery() as probes:
+            for peer in claimers[:PROBES]:
+                probes.start_soon(probe, peer)
+        return proved
+
+    async def _proves(self, peer: PeerId, start: int) -> bool:
+        """Whether ``peer`` serves block ``start`` with a commit that verifies."""
+        try:
+            pairs = await self.blocks.fetch_blocks(peer, start, 1)
+        except NetworkError:
+            pairs = []
+        if not pairs:
+            self._doubt(peer, start)
+            return False
+        block, commit = pairs[0]
+        members = self.chain.members(start)
+        try:
+            await trio.to_thread.run_sync(verify_commit, self.chain.config.chain_id, commit, members,
+                                          start, block.block_id())
+        except InvalidBlock as exc:
+            self._doubt(peer, start)
+            self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"a commit that does not verify: {exc}")
+            return False
+        return True
 
     async def catch_up(self) -> None:
         """Fetch and apply blocks until this node is at most one block behind its

@@ -10,6 +10,7 @@ import pytest
 import trio
 
 import node.sync
+import p2p.blocks
 from chain.crypto import VerifiedCache
 from chain.types import Block, Commit
 from node.chainstate import NodeChain
@@ -49,6 +50,11 @@ async def ignore(_: PeerId, __: Announcement) -> Validation:
     return Validation.IGNORE
 
 
+async def never(_: PeerId, __: bytes) -> bytes:
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
 class ForgedCommits(Blocks):
     """What a forger serves: the right blocks, their commits' signatures forged."""
 
@@ -63,8 +69,9 @@ class ForgedCommits(Blocks):
 class Scene:
     """A node at genesis (``me``, its ``sync``) on an in-memory network with one peer per
     keyword, serving: ``"chain"`` the ``HEIGHTS`` blocks of ``honest``, ``"forged"`` the
-    same with forged commit signatures, ``"nothing"`` no block, ``None`` no protocol at
-    all (its requests fail); and ``claims``, the heights the peers report."""
+    same with forged commit signatures, ``"nothing"`` no block, ``"stalls"`` never an
+    answer, ``None`` no protocol at all (its requests fail); and ``claims``, the heights
+    the peers report."""
 
     def __init__(self, **serves: str | None) -> None:
         local = LocalChain()
@@ -81,12 +88,14 @@ class Scene:
         chain_id = local.config.chain_id
         self.peers: dict[str, PeerId] = {}
         sources = {"chain": Blocks(self.honest), "forged": ForgedCommits(self.honest),
-                   "nothing": Blocks(empty)}
+                   "nothing": Blocks(empty), "stalls": Blocks(self.honest)}
         for name, what in serves.items():
             peer = hub.join(name)
             hub.connect(self.me.local_id, peer.local_id)
             if what is not None:
-                BlockExchange(peer, chain_id, sources[what], ignore, max_block_bytes=1 << 22)
+                exchange = BlockExchange(peer, chain_id, sources[what], ignore, max_block_bytes=1 << 22)
+                if what == "stalls":
+                    peer.set_handler(exchange.blocks_protocol, never, max_request_bytes=64)
             self.peers[name] = peer.local_id
         mine = BlockExchange(self.me, chain_id, Blocks(self.behind), ignore, max_block_bytes=1 << 22)
         self.claims: dict[PeerId, int] = {}
@@ -139,3 +148,16 @@ async def test_consensus_gives_way_only_to_a_height_proved_by_a_commit() -> None
     with trio.fail_after(30):
         assert await sync.confirm_behind()
     assert scene.score("honest") == 0
+
+
+async def test_a_peer_that_never_answers_does_not_hold_back_the_proof_of_another() -> None:
+    """Claimers are asked at once: the honest peer's proof ends the asking while the
+    stalled peer, which claims more and so comes first, has yet to answer (asked one
+    after the other, the node would wait out its request timeout, falling behind)."""
+    scene = Scene(honest="chain", stalled="stalls")
+    sync, peers = scene.sync, scene.peers
+    scene.claims.update({peers["stalled"]: HEIGHTS + 5, peers["honest"]: HEIGHTS})
+    with trio.fail_after(p2p.blocks.REQUEST_TIMEOUT_S / 2):
+        assert await sync.confirm_behind()
+    assert sync.heights()[peers["stalled"]] == HEIGHTS + 5  # not doubted: only slower
+    assert scene.score("honest") == 0 and scene.score("stalled") == 0
