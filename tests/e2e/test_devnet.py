@@ -29,7 +29,7 @@ from chain.types import Transfer
 from node import devnet
 
 from chainkit import sign_tx
-from nodekit import free_ports, height, node_cmd, processes, rpc, signed_since, wait_until
+from nodekit import free_ports, height, node_cmd, processes, rpc, signed_since, wait_synced, wait_until
 
 pytestmark = pytest.mark.slow
 BLOCK_MS = 500
@@ -132,8 +132,7 @@ def test_a_killed_validator_rejoins_and_a_new_full_node_syncs(tmp_path: Path) ->
         with (full / "node.log").open("ab") as log:
             started.append(subprocess.Popen(node_cmd("start", "--home", str(full), "--bootnode", bootnode),
                                             stdout=log, stderr=subprocess.STDOUT, env=env))
-        wait_until(lambda: height(rpc_base + 4) >= height(ports[0]) - 1 > 0, 90, "the full node syncs",
-                   [*logs, full / "node.log"])
+        wait_synced(rpc_base + 4, ports[0], 90, "the full node syncs", [*logs, full / "node.log"])
         h = height(rpc_base + 4)
         same = rpc(rpc_base + 4, "block", height=str(h))["block_id"]
         assert same == rpc(ports[0], "block", height=str(h))["block_id"]

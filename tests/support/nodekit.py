@@ -79,6 +79,19 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: S
         time.sleep(0.2)
 
 
+def wait_synced(port: int, reference: int, timeout: float, what: str, logs: Sequence[Path] = (), *,
+                within: int = 2) -> None:
+    """Wait until the node on RPC ``port`` holds every block the node on ``reference``
+    held when the wait began, then until it is seen at most ``within`` blocks below it:
+    it synced, and it keeps up with the chain (on a loaded machine a follower runs a
+    block or two late; at 6 s blocks that is still the same block)."""
+    deadline = time.monotonic() + timeout
+    start = height(reference)
+    wait_until(lambda: height(port) >= start > 0, timeout, f"{what}: up to height {start}", logs)
+    wait_until(lambda: height(port) >= height(reference) - within, max(deadline - time.monotonic(), 1),
+               f"{what}: within {within} blocks of the tip", logs)
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
