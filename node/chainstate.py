@@ -24,8 +24,15 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.params import ChainConfig
 from chain.sizes import ADDRESS_LEN
-from chain.transition import BlockOutcome, apply_block, includable_evidence, includable_txs
-from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember
+from chain.transition import (
+    BlockOutcome,
+    apply_block,
+    includable_evidence,
+    includable_txs,
+    tx_sign_prefix,
+    tx_signature,
+)
+from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember, tx_hash
 from chain.validatorsets import validator_set_at
 from consensus.proposer import Priorities, initial, next_height, voters
 from node.mempool import Mempool
@@ -196,6 +203,22 @@ class NodeChain:
     def _execute(self, block: Block) -> BlockOutcome:
         return apply_block(self.store.state, self.store.app_hash, block, self.config, self.verified,
                            self.verifier, self.mempool.decoded)
+
+    def precheck(self, block: Block) -> None:
+        """Check the signatures of ``block``'s txs that are not known to be valid, and
+        remember those that are (in ``verified``): executing the block later checks none
+        of them again. Blocks until done (call it in a worker thread), and decides
+        nothing: a tx whose signature fails is just not remembered, and the block's
+        execution refuses it."""
+        prefix = tx_sign_prefix(self.config.chain_id)
+        hashes = [tx_hash(raw) for raw in block.txs]
+        todo = [i for i, h in enumerate(hashes) if h not in self.verified]
+        if not todo:
+            return
+        checks = self.verifier([tx_signature(prefix, block.txs[i]) for i in todo]).result()
+        for i, valid in zip(todo, checks, strict=True):
+            if valid:
+                self.verified.add(hashes[i])
 
     async def apply_synced(self, block: Block, commit: Commit) -> None:
         """Check that ``commit`` finalizes ``block`` (the next height) with the validator

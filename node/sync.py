@@ -48,6 +48,8 @@ DOUBT_S = 60.0
 """How long sync caps the height of a peer that did not serve what it claimed."""
 PROGRESS_EVERY_S = 3.0
 IDLE_WAIT_S = 0.2
+PRECHECK_AHEAD = 4
+"""Fetched blocks after the next whose tx signatures are checked ahead of execution."""
 PROBES = 3
 """Peers asked, one after the other, to prove that the node is behind."""
 
@@ -84,6 +86,8 @@ class BlockSync:
         self._pending: set[int] = set()
         """Heights requested and not yet answered."""
         self._requests = 0
+        self._prechecked: set[int] = set()
+        """Heights of fetched blocks whose signatures are being, or were, checked ahead."""
         self._doubted: dict[PeerId, tuple[int, float]] = {}
         """Peers that did not serve a height they claimed: the height trusted of each, and
         until when."""
@@ -160,11 +164,12 @@ class BlockSync:
                 nursery.start_soon(self._report)
                 while self.behind():
                     self._request_more(nursery)
-                    if not await self._apply_ready():
+                    if not await self._apply_ready(nursery):
                         await trio.sleep(IDLE_WAIT_S)
                 nursery.cancel_scope.cancel()
         finally:
             self._fetched.clear()
+            self._prechecked.clear()
             self.progress = None
         log.info("caught up", extra={"height": self.chain.height})
 
@@ -184,6 +189,18 @@ class BlockSync:
             self._pending.update(span)
             self._requests += 1
             nursery.start_soon(self._fetch, random.choice(holders), span)
+
+    def _precheck_more(self, nursery: trio.Nursery) -> None:
+        """Check, in worker threads, the tx signatures of the fetched blocks after the
+        next one (``PRECHECK_AHEAD`` of them): while a block executes, the signatures of
+        those that follow are checked, and each comes to execution with its own done."""
+        following = self.chain.height + 2
+        self._prechecked = {h for h in self._prechecked if h >= following}
+        for height in range(following, following + PRECHECK_AHEAD):
+            entry = self._fetched.get(height)
+            if entry is not None and height not in self._prechecked:
+                self._prechecked.add(height)
+                nursery.start_soon(trio.to_thread.run_sync, self.chain.precheck, entry[1])
 
     async def _fetch(self, peer: PeerId, span: range) -> None:
         try:
@@ -206,10 +223,12 @@ class BlockSync:
         self.network.penalize(peer, UNSERVED_PENALTY, f"claimed height {unserved} and did not serve it")
         log.info("peer did not serve a height it claimed", extra={"peer": peer, "height": unserved})
 
-    async def _apply_ready(self) -> bool:
-        """Apply the fetched blocks that come next; whether any was."""
+    async def _apply_ready(self, nursery: trio.Nursery) -> bool:
+        """Apply the fetched blocks that come next (checking ahead the signatures of
+        those that follow); whether any was."""
         applied = False
         while (entry := self._fetched.pop(self.chain.height + 1, None)) is not None:
+            self._precheck_more(nursery)
             peer, block, commit = entry
             try:
                 await self.chain.apply_synced(block, commit)

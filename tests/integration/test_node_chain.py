@@ -7,13 +7,15 @@ rest, and a node restarted from its store picks the same proposers as the others
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 import trio
 
 import node.chainstate
-from chain.crypto import VerifiedCache, address_of
+from chain.crypto import SignedItem, VerifiedCache, address_of, verify_many_in_background
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config
@@ -223,3 +225,37 @@ async def test_a_proposer_out_of_time_proposes_the_txs_it_could_check() -> None:
     assert len(hurried.txs) == STOP_EVERY
     assert len((await chain.build_block(0, me, [], within_s=60.0)).txs) == 2_000
     assert await chain.validate(hurried)
+
+
+async def test_a_block_whose_signatures_were_checked_ahead_executes_without_checking_them_again() -> None:
+    """Sync checks the tx signatures of the blocks that follow while one executes
+    (``NodeChain.precheck``): those that verify are remembered, and the block then
+    executes without a signature check; a forged signature is not remembered."""
+    local = LocalChain(validators=1)
+    users = local.users
+    checked: list[int] = []
+
+    def counting(items: Sequence[SignedItem]) -> Future[list[bool]]:
+        checked.append(len(items))
+        return verify_many_in_background(items)
+
+    store = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+    config = chain_config(local.genesis)
+    cache = VerifiedCache()
+    chain = NodeChain(store, local.genesis, config, Mempool(config, store.state, MempoolConfig(), cache),
+                      cache, counting)
+    txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1)) for i in range(40)]
+    block = local.next_block(txs)
+    local.apply(block)
+    assert local.last_commit is not None
+
+    forged = txs[0][:-1] + bytes([txs[0][-1] ^ 1])
+    await trio.to_thread.run_sync(chain.precheck, dataclasses.replace(block, txs=(forged, *block.txs[1:])))
+    assert checked == [40]
+    assert tx_hash(forged) not in cache and tx_hash(txs[0]) not in cache
+    assert all(tx_hash(raw) in cache for raw in txs[1:])
+
+    await trio.to_thread.run_sync(chain.precheck, block)
+    assert checked == [40, 1]  # only the one not remembered yet
+    await chain.apply_synced(block, local.last_commit)
+    assert sum(checked) == 41 and chain.height == 1  # executed: no signature checked again
