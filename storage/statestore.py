@@ -29,7 +29,9 @@ the committing thread updates the tree.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import sha256
@@ -52,6 +54,8 @@ from storage.kv import KeyValueStore, WriteBatch, iter_prefix, last_before, pref
 log = logging.getLogger(__name__)
 
 _DELETED = b""
+READ_CACHE = 100_000
+"""Latest values :meth:`StateStore.get` keeps in memory."""
 
 
 class StateStore:
@@ -63,7 +67,7 @@ class StateStore:
     thread may call :meth:`advance`, :meth:`stage` and :meth:`prune`.
     """
 
-    __slots__ = ("_kv", "_pending", "base", "height", "tree")
+    __slots__ = ("_cache", "_generation", "_kv", "_lock", "_pending", "_staged", "base", "height", "tree")
 
     def __init__(self, kv: KeyValueStore, height: int, base: int) -> None:
         """The state of a store whose latest committed height is ``height``; call
@@ -73,6 +77,14 @@ class StateStore:
         self.base = base
         self.tree = StateTree()
         self._pending: _Pending | None = None
+        self._staged: dict[bytes, bytes | None] = {}
+        self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
+        """Latest values read or written lately (``None``: absent), least recently used
+        first: block after block, execution reads the same hot accounts."""
+        self._generation = 0
+        """Heights written since the store opened: a read from disk that a write overtook
+        may hold an older value, and is not cached."""
+        self._lock = threading.Lock()
 
     # --- opening --------------------------------------------------------------------
 
@@ -105,8 +117,20 @@ class StateStore:
     # --- reads ----------------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
-        """The value of ``key`` at the latest height."""
-        return self._kv.get(schema.state(key))
+        """The value of ``key`` at the latest height (from any thread)."""
+        cache = self._cache
+        with self._lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+            generation = self._generation
+        value = self._kv.get(schema.state(key))
+        with self._lock:
+            if generation == self._generation:
+                cache[key] = value
+                if len(cache) > READ_CACHE:
+                    cache.popitem(last=False)
+        return value
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """The latest entries whose key starts with ``prefix``, in key order."""
@@ -233,6 +257,7 @@ class StateStore:
         if pending is None or pending.height != height:
             raise StorageError(f"the state of height {height} was not advanced")
         self._pending = None
+        self._staged = pending.changes
         paths = pending.paths
         after = self.tree.trail(paths.values())
         removed = [position for position in pending.before if position not in after]
@@ -262,6 +287,15 @@ class StateStore:
         """The batch :meth:`stage` filled for ``height`` is on disk: ``height`` is the
         latest now (not before: readers on other threads that see a height find its
         block)."""
+        cache = self._cache
+        with self._lock:
+            self._generation += 1
+            for key, value in self._staged.items():
+                cache[key] = value
+                cache.move_to_end(key)
+            while len(cache) > READ_CACHE:
+                cache.popitem(last=False)
+        self._staged = {}
         self.height = height
 
     def prune(self, keep: int) -> int:

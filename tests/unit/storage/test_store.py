@@ -12,15 +12,17 @@ import pytest
 
 from chain.crypto import address_of
 from chain.errors import StorageError
+from chain.ledger import Ledger
 from chain.statekeys import account
 from chain.statetree import verify_state_proof
 from chain.transition import apply_block
 from chain.types import Account, Transfer, encode, tx_hash
 from storage import schema
 from storage.kv import KeyValueStore
+from storage.memory import MemoryKV
 from storage.store import Store
 
-from chainkit import LocalChain
+from chainkit import LocalChain, key
 from storekit import BACKENDS, GENESIS_HASH, Backend, commit_next, transfers
 
 
@@ -385,3 +387,38 @@ def test_a_block_this_node_does_not_have_has_no_size(store: Store, chain: LocalC
     commit_next(chain, store)
     assert store.blocks.block_size(1) is not None
     assert store.blocks.block_size(0) is None and store.blocks.block_size(2) is None
+
+
+class Overtaken(MemoryKV):
+    """A key/value store whose next read is overtaken by a write: ``then`` runs (it
+    commits a block) after the read and before the read returns its old value."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.then: Callable[[], object] | None = None
+
+    def get(self, key: bytes) -> bytes | None:
+        value = super().get(key)
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+        return value
+
+
+def test_latest_values_are_read_once_and_a_read_a_commit_overtook_is_not_kept() -> None:
+    """Latest values are kept in memory after a read and updated by each commit; a read
+    from disk that a commit overtook (another thread's, say) returns the value it read,
+    but is not kept, or every later read would find the account as it was before."""
+    chain = LocalChain(users=4)
+    kv = Overtaken()
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)
+    commit_next(chain, store, transfers(chain, 4))
+    newcomer = address_of(key(99).public_key)
+    assert store.state.get(account(newcomer)) is None
+
+    paid = chain.tx(chain.users[0], Transfer(newcomer, 5))
+    kv.then = lambda: commit_next(chain, store, [paid])
+    store.state._cache.clear()  # the next read goes to disk, and the commit overtakes it
+    assert store.state.get(account(newcomer)) is None  # read before the commit
+    assert Ledger(store.state).account(newcomer).balance == 5
+    assert store.state.get(account(newcomer)) == kv.get(schema.state(account(newcomer)))
