@@ -48,6 +48,7 @@ DOUBT_S = 60.0
 """How long sync caps the height of a peer that did not serve what it claimed."""
 PROGRESS_EVERY_S = 3.0
 IDLE_WAIT_S = 0.2
+"""With nothing to apply, how long sync waits for a request to end before it looks again."""
 PRECHECK_AHEAD = 4
 """Fetched blocks after the next whose tx signatures are checked ahead of execution."""
 PROBES = 3
@@ -86,6 +87,8 @@ class BlockSync:
         self._pending: set[int] = set()
         """Heights requested and not yet answered."""
         self._requests = 0
+        self._answered = trio.Event()
+        """Set when a request ends: its blocks may be the next to apply."""
         self._prechecked: set[int] = set()
         """Heights of fetched blocks whose signatures are being, or were, checked ahead."""
         self._doubted: dict[PeerId, tuple[int, float]] = {}
@@ -165,7 +168,9 @@ class BlockSync:
                 while self.behind():
                     self._request_more(nursery)
                     if not await self._apply_ready(nursery):
-                        await trio.sleep(IDLE_WAIT_S)
+                        with trio.move_on_after(IDLE_WAIT_S):
+                            await self._answered.wait()
+                    self._answered = trio.Event()
                 nursery.cancel_scope.cancel()
         finally:
             self._fetched.clear()
@@ -216,6 +221,7 @@ class BlockSync:
         finally:
             self._pending.difference_update(span)
             self._requests -= 1
+            self._answered.set()
 
     def _doubt(self, peer: PeerId, unserved: int) -> None:
         """``peer`` claimed height ``unserved`` or more and did not serve it."""
@@ -228,6 +234,7 @@ class BlockSync:
         those that follow); whether any was."""
         applied = False
         while (entry := self._fetched.pop(self.chain.height + 1, None)) is not None:
+            self._request_more(nursery)
             self._precheck_more(nursery)
             peer, block, commit = entry
             try:
