@@ -52,7 +52,7 @@ IDLE_WAIT_S = 0.2
 PRECHECK_AHEAD = 4
 """Fetched blocks after the next whose tx signatures are checked ahead of execution."""
 PROBES = 3
-"""Peers asked, one after the other, to prove that the node is behind."""
+"""Peers asked, all at once, to prove that the node is behind."""
 
 
 @dataclass
@@ -234,7 +234,6 @@ class BlockSync:
         those that follow); whether any was."""
         applied = False
         while (entry := self._fetched.pop(self.chain.height + 1, None)) is not None:
-            self._request_more(nursery)
             self._precheck_more(nursery)
             peer, block, commit = entry
             try:
