@@ -48,6 +48,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from chain.errors import BizraError, NetworkError
 from chain.service import TaskStatus
 from p2p.network import (
+    INBOUND_STREAMS,
     INBOX,
     INVALID_MESSAGE_PENALTY,
     MAX_GOSSIP_BYTES,
@@ -666,29 +667,47 @@ class Libp2pNetwork:
     def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
         inbox, messages = trio.open_memory_channel[Gossip](INBOX)
 
+        open_streams: dict[PeerId, int] = {}
+
         async def serve(stream: Any) -> None:
             peer = PeerId(stream.muxed_conn.peer_id.to_base58())
+            if open_streams.get(peer, 0) >= INBOUND_STREAMS:
+                self.penalize(peer, INVALID_MESSAGE_PENALTY,
+                              f"more than {INBOUND_STREAMS} streams open on {protocol}")
+                await self._reset(stream)
+                return
+            open_streams[peer] = open_streams.get(peer, 0) + 1
             try:
-                await _widen_receive_window(stream, GOSSIP_WINDOW)
-                while True:
-                    data = await _read_frame(stream, max_message_bytes)
-                    now = trio.current_time()
-                    if peer in self.blocked or self.book.is_banned(peer, now):
-                        break
-                    if not (self._gossip_messages.allow(peer, 1, now)
-                            and self._gossip_bytes.allow(peer, len(data), now)):
-                        self._count_limited(peer, protocol)
-                        continue
-                    await inbox.send(Gossip(peer, data))
-            except _Oversize as exc:
-                self.penalize(peer, INVALID_MESSAGE_PENALTY, f"bad {protocol} message: {exc}")
-            except Exception as exc:  # the stream ended: the peer closed it or went away
-                log.debug("direct stream closed",
-                          extra={"peer": peer, "protocol": protocol, "error": repr(exc)})
-            await self._reset(stream)
+                await self._read_messages(peer, protocol, stream, inbox, max_message_bytes)
+            finally:
+                left = open_streams.pop(peer) - 1
+                if left:
+                    open_streams[peer] = left
 
         self._host.set_stream_handler(TProtocol(protocol), serve)
         return messages
+
+    async def _read_messages(self, peer: PeerId, protocol: str, stream: Any,
+                             inbox: trio.MemorySendChannel[Gossip], max_message_bytes: int) -> None:
+        """Hand the messages of ``peer``'s ``stream`` to ``inbox`` until it ends."""
+        try:
+            await _widen_receive_window(stream, GOSSIP_WINDOW)
+            while True:
+                data = await _read_frame(stream, max_message_bytes)
+                now = trio.current_time()
+                if peer in self.blocked or self.book.is_banned(peer, now):
+                    break
+                if not (self._gossip_messages.allow(peer, 1, now)
+                        and self._gossip_bytes.allow(peer, len(data), now)):
+                    self._count_limited(peer, protocol)
+                    continue
+                await inbox.send(Gossip(peer, data))
+        except _Oversize as exc:
+            self.penalize(peer, INVALID_MESSAGE_PENALTY, f"bad {protocol} message: {exc}")
+        except Exception as exc:  # the stream ended: the peer closed it or went away
+            log.debug("direct stream closed",
+                      extra={"peer": peer, "protocol": protocol, "error": repr(exc)})
+        await self._reset(stream)
 
     async def send(self, peer: PeerId, protocol: str, data: bytes) -> bool:
         if self._nursery is None or peer in self.blocked or self.book.is_banned(peer, trio.current_time()) \

@@ -34,6 +34,10 @@ the sender."""
 INBOX = 256
 """Direct messages of one protocol waiting for the node to take them (all peers'); a
 peer's next message waits on its stream while it is full."""
+INBOUND_STREAMS = 2
+"""Streams one peer may have open to a node on one direct-message protocol: the one it
+writes, and the one it opened again before the node saw the first end. One more is
+reset, and costs the peer."""
 
 
 class UnsupportedProtocol(NetworkError):
@@ -103,7 +107,8 @@ class Network(Protocol):
     def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
         """The direct messages peers send on ``protocol``, each peer's in the order it
         sent them. A message above the limit costs its sender and ends its stream; a
-        blocked or banned peer's are dropped."""
+        blocked or banned peer's are dropped; a peer's stream beyond ``INBOUND_STREAMS``
+        open on the protocol is reset and costs it."""
 
     async def send(self, peer: PeerId, protocol: str, data: bytes) -> bool:
         """Queue ``data`` for connected ``peer`` on ``protocol`` (messages to one peer on

@@ -35,7 +35,14 @@ import p2p.host
 from chain.errors import NetworkError
 from chain.service import TaskStatus
 from p2p.host import REQUESTS_PER_S, Libp2pNetwork
-from p2p.network import MAX_GOSSIP_BYTES, Gossip, Validation, Validator
+from p2p.network import (
+    INBOUND_STREAMS,
+    INVALID_MESSAGE_PENALTY,
+    MAX_GOSSIP_BYTES,
+    Gossip,
+    Validation,
+    Validator,
+)
 from p2p.peers import PeerId
 from p2p.txgossip import TxGossip
 
@@ -508,6 +515,33 @@ async def test_direct_messages_arrive_whole_and_in_order_and_an_oversize_one_cos
             while b.score(a.local_id) == 0:
                 await trio.sleep(0.01)
         assert len(got) == len(sent)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_opens_two_direct_streams_on_a_protocol_at_most_and_a_third_costs_it() -> None:
+    """An honest peer writes one stream per protocol (two for a moment when it opens a
+    new one); a peer that opens more, each with a task to read it, is refused the third
+    and loses score, while its first two still deliver."""
+    a, b = (Libp2pNetwork(sha256(f"streams {side}".encode()).digest()) for side in "ab")
+    protocol = "/bizra/bizra-test-1/direct/1"
+    inbox = b.inbox(protocol, max_message_bytes=MAX_GOSSIP_BYTES)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await nursery.start(b.run)
+        await a.connect(b.listen_addrs()[0])
+        streams = [await a._host.new_stream(ID.from_base58(b.local_id), [TProtocol(protocol)])
+                   for _ in range(INBOUND_STREAMS)]
+        with contextlib.suppress(Exception):  # reset as it opens, or right after
+            await a._host.new_stream(ID.from_base58(b.local_id), [TProtocol(protocol)])
+        with trio.fail_after(10):
+            while b.score(a.local_id) == 0:
+                await trio.sleep(0.01)
+        assert b.score(a.local_id) == -INVALID_MESSAGE_PENALTY
+        for i, stream in enumerate(streams):
+            await stream.write(len(b"%d" % i).to_bytes(4, "big") + b"%d" % i)
+        with trio.fail_after(10):
+            got = {(await inbox.receive()).data for _ in range(INBOUND_STREAMS)}
+        assert got == {b"%d" % i for i in range(INBOUND_STREAMS)}
         nursery.cancel_scope.cancel()
 
 
