@@ -40,6 +40,7 @@ from p2p.network import (
     INVALID_MESSAGE_PENALTY,
     MAX_GOSSIP_BYTES,
     Gossip,
+    Handler,
     Validation,
     Validator,
 )
@@ -305,23 +306,35 @@ async def test_gossip_above_the_limit_is_refused_and_costs_its_sender() -> None:
         assert seen == [len(b"after")] and b.score(a.local_id) < 0
 
 
+ECHO = "/bizra/bizra-test-1/echo/1"
+
+
+@asynccontextmanager
+async def asking(name: str, protocol: str, handler: Handler
+                 ) -> AsyncIterator[tuple[Libp2pNetwork, Libp2pNetwork, PeerId]]:
+    """A running ``server`` that answers ``protocol`` with ``handler`` (and ``ECHO``
+    with ``echo``), a running ``client`` connected to it, and the server's peer id;
+    stopped on the way out."""
+    server, client = (Libp2pNetwork(sha256(f"{name} {side}".encode()).digest())
+                      for side in ("serves", "asks"))
+    server.set_handler(protocol, handler, max_request_bytes=64)
+    server.set_handler(ECHO, echo, max_request_bytes=64)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await nursery.start(client.run)
+        yield server, client, await client.connect(server.listen_addrs()[0])
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_request_handler_that_fails_costs_the_requester_and_the_node_serves_on() -> None:
     async def crash(peer: PeerId, data: bytes) -> bytes:
         raise KeyError(data)  # any failure a request could cause
 
-    server, client = Libp2pNetwork(sha256(b"serves").digest()), Libp2pNetwork(sha256(b"asks").digest())
-    server.set_handler("/bizra/bizra-test-1/crash/1", crash, max_request_bytes=64)
-    server.set_handler("/bizra/bizra-test-1/echo/1", echo, max_request_bytes=64)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        await nursery.start(client.run)
-        peer = await client.connect(server.listen_addrs()[0])
+    async with asking("crash", "/bizra/bizra-test-1/crash/1", crash) as (server, client, peer):
         with pytest.raises(NetworkError):
             await client.request(peer, "/bizra/bizra-test-1/crash/1", b"x", max_response_bytes=64, timeout=5)
-        assert await client.request(peer, "/bizra/bizra-test-1/echo/1", b"y", max_response_bytes=64,
-                                    timeout=5) == b"y"
+        assert await client.request(peer, ECHO, b"y", max_response_bytes=64, timeout=5) == b"y"
         assert server.score(client.local_id) < 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_requests_that_time_out_free_their_streams_so_the_peer_is_still_asked() -> None:
@@ -332,13 +345,7 @@ async def test_requests_that_time_out_free_their_streams_so_the_peer_is_still_as
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    server, client = Libp2pNetwork(sha256(b"stalls").digest()), Libp2pNetwork(sha256(b"waits").digest())
-    server.set_handler("/bizra/bizra-test-1/never/1", never, max_request_bytes=64)
-    server.set_handler("/bizra/bizra-test-1/echo/1", echo, max_request_bytes=64)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
-        await nursery.start(client.run)
-        peer = await client.connect(server.listen_addrs()[0])
+    async with asking("stalls", "/bizra/bizra-test-1/never/1", never) as (_, client, peer):
         timed_out = 0
 
         async def ask() -> None:
@@ -349,15 +356,13 @@ async def test_requests_that_time_out_free_their_streams_so_the_peer_is_still_as
             timed_out += 1
 
         for _ in range(3):  # in waves the server's request rate limit lets through
-            async with trio.open_nursery() as asking:
+            async with trio.open_nursery() as wave:
                 for _ in range(REQUESTS_PER_S * 2):
-                    asking.start_soon(ask)
+                    wave.start_soon(ask)
             await trio.sleep(2)
         assert timed_out == REQUESTS_PER_S * 6 > 256
         with trio.fail_after(10):
-            assert await client.request(peer, "/bizra/bizra-test-1/echo/1", b"y", max_response_bytes=64,
-                                        timeout=5) == b"y"
-        nursery.cancel_scope.cancel()
+            assert await client.request(peer, ECHO, b"y", max_response_bytes=64, timeout=5) == b"y"
 
 
 async def test_a_port_in_use_is_refused_with_a_clear_message() -> None:
