@@ -60,7 +60,7 @@ def test_a_fresh_node_joins_a_network_launched_from_its_validators_keys(tmp_path
         started.append(start(fresh, 4, "--genesis", str(genesis), "--bootnode", bootnode))
         logs.append(fresh / "node.log")
         wait_synced(rpc_base + 4, rpc_base, 90, "the fresh node syncs", logs)
-        top = height(rpc_base + 4)
+        top = min(height(rpc_base + 4), height(rpc_base))  # the fresh node may commit a height first
         same = rpc(rpc_base + 4, "block", height=str(top))["block_id"]
         assert same == rpc(rpc_base, "block", height=str(top))["block_id"]
         assert rpc(rpc_base + 4, "status")["validator_info"]["voting_power"] == "0"
