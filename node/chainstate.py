@@ -212,11 +212,11 @@ class NodeChain:
         execution refuses it."""
         prefix = tx_sign_prefix(self.config.chain_id)
         hashes = [tx_hash(raw) for raw in block.txs]
-        todo = [i for i, h in enumerate(hashes) if h not in self.verified]
-        if not todo:
+        unchecked = [i for i, h in enumerate(hashes) if h not in self.verified]
+        if not unchecked:
             return
-        checks = self.verifier([tx_signature(prefix, block.txs[i]) for i in todo]).result()
-        for i, valid in zip(todo, checks, strict=True):
+        checks = self.verifier([tx_signature(prefix, block.txs[i]) for i in unchecked]).result()
+        for i, valid in zip(unchecked, checks, strict=True):
             if valid:
                 self.verified.add(hashes[i])
 
