@@ -224,8 +224,15 @@ class BlockSync:
             self._answered.set()
 
     def _doubt(self, peer: PeerId, unserved: int) -> None:
-        """``peer`` claimed height ``unserved`` or more and did not serve it."""
-        self._doubted[peer] = (unserved - 1, trio.current_time() + DOUBT_S)
+        """``peer`` claimed height ``unserved`` or more and did not serve it. A doubt in
+        force keeps the lower cap: of requests answered out of order, the one for a
+        higher range must not lift the cap the lower one set."""
+        now = trio.current_time()
+        cap = unserved - 1
+        doubted = self._doubted.get(peer)
+        if doubted is not None and doubted[1] > now:
+            cap = min(cap, doubted[0])
+        self._doubted[peer] = (cap, now + DOUBT_S)
         self.network.penalize(peer, UNSERVED_PENALTY, f"claimed height {unserved} and did not serve it")
         log.info("peer did not serve a height it claimed", extra={"peer": peer, "height": unserved})
 

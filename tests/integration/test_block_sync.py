@@ -161,3 +161,15 @@ async def test_a_peer_that_never_answers_does_not_hold_back_the_proof_of_another
         assert await sync.confirm_behind()
     assert sync.heights()[peers["stalled"]] == HEIGHTS + 5  # not doubted: only slower
     assert scene.score("honest") == 0 and scene.score("stalled") == 0
+
+
+async def test_a_range_not_served_after_a_lower_one_keeps_the_lower_cap() -> None:
+    """Requests for several ranges go out at once and come back in any order: a peer
+    that served neither ranges 7.. nor 27.. is believed below 7, whichever answer came
+    last (the higher one had lifted its height back above the node's, and sync went on)."""
+    scene = Scene(liar="nothing")
+    sync, liar = scene.sync, scene.peers["liar"]
+    scene.claims[liar] = 1_000_000
+    sync._doubt(liar, 7)
+    sync._doubt(liar, 27)
+    assert sync.heights()[liar] == 6
