@@ -83,8 +83,8 @@ def wait_synced(port: int, reference: int, timeout: float, what: str, logs: Sequ
                 within: int = 2) -> None:
     """Wait until the node on RPC ``port`` holds every block the node on ``reference``
     held when the wait began, then until it is seen at most ``within`` blocks below it:
-    it synced, and it keeps up with the chain (on a loaded machine a follower runs a
-    block or two late; at 6 s blocks that is still the same block)."""
+    it synced, and it keeps up with the chain (on a loaded machine a follower can run a
+    second or so late: two blocks of the tests' 0.5 s chains, less than one at 6 s)."""
     deadline = time.monotonic() + timeout
     start = height(reference)
     wait_until(lambda: height(port) >= start > 0, timeout, f"{what}: up to height {start}", logs)
