@@ -68,6 +68,12 @@ class _NodeCollector(Collector):
         yield counter("consensus_compact_txs_found",
                       "Txs of fetched compact blocks found in this node's mempool (not fetched).",
                       node.consensus_net.txs_found)
+        yield counter("consensus_compact_pushes_sent",
+                      "Compact proposals too large for gossip this node pushed to a peer.",
+                      node.consensus_net.pushes_sent)
+        yield counter("consensus_compact_pushes_used",
+                      "Compact proposals peers pushed to this node for a block it did not have yet.",
+                      node.consensus_net.pushes_used)
         yield counter("consensus_whole_block_fetches",
                       "Blocks fetched whole: their compact form could not be had or rebuilt.",
                       node.consensus_net.whole_fetches)

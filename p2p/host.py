@@ -664,8 +664,9 @@ class Libp2pNetwork:
 
     # --- direct messages -------------------------------------------------------------
 
-    def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
-        inbox, messages = trio.open_memory_channel[Gossip](INBOX)
+    def inbox(self, protocol: str, *, max_message_bytes: int, capacity: int = INBOX
+              ) -> trio.MemoryReceiveChannel[Gossip]:
+        inbox, messages = trio.open_memory_channel[Gossip](capacity)
 
         open_streams: dict[PeerId, int] = {}
 

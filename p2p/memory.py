@@ -234,8 +234,9 @@ class MemoryNetwork:
 
     # --- direct messages -------------------------------------------------------------
 
-    def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
-        send, receive = trio.open_memory_channel[Gossip](INBOX)
+    def inbox(self, protocol: str, *, max_message_bytes: int, capacity: int = INBOX
+              ) -> trio.MemoryReceiveChannel[Gossip]:
+        send, receive = trio.open_memory_channel[Gossip](capacity)
         self._inboxes[protocol] = (send, max_message_bytes)
         return receive
 

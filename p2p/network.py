@@ -104,9 +104,11 @@ class Network(Protocol):
                       timeout: float) -> bytes:
         """``peer``'s answer; NetworkError if it fails, is too large or is late."""
 
-    def inbox(self, protocol: str, *, max_message_bytes: int) -> trio.MemoryReceiveChannel[Gossip]:
+    def inbox(self, protocol: str, *, max_message_bytes: int, capacity: int = INBOX
+              ) -> trio.MemoryReceiveChannel[Gossip]:
         """The direct messages peers send on ``protocol``, each peer's in the order it
-        sent them. A message above the limit costs its sender and ends its stream; a
+        sent them, ``capacity`` of them waiting at most (a peer's next one waits on its
+        stream). A message above the limit costs its sender and ends its stream; a
         blocked or banned peer's are dropped; a peer's stream beyond ``INBOUND_STREAMS``
         open on the protocol is reset and costs it."""
 

@@ -1,23 +1,26 @@
 """Consensus messages between peers: a proposal whose block is too large to gossip
 travels with its block compact, rebuilt from the mempool at once; or by id, when the
-compact block does not fit either: its block is then fetched compact and rebuilt (whole
-from a peer that does not serve it compact), once, however often the proposal comes
-again. A compact block that is not the proposal's costs its sender."""
+compact block does not fit either, its compact block pushed to peers directly: a peer
+rebuilds the block from the push, or, when none comes, fetches it compact and rebuilds
+it (whole from a peer that does not serve it compact), once, however often the
+proposal comes again. A compact block that is not the proposal's costs its sender."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+import pytest
 import trio
-from gossipkit import accept
+from gossipkit import accept, checking
 
 from chain.codec import dumps
 from chain.types import Block, Proposal, encode, tx_hash
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
-from node.consensus_gossip import COMPACT_PROPOSAL, MAX_FETCHES, PROPOSAL_BY_ID, ConsensusGossip
+from node import consensus_gossip
+from node.consensus_gossip import COMPACT_PROPOSAL, MAX_FETCHES, PROPOSAL_BY_ID, PUSH_WAIT_S, ConsensusGossip
 from p2p.blocks import BlockExchange, CompactBlock, short_id
-from p2p.memory import MemoryHub
-from p2p.network import MAX_GOSSIP_BYTES, request_protocol
+from p2p.memory import MemoryHub, MemoryNetwork
+from p2p.network import MAX_GOSSIP_BYTES, Validation, request_protocol
 from p2p.peers import PeerId
 from storage.memory import MemoryKV
 from storage.store import Store
@@ -168,6 +171,90 @@ class Stalling(BlockExchange):
     async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
         await trio.sleep_forever()
         raise AssertionError("unreachable")
+
+    async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_proposal_too_large_to_gossip_compact_is_pushed_and_rebuilt_without_a_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consensus_gossip, "MAX_GOSSIP_BYTES", 2_048)  # the compact block does not fit
+    block, store, chain_id = large_block()
+    delivered, receiver, source = await propose(block, store, chain_id, rounds=(0, 0, 1),
+                                                known=[tx_hash(tx) for tx in block.txs])
+    assert [m.proposal.round for m in delivered if isinstance(m, ProposalMessage)] == [0, 0, 1]
+    assert source.asked == 0 and receiver.pushes_used == 1
+    assert receiver.txs_named == receiver.txs_found == 600 and receiver.whole_fetches == 0
+
+
+def push_pair(block: Block, store: Store, chain_id: str, exchange: type[BlockExchange] = BlockExchange,
+              screen: consensus_gossip.Screen = accept
+              ) -> tuple[MemoryNetwork, ConsensusGossip, CountingSource]:
+    """A proposer's network, the gossip of a peer holding ``block``'s txs, and the
+    proposer's block source."""
+    hub, source = MemoryHub(), CountingSource(store)
+    a, b = hub.join("proposer"), hub.join("peer")
+    hub.connect(a.local_id, b.local_id)
+    BlockExchange(a, chain_id, source, accept, max_block_bytes=1 << 22)
+    mempool = {short_id(tx_hash(tx)): (tx_hash(tx), tx) for tx in block.txs}
+    receiver = ConsensusGossip(b, chain_id, exchange(b, chain_id, source, accept, max_block_bytes=1 << 22),
+                               screen, mempool.get)
+    return a, receiver, source
+
+
+def push_of(block: Block, proposal: Proposal) -> bytes:
+    return dumps([COMPACT_PROPOSAL, proposal.to_cbor(), CompactBlock.of(block).block.to_cbor()])
+
+
+async def test_a_push_that_comes_while_the_block_is_fetched_by_id_wins() -> None:
+    """The bare proposal came first; its block's fetch, which never ends, started after
+    ``PUSH_WAIT_S``; the push that comes later is what the block is rebuilt from."""
+    block, store, chain_id = large_block()
+    proposer, receiver, _ = push_pair(block, store, chain_id, Stalling)
+    proposal = Proposal(1, 0, None, block.block_id(), 1, bytes(64))
+    delivered: Handed = []
+
+    async def deliver(message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+        delivered.append(message)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(receiver.run, deliver)
+        await proposer.publish(receiver.topic, dumps([PROPOSAL_BY_ID, proposal.to_cbor()]))
+        await trio.sleep(PUSH_WAIT_S + 0.2)
+        assert not delivered and receiver._fetching == {block.block_id()}
+        push = push_of(block, proposal)
+        assert await proposer.send(receiver.network.local_id, receiver.push_protocol, push)
+        with trio.fail_after(5):
+            while not delivered:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert delivered == [ProposalMessage(proposal, block)] and receiver.pushes_used == 1
+
+
+async def test_a_push_that_is_not_a_valid_compact_proposal_costs_its_sender() -> None:
+    block, store, chain_id = large_block()
+    other = commit_next(LocalChain(), Store.open(MemoryKV(), LocalChain().genesis, GENESIS_HASH),
+                        transfers(LocalChain(), 3))
+    forged = Proposal(1, 0, None, block.block_id(), 1, bytes(64))
+    pushes = [b"\xff not cbor", dumps([PROPOSAL_BY_ID, forged.to_cbor()]),  # no compact block
+              push_of(other, forged),  # a compact block that is not the proposal's
+              push_of(block, forged)]  # a proposal its proposer did not sign
+    refuse = checking(lambda *_: Validation.REJECT)
+    for push in pushes:
+        proposer, receiver, source = push_pair(block, store, chain_id, screen=refuse)
+
+        async def ignore(message: ProposalMessage | VoteMessage | BlockMessage) -> None:
+            raise AssertionError(f"handed over: {message}")
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(receiver.run, ignore)
+            assert await proposer.send(receiver.network.local_id, receiver.push_protocol, push)
+            with trio.fail_after(5):
+                while receiver.network.score(proposer.local_id) == 0:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert not receiver._fetching and receiver.pushes_used == 0 and source.asked == 0
 
 
 async def test_block_fetches_under_way_are_bounded() -> None:
