@@ -41,10 +41,12 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 MIN_PROPOSAL_BYTES = 256 << 10
-"""The smallest tx budget of a proposal (about 2,000 transfers), and the first."""
+"""The smallest tx budget of a proposal (about 2,000 transfers)."""
+FIRST_PROPOSAL_BYTES = 1 << 20
+"""The first tx budget (about 8,000 transfers, executed in well under a propose timeout)."""
 SLOW_HEIGHT = 1.0
 """A height decided more than this many propose timeouts after it started was slowed
-by its block (the next such one would fail its round)."""
+by its block: the budget shrinks by a quarter."""
 QUICK_HEIGHT = 0.5
 """The budget grows only after a height decided within this many propose timeouts."""
 
@@ -89,7 +91,7 @@ class NodeChain:
         self.listeners: list[CommitListener] = []
         self._priorities: dict[int, Priorities] = {}
         self._outcomes: dict[bytes, BlockOutcome] = {}
-        self.proposal_bytes = MIN_PROPOSAL_BYTES
+        self.proposal_bytes = FIRST_PROPOSAL_BYTES
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
         self._too_big = config.params.max_block_bytes
@@ -134,11 +136,13 @@ class NodeChain:
         their propose timeout; under load its block is what takes the time, and a round
         that failed for it would fail again with a larger block (the mempool only
         grows meanwhile), each round. So the budget halves with each round and, from
-        height to height, doubles while round-0 proposals that fill half of it are
-        decided within ``QUICK_HEIGHT`` propose timeouts of their height's start (one
-        decided after more than ``SLOW_HEIGHT`` halves it), and falls to what was decided
-        in a later round; past half the last budget that was slow or took more than one
-        round, it grows by a quarter, not twice. It never goes below
+        height to height, starts at :data:`FIRST_PROPOSAL_BYTES`, doubles while round-0
+        proposals that fill half of it are decided within ``QUICK_HEIGHT`` propose
+        timeouts of their height's start, shrinks by a quarter after one decided in
+        round 0 but more than ``SLOW_HEIGHT`` propose timeouts after the start (its
+        block did reach the others in time: halving it would overshoot), and falls to
+        what was decided in a later round; past half the last budget that was slow or
+        took more than one round, it grows by a quarter, not twice. It never goes below
         :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit.
         """
         return max(MIN_PROPOSAL_BYTES, self.proposal_bytes >> round_)
@@ -152,7 +156,7 @@ class NodeChain:
             return
         elif decided_in_s > SLOW_HEIGHT * propose_s:
             self._too_big = self.proposal_bytes
-            self.proposal_bytes = self.proposal_limit(1)
+            self.proposal_bytes = max(MIN_PROPOSAL_BYTES, self.proposal_bytes * 3 // 4)
         elif decided_in_s <= QUICK_HEIGHT * propose_s and \
                 2 * sum(map(len, block.txs)) >= self.proposal_bytes:
             grown = 2 * self.proposal_bytes
