@@ -374,7 +374,7 @@ class Node:
 
     def _on_commit(self, block: Block, outcome: BlockOutcome) -> None:
         self.mempool.update(outcome.tx_hashes)
-        self.events.publish(block, outcome)
+        self.events.publish(block, outcome, self.store.app_hash)
         for h in outcome.tx_hashes:
             watcher = self._tx_watchers.get(h)
             if watcher is not None:

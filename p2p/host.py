@@ -30,6 +30,7 @@ import trio
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyType
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.config import RetryConfig
@@ -45,6 +46,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import MAX_WINDOW_SIZE, YamuxStream
 from libp2p.tools.anyio_service import background_trio_service
 
+from chain.crypto import address_of
 from chain.errors import BizraError, NetworkError
 from chain.service import TaskStatus
 from p2p.network import (
@@ -386,6 +388,15 @@ class Libp2pNetwork:
     @property
     def local_id(self) -> PeerId:
         return PeerId(self._host.get_id().to_base58())
+
+    def node_id(self, peer: PeerId) -> str:
+        try:
+            key = ID.from_base58(peer).extract_public_key()
+        except ValueError:
+            return ""
+        if key is None or key.get_type() is not KeyType.Ed25519:
+            return ""
+        return address_of(key.to_bytes()).hex()
 
     def listen_addrs(self) -> list[str]:
         """This node's addresses, each ending in ``/p2p/<peer id>`` (what bootnodes list)."""

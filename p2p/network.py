@@ -75,6 +75,10 @@ class Network(Protocol):
     @property
     def local_id(self) -> PeerId: ...
 
+    def node_id(self, peer: PeerId) -> str:
+        """CometBFT's node id of ``peer`` (this node's too): the address (§1) of the
+        Ed25519 key its peer id holds, 40 hex digits; "" for an id that holds none."""
+
     @property
     def dropped(self) -> int:
         """Accepted gossip messages a full subscription could not take."""

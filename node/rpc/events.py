@@ -58,7 +58,9 @@ class Query:
         return cls(text, event, tx_hash.upper() if tx_hash else None, height)
 
 
-Feed = trio.MemoryReceiveChannel[tuple[Block, BlockOutcome]]
+Committed = tuple[Block, BlockOutcome, bytes]
+"""A committed block, its outcome, and the app hash after it."""
+Feed = trio.MemoryReceiveChannel[Committed]
 
 
 class EventBus:
@@ -67,12 +69,12 @@ class EventBus:
 
     def __init__(self, addresses: Callable[[int], list[bytes]]) -> None:
         self.addresses = addresses
-        self._feeds: dict[Feed, trio.MemorySendChannel[tuple[Block, BlockOutcome]]] = {}
+        self._feeds: dict[Feed, trio.MemorySendChannel[Committed]] = {}
         self.overflows = 0
 
     def subscribe(self) -> Feed:
         """A feed of every committed block from now on (``unsubscribe`` it when done)."""
-        send, receive = trio.open_memory_channel[tuple[Block, BlockOutcome]](QUEUE)
+        send, receive = trio.open_memory_channel[Committed](QUEUE)
         self._feeds[receive] = send
         return receive
 
@@ -80,16 +82,19 @@ class EventBus:
         self._feeds.pop(feed, None)
         feed.close()
 
-    def publish(self, block: Block, outcome: BlockOutcome) -> None:
-        """Queue the block for every feed; a full feed loses it (counted in ``overflows``)."""
+    def publish(self, block: Block, outcome: BlockOutcome, app_hash: bytes) -> None:
+        """Queue the block (``app_hash``: the state's root after it) for every feed; a
+        full feed loses it (counted in ``overflows``)."""
         for send in self._feeds.values():
             try:
-                send.send_nowait((block, outcome))
+                send.send_nowait((block, outcome, app_hash))
             except trio.WouldBlock:
                 self.overflows += 1
 
-    def events(self, query: Query, block: Block, outcome: BlockOutcome) -> list[JSON]:
-        """What ``query`` gets of a committed block: the ``result`` of each message."""
+    def events(self, query: Query, block: Block, outcome: BlockOutcome, app_hash: bytes) -> list[JSON]:
+        """What ``query`` gets of a committed block (``app_hash``: the state's root after
+        it, which ``NewBlock`` gives as its ``result_finalize_block``'s, base64 as CometBFT's
+        ABCI bytes): the ``result`` of each message."""
         h = block.header.height
         if query.event == "NewBlockHeader":
             return [{"query": query.text, "data": {"type": "tendermint/event/NewBlockHeader",
@@ -99,7 +104,7 @@ class EventBus:
             last = self.addresses(h - 1) if block.last_commit is not None else []
             value = {"block": shapes.block(block, last), "block_id": shapes.block_id(block.block_id()),
                      "result_finalize_block": {"tx_results": [shapes.tx_result(r) for r in outcome.results],
-                                               "app_hash": b64(b"")}}
+                                               "app_hash": b64(app_hash)}}
             return [{"query": query.text, "data": {"type": "tendermint/event/NewBlock", "value": value},
                      "events": {"tm.event": ["NewBlock"], "block.height": [str(h)]}}]
         out: list[JSON] = []

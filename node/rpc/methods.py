@@ -225,7 +225,7 @@ class Methods:
         return {
             "node_info": {
                 "protocol_version": {"p2p": "8", "block": "1", "app": "1"},
-                "id": node.network.local_id,
+                "id": node.network.node_id(node.network.local_id),
                 "listen_addr": ",".join(node.advertised_addresses()),
                 "network": node.chain_id,
                 "version": "bizra-node",
@@ -233,7 +233,8 @@ class Methods:
                 "moniker": node.config.moniker,
                 "other": {"tx_index": "on",
                           "rpc_address": f"tcp://{node.config.rpc.host}:{node.config.rpc.port}",
-                          "genesis_hash": hex_upper(node.genesis_hash)},
+                          "genesis_hash": hex_upper(node.genesis_hash),
+                          "peer_id": node.network.local_id},
             },
             "sync_info": {
                 "latest_block_hash": hex_upper(latest.block_id()) if latest else "",
@@ -289,7 +290,8 @@ class Methods:
             "listening": True,
             "listeners": node.network.listen_addrs(),
             "n_peers": str(len(peers)),
-            "peers": [{"node_info": {"id": p, "network": node.chain_id, "listen_addr": self._listen_addr(p)},
+            "peers": [{"node_info": {"id": node.network.node_id(p), "network": node.chain_id,
+                                     "listen_addr": self._listen_addr(p), "other": {"peer_id": p}},
                        "is_outbound": False, "remote_ip": ""} for p in peers],
         }
 
@@ -367,12 +369,16 @@ class Methods:
                 "canonical": h < self._store.height}
 
     async def m_block_results(self, height: Any = None) -> JSON:
+        """``app_hash`` is the state's root after the block (CometBFT's FinalizeBlock
+        answer, in base64), which the next block's header carries."""
         h = self._height(height)
         located = self._store.txs_at(h)
-        block = self._block(h)
+        self._block(h)  # raises for a height not stored
+        following = self._store.blocks.block(h + 1)
+        after = following.header.app_hash if following is not None else self._store.app_hash
         return {"height": str(h), "txs_results": [shapes.tx_result(t.result) for t in located or []],
                 "finalize_block_events": [], "validator_updates": [], "consensus_param_updates": None,
-                "app_hash": hex_upper(block.header.app_hash)}
+                "app_hash": b64(after)}
 
     async def m_validators(self, height: Any = None, page: Any = None, per_page: Any = None) -> JSON:
         h = self._height(height) if height is not None else self._store.height + 1

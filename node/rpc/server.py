@@ -498,9 +498,9 @@ class RpcApp:
 
     async def _forward(self, feed: Feed, subscriptions: dict[str, tuple[Any, Query]],
                        say: Callable[[Any], Awaitable[None]]) -> None:
-        async for block, outcome in feed:
+        async for block, outcome, app_hash in feed:
             for request_id, query in list(subscriptions.values()):
-                for result in self.events.events(query, block, outcome):
+                for result in self.events.events(query, block, outcome, app_hash):
                     await say({"jsonrpc": "2.0", "id": request_id, "result": result})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

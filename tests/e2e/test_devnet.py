@@ -66,6 +66,13 @@ def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -
                    "every node has the tx's block")
         genesis_hash = shown_genesis_hash(home / "node0" / "genesis.json")
         assert rpc(ports[3], "status")["node_info"]["other"]["genesis_hash"] == genesis_hash
+        infos = [rpc(p, "status")["node_info"] for p in ports]
+        node_key = private_key_from_pem((home / "node0" / "node_key.pem").read_bytes())
+        assert infos[0]["id"] == address_of(node_key.public_key).hex()  # CometBFT's node id
+        assert f"/p2p/{infos[0]['other']['peer_id']}" in infos[0]["listen_addr"]
+        peers = [p["node_info"] for p in rpc(ports[0], "net_info")["peers"]]
+        assert sorted((p["id"], p["other"]["peer_id"]) for p in peers) == \
+            sorted((i["id"], i["other"]["peer_id"]) for i in infos[1:])
         found = rpc(ports[3], "tx", hash=committed["hash"])
         assert found["height"] == committed["height"]
         account = rpc(ports[3], "bizra_account", address=to.hex())

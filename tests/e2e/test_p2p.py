@@ -32,6 +32,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
 
 import p2p.host
+from chain.crypto import PrivateKey, address_of
 from chain.errors import NetworkError
 from chain.service import TaskStatus
 from p2p.host import REQUESTS_PER_S, Libp2pNetwork
@@ -373,6 +374,14 @@ async def test_a_port_in_use_is_refused_with_a_clear_message() -> None:
         net = Libp2pNetwork(sha256(b"busy").digest(), port=port)
         with pytest.raises(NetworkError, match=f"cannot listen on 127.0.0.1:{port}.*another node"):
             await net.run()
+
+
+def test_a_peers_cometbft_node_id_is_the_address_of_the_key_its_peer_id_holds() -> None:
+    seed = sha256(b"node id").digest()
+    network = Libp2pNetwork(seed)
+    assert network.node_id(network.local_id) == address_of(PrivateKey.from_seed(seed).public_key).hex()
+    assert network.node_id(PeerId("QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N")) == ""  # a key's hash
+    assert network.node_id(PeerId("not base58!")) == ""
 
 
 async def test_a_bad_address_is_a_network_error() -> None:

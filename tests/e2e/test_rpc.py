@@ -256,7 +256,15 @@ async def test_websocket_subscribers_get_new_blocks_and_their_txs(node: tuple[in
         assert event["result"]["data"]["type"] == "tendermint/event/NewBlock"
         block_height = int(event["result"]["data"]["value"]["block"]["header"]["height"])
         assert block_height >= 1
+        after = event["result"]["data"]["value"]["result_finalize_block"]["app_hash"]
         assert (await ask("unsubscribe", query="tm.event='NewBlock'"))["result"] == {}
+        with trio.fail_after(20):  # the state's root after a block is in the next one's header
+            while height(port) <= block_height:
+                await trio.sleep(0.2)
+        following = call(port, "block", {"height": str(block_height + 1)})[1]["result"]["block"]["header"]
+        assert base64.b64decode(after).hex().upper() == following["app_hash"] != ""
+        results = call(port, "block_results", {"height": str(block_height)})[1]["result"]
+        assert results["app_hash"] == after
 
         bad = await ask("subscribe", query="tm.event='Gossip'")
         assert bad["error"]["code"] == -32602 and "tm.event='NewBlock'" in bad["error"]["data"]

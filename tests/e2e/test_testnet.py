@@ -51,7 +51,7 @@ def test_a_fresh_node_joins_a_network_launched_from_its_validators_keys(tmp_path
     with processes() as started:
         started.append(start(homes[0], 0))
         wait_until(lambda: height(rpc_base) >= 0, 60, "validator 0 answers", logs[:1])
-        bootnode = f"/ip4/127.0.0.1/tcp/{p2p}/p2p/{rpc(rpc_base, 'status')['node_info']['id']}"
+        bootnode = f"/ip4/127.0.0.1/tcp/{p2p}/p2p/{rpc(rpc_base, 'status')['node_info']['other']['peer_id']}"
         started += [start(h, i, "--bootnode", bootnode) for i, h in enumerate(homes) if i]
         wait_until(lambda: height(rpc_base) >= 12, 120, "the stand-in makes blocks", logs)
         assert rpc(rpc_base + 3, "status")["node_info"]["network"] == "bizra-testnet-001"

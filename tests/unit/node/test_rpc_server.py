@@ -378,7 +378,7 @@ async def test_events_and_answers_on_one_websocket_are_written_one_at_a_time() -
             chain.apply(block)
             assert chain.last_commit is not None
             store.commit_block(block, chain.last_commit, outcome)
-            app.events.publish(block, outcome)
+            app.events.publish(block, outcome, store.app_hash)
             ws.tell(call())
         heights: set[str] = set()
         answers = 0
