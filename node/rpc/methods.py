@@ -22,7 +22,7 @@ import trio
 from chain.address import format_address, parse_address
 from chain.codec import dumps
 from chain.crypto import address_of
-from chain.errors import BizraError, InvalidAddress, InvalidTx
+from chain.errors import BizraError, InvalidAddress, InvalidBlock, InvalidTx
 from chain.ledger import Ledger
 from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
 from chain.sizes import HASH_LEN
@@ -377,8 +377,26 @@ class Methods:
         following = self._store.blocks.block(h + 1)
         after = following.header.app_hash if following is not None else self._store.app_hash
         return {"height": str(h), "txs_results": [shapes.tx_result(t.result) for t in located or []],
-                "finalize_block_events": [], "validator_updates": [], "consensus_param_updates": None,
-                "app_hash": b64(after)}
+                "finalize_block_events": [], "validator_updates": self._validator_updates(h),
+                "consensus_param_updates": None, "app_hash": b64(after)}
+
+    def _validator_updates(self, h: int) -> list[JSON]:
+        """What changes in the validator set at height ``h`` + 2 (sets change at epoch
+        ends, taking effect two heights on, as CometBFT's validator updates do): each
+        member that joins or whose power changes, with its power, and each that leaves,
+        with 0. None but at an epoch end, or when a set is no longer known."""
+        config = self.node.chain_config
+        if not config.params.is_epoch_end(h, config.initial_height):
+            return []
+        chain = self.node.chain
+        try:
+            before, after = chain.members(h + 1), chain.members(h + 2)
+        except InvalidBlock:
+            return []
+        powers = {m.pubkey: m.power for m in before}
+        staying = {m.pubkey for m in after}
+        return ([shapes.validator_update(m.pubkey, m.power) for m in after if powers.get(m.pubkey) != m.power]
+                + [shapes.validator_update(m.pubkey, 0) for m in before if m.pubkey not in staying])
 
     async def m_validators(self, height: Any = None, page: Any = None, per_page: Any = None) -> JSON:
         h = self._height(height) if height is not None else self._store.height + 1

@@ -97,6 +97,13 @@ def tx_result(r: TxResult) -> JSON:
             "gas_used": "0", "events": [], "codespace": "bizra" if r.code else ""}
 
 
+def validator_update(pubkey: bytes, power: int) -> JSON:
+    """An ABCI ValidatorUpdate as CometBFT's JSON gives one (its key a protobuf oneof)."""
+    return {"pub_key": {"Sum": {"type": "tendermint.crypto.PublicKey_Ed25519",
+                                "value": {"ed25519": b64(pubkey)}}},
+            "power": str(power)}
+
+
 def validator(member: SetMember, proposer_priority: int = 0) -> JSON:
     return {"address": hex_upper(address_of(member.pubkey)), "pub_key": pub_key(member.pubkey),
             "voting_power": str(member.power), "proposer_priority": str(proposer_priority)}

@@ -88,3 +88,9 @@ def test_impact_is_attested_endorsed_finalized_and_rewarded(tmp_path: Path) -> N
         assert int(after["voting_power"]) == int(before["voting_power"]) + 1_000_000
         cometbft_view = rpc(port, "validators", height=str(end + 3))["validators"]
         assert str(int(before["voting_power"]) + 1_000_000) in [v["voting_power"] for v in cometbft_view]
+        raised = next(v for v in cometbft_view if v["voting_power"] == after["voting_power"])
+        updates = rpc(port, "block_results", height=str(end))["validator_updates"]
+        assert {"pub_key": {"Sum": {"type": "tendermint.crypto.PublicKey_Ed25519",
+                                    "value": {"ed25519": raised["pub_key"]["value"]}}},
+                "power": raised["voting_power"]} in updates
+        assert rpc(port, "block_results", height=str(end - 1))["validator_updates"] == []
