@@ -412,15 +412,18 @@ class Methods:
     # --- txs -------------------------------------------------------------------------
 
     async def m_tx(self, hash: Any, prove: Any = None) -> JSON:
-        return self._tx_json(_hash("hash", hash))
+        """The tx of hash ``hash``; with ``prove``, its merkle proof against its block's
+        data hash (else the empty proof CometBFT gives)."""
+        return self._tx_json(_hash("hash", hash), prove in (True, "true"))
 
-    def _tx_json(self, h: bytes) -> JSON:
+    def _tx_json(self, h: bytes, prove: bool) -> JSON:
         found = self._store.txs.get(h)
         if found is None:
             raise invalid(f"tx ({hex_upper(h)}) not found")
         block = self._block(found.height)
         return {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
-                "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index])}
+                "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index]),
+                "proof": shapes.tx_proof(block, found.index) if prove else shapes.no_tx_proof()}
 
     async def m_tx_search(self, query: Any, prove: Any = None, page: Any = None, per_page: Any = None,
                           order_by: Any = None) -> JSON:
@@ -448,7 +451,8 @@ class Methods:
         if order_by == "desc":
             hashes.reverse()
         chosen = hashes[(number - 1) * size:number * size]
-        return {"txs": [self._tx_json(h) for h in chosen], "total_count": str(len(hashes))}
+        proved = prove in (True, "true")
+        return {"txs": [self._tx_json(h, proved) for h in chosen], "total_count": str(len(hashes))}
 
     async def m_abci_query(self, path: Any = None, data: Any = None, height: Any = None,
                            prove: Any = None) -> JSON:

@@ -14,6 +14,7 @@ import base64
 from typing import Any
 
 from chain.crypto import address_of
+from chain.merkle import leaf_hash, merkle_proof
 from chain.timefmt import format_rfc3339_ns
 from chain.types import Block, Commit, CommitSig, Header, SetMember, TxResult, sha256
 
@@ -107,3 +108,20 @@ def validator_update(pubkey: bytes, power: int) -> JSON:
 def validator(member: SetMember, proposer_priority: int = 0) -> JSON:
     return {"address": hex_upper(address_of(member.pubkey)), "pub_key": pub_key(member.pubkey),
             "voting_power": str(member.power), "proposer_priority": str(proposer_priority)}
+
+
+def tx_proof(block: Block, index: int) -> JSON:
+    """CometBFT's TxProof of ``block``'s tx ``index``: its path to the header's data hash
+    (a merkle tree of the txs' hashes, §5)."""
+    hashes = [sha256(tx) for tx in block.txs]
+    proof = merkle_proof(hashes, index)
+    path: JSON = {"total": str(proof.total), "index": str(proof.index),
+                  "leaf_hash": b64(leaf_hash(hashes[index]))}
+    if proof.aunts:  # CometBFT leaves out an empty list
+        path["aunts"] = [b64(a) for a in proof.aunts]
+    return {"root_hash": hex_upper(block.header.data_hash), "data": b64(block.txs[index]), "proof": path}
+
+
+def no_tx_proof() -> JSON:
+    """The TxProof CometBFT gives when none was asked for (its zero value)."""
+    return {"root_hash": "", "data": None, "proof": {"total": "0", "index": "0", "leaf_hash": None}}

@@ -16,6 +16,7 @@ import itertools
 import os
 import signal
 import subprocess
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ import pytest
 from chain import statekeys
 from chain.crypto import address_of, private_key_from_pem
 from chain.genesis import genesis_hash
+from chain.merkle import MerkleProof, verify_merkle_proof
 from chain.params import Params
 from chain.timefmt import parse_rfc3339_ns
 from chain.types import Transfer
@@ -74,7 +76,14 @@ def test_devnet_command_makes_blocks_that_every_node_agrees_on(tmp_path: Path) -
         assert sorted((p["id"], p["other"]["peer_id"]) for p in peers) == \
             sorted((i["id"], i["other"]["peer_id"]) for i in infos[1:])
         found = rpc(ports[3], "tx", hash=committed["hash"])
-        assert found["height"] == committed["height"]
+        assert found["height"] == committed["height"] and found["proof"]["root_hash"] == ""
+        proved = rpc(ports[3], "tx", hash=committed["hash"], prove=True)["proof"]
+        header = rpc(ports[3], "block", height=committed["height"])["block"]["header"]
+        assert proved["root_hash"] == header["data_hash"] and base64.b64decode(proved["data"]) == tx
+        path = proved["proof"]
+        verify_merkle_proof(bytes.fromhex(header["data_hash"]), sha256(tx).digest(),
+                            MerkleProof(int(path["index"]), int(path["total"]),
+                                        tuple(base64.b64decode(a) for a in path.get("aunts", []))))
         account = rpc(ports[3], "bizra_account", address=to.hex())
         assert account["balance"] == "5000000"
         faucet = address_of(private_key_from_pem((home / "faucet.key").read_bytes()).public_key)
