@@ -82,7 +82,8 @@ class _NodeCollector(Collector):
         yield counter("p2p_signatures_busy",
                       "Gossiped messages ignored because the signature checker was full.",
                       node.signatures.busy)
-        yield counter("rpc_events_dropped", "Blocks a slow WebSocket subscriber did not get.",
+        yield counter("rpc_events_dropped",
+                      "WebSocket sessions whose subscriptions were canceled for falling 1,000 blocks behind.",
                       node.events.overflows)
         yield gauge("blocksync_syncing", "1 while the node is catching up.", 1 if node.catching_up() else 0)
         yield gauge("blocksync_target_height", "The highest height the node's peers report.",

@@ -3,8 +3,9 @@
 Queries are CometBFT's, the subset a wallet or explorer uses: ``tm.event='NewBlock'``,
 ``tm.event='NewBlockHeader'`` and ``tm.event='Tx'``, the last optionally with
 ``AND tx.hash='<HEX>'`` and/or ``AND tx.height=<N>``. A subscriber that does not keep
-up never slows the node: each has a bounded queue, and the blocks that come while it is
-full are lost to that subscriber (counted in ``EventBus.overflows``).
+up never slows the node: each has a bounded queue, and one that falls a whole queue
+behind is cut off, as CometBFT cancels a subscription whose client "is not pulling
+messages fast enough" (counted in ``EventBus.overflows``).
 """
 
 from __future__ import annotations
@@ -83,13 +84,18 @@ class EventBus:
         feed.close()
 
     def publish(self, block: Block, outcome: BlockOutcome, app_hash: bytes) -> None:
-        """Queue the block (``app_hash``: the state's root after it) for every feed; a
-        full feed loses it (counted in ``overflows``)."""
-        for send in self._feeds.values():
+        """Queue the block (``app_hash``: the state's root after it) for every feed. A
+        feed ``QUEUE`` blocks behind is cut: it gets no more, and its reader's loop ends
+        once it has read what was queued (counted in ``overflows``)."""
+        cut = []
+        for feed, send in self._feeds.items():
             try:
                 send.send_nowait((block, outcome, app_hash))
             except trio.WouldBlock:
-                self.overflows += 1
+                cut.append(feed)
+        for feed in cut:
+            self.overflows += 1
+            self._feeds.pop(feed).close()
 
     def events(self, query: Query, block: Block, outcome: BlockOutcome, app_hash: bytes) -> list[JSON]:
         """What ``query`` gets of a committed block (``app_hash``: the state's root after

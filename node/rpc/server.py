@@ -50,7 +50,7 @@ from chain.service import TaskStatus
 from node.config import RpcConfig
 from node.metrics import CONTENT_TYPE, Metrics
 from node.rpc.access import ClientBudget, host_and_port, is_ip, same_site
-from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus, Feed, Query, QueryError
+from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus, Query, QueryError
 from node.rpc.methods import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -68,6 +68,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 RATE_LIMITED = -32000
+SERVER_ERROR = -32000
+"""CometBFT's code for a server error, such as a subscription it canceled."""
+CANCELED = "subscription was canceled (reason: client is not pulling messages fast enough)"
 TOO_LARGE = -32001
 UNAUTHORIZED = -32002
 TOO_MANY_CONNECTIONS = -32003
@@ -436,16 +439,12 @@ class RpcApp:
                     session.cancel()
 
         subscriptions: dict[str, tuple[Any, Query]] = {}
-        feed = self.events.subscribe()
-        try:
-            with session:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._forward, feed, subscriptions, say)
-                    while (message := await receive())["type"] == "websocket.receive":
-                        await say(await self._ws_answer(client, message, subscriptions))
-                    nursery.cancel_scope.cancel()
-        finally:
-            self.events.unsubscribe(feed)
+        with session:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._forward, subscriptions, say)
+                while (message := await receive())["type"] == "websocket.receive":
+                    await say(await self._ws_answer(client, message, subscriptions))
+                nursery.cancel_scope.cancel()
 
     async def _ws_answer(self, client: str, message: dict[str, Any],
                          subscriptions: dict[str, tuple[Any, Query]]) -> Any:
@@ -496,12 +495,24 @@ class RpcApp:
             return {"jsonrpc": "2.0", "id": request_id, "result": {}}
         return await self._call(request_id, method, request.get("params"))
 
-    async def _forward(self, feed: Feed, subscriptions: dict[str, tuple[Any, Query]],
+    async def _forward(self, subscriptions: dict[str, tuple[Any, Query]],
                        say: Callable[[Any], Awaitable[None]]) -> None:
-        async for block, outcome, app_hash in feed:
-            for request_id, query in list(subscriptions.values()):
-                for result in self.events.events(query, block, outcome, app_hash):
-                    await say({"jsonrpc": "2.0", "id": request_id, "result": result})
+        """Send the session's subscriptions their events, from a feed of every committed
+        block. When the bus cuts the feed (the client fell ``QUEUE`` blocks behind), each
+        subscription gets CometBFT's cancellation error once the queued events are sent,
+        and a new feed serves the subscriptions made after."""
+        while True:
+            feed = self.events.subscribe()
+            try:
+                async for block, outcome, app_hash in feed:
+                    for request_id, query in list(subscriptions.values()):
+                        for result in self.events.events(query, block, outcome, app_hash):
+                            await say({"jsonrpc": "2.0", "id": request_id, "result": result})
+            finally:
+                self.events.unsubscribe(feed)
+            for request_id, _ in list(subscriptions.values()):
+                await say(_error(request_id, RpcError(SERVER_ERROR, "Server error", CANCELED)))
+            subscriptions.clear()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

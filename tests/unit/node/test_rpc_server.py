@@ -26,7 +26,7 @@ from chain.errors import NetworkError
 from chain.transition import apply_block
 from chain.types import encode
 from node.config import RpcConfig
-from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus
+from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, QUEUE, EventBus
 from node.rpc.methods import INVALID_PARAMS, Methods
 from node.rpc.server import (
     FORBIDDEN,
@@ -351,6 +351,35 @@ async def test_a_connection_holds_a_bounded_number_of_subscriptions() -> None:
         assert f"at most {MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions" in refused["error"]["data"]
         assert (await ws.ask(call("unsubscribe", query=queries[0])))["result"] == {}
         assert (await ws.ask(call("subscribe", query=queries[-1])))["result"] == {}
+        await ws.close()
+
+
+async def test_a_subscriber_a_whole_queue_behind_is_told_its_subscriptions_are_canceled() -> None:
+    """Blocks published faster than the session can forward them (none is forwarded
+    between two here): the client gets the queued ones, then CometBFT's cancellation
+    under each subscription's id, and may subscribe again."""
+    app = make_app()
+    chain = LocalChain(users=4)
+    store = Store.open(MemoryKV({}), chain.genesis, GENESIS_HASH)
+    block = chain.next_block(transfers(chain, 1))
+    outcome = apply_block(store.state, store.app_hash, block, chain.config)
+    async with trio.open_nursery() as nursery:
+        ws = Socket(app, nursery)
+        assert (await ws.opened())[0] == 101
+        assert (await ws.ask(call("subscribe", "headers", query="tm.event='NewBlockHeader'")))["result"] == {}
+        for _ in range(QUEUE + 5):
+            app.events.publish(block, outcome, store.app_hash)
+        events = [await ws.next() for _ in range(1 + QUEUE)]  # the one its reader waited for, and a queue
+        assert all("query" in e["result"] for e in events)
+        with trio.fail_after(5):  # a subscriber cut off silently would wait here for good
+            canceled = await ws.next()
+        assert canceled["id"] == "headers"
+        assert canceled["error"]["code"] == -32000 and canceled["error"]["message"] == "Server error"
+        assert "client is not pulling messages fast enough" in canceled["error"]["data"]
+        assert app.events.overflows == 1
+        assert (await ws.ask(call("subscribe", query="tm.event='NewBlockHeader'")))["result"] == {}
+        app.events.publish(block, outcome, store.app_hash)
+        assert "query" in (await ws.next())["result"]
         await ws.close()
 
 
