@@ -170,7 +170,7 @@ def _send(body: TxBody, key_file: Path | None, home_dir: Path, node_url: str, fe
         sender = format_address(address_of(key.public_key))
         nonce = int(client.call("bizra_account", address=sender)["nonce"])
         if chosen_fee is None:
-            params = Params.from_json(client.call("genesis")["genesis"]["params"])
+            params = Params.from_json(client.call("genesis")["genesis"]["app_state"]["params"])
             chosen_fee = least_fee(params, nonce, body)
         raw = sign_tx(chain_id, key, nonce, body, chosen_fee)
         method = "broadcast_tx_commit" if wait else "broadcast_tx_sync"

@@ -311,7 +311,35 @@ class Methods:
         return ",".join(status.addresses) if status else ""
 
     async def m_genesis(self) -> JSON:
-        return {"genesis": self.node.genesis.to_json()}
+        """CometBFT's GenesisDoc; BIZRA's genesis file, whole, is its ``app_state``, and
+        ``app_hash`` the state's root at genesis ("" once no block of it is kept)."""
+        genesis, store = self.node.genesis, self._store
+        names = {v.pub_key: v.moniker for v in genesis.validators}
+        first = store.blocks.block(genesis.initial_height)
+        if first is not None:
+            root = first.header.app_hash
+        else:
+            root = store.app_hash if store.height < genesis.initial_height else b""
+        try:
+            members = self.node.chain.members(genesis.initial_height)
+        except InvalidBlock:
+            members = []
+        return {"genesis": {
+            "genesis_time": format_rfc3339_ns(genesis.genesis_time_ns),
+            "chain_id": genesis.chain_id,
+            "initial_height": str(genesis.initial_height),
+            "consensus_params": shapes.consensus_params(genesis.params),
+            "validators": [{"address": hex_upper(address_of(m.pubkey)), "pub_key": shapes.pub_key(m.pubkey),
+                            "power": str(m.power), "name": names.get(m.pubkey, "")} for m in members],
+            "app_hash": hex_upper(root),
+            "app_state": genesis.to_json(),
+        }}
+
+    async def m_consensus_params(self, height: Any = None) -> JSON:
+        """The consensus params at ``height`` (default: the latest); they are the
+        genesis's at every height."""
+        return {"block_height": str(self._height(height)),
+                "consensus_params": shapes.consensus_params(self.node.genesis.params)}
 
     async def m_abci_info(self) -> JSON:
         store = self._store

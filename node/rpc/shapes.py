@@ -15,6 +15,7 @@ from typing import Any
 
 from chain.crypto import address_of
 from chain.merkle import leaf_hash, merkle_proof
+from chain.params import Params
 from chain.timefmt import format_rfc3339_ns
 from chain.types import Block, Commit, CommitSig, Header, SetMember, TxResult, sha256
 
@@ -32,6 +33,19 @@ def b64(data: bytes) -> str:
 
 def pub_key(key: bytes) -> JSON:
     return {"type": "tendermint/PubKeyEd25519", "value": b64(key)}
+
+
+def consensus_params(params: Params) -> JSON:
+    """CometBFT's ConsensusParams for BIZRA's: blocks of up to ``max_block_bytes`` (no gas),
+    evidence as old as ``evidence_max_age`` heights (its duration: the time those heights
+    take at the block time; its bytes: the block's), Ed25519 keys, no vote extensions."""
+    return {"block": {"max_bytes": str(params.max_block_bytes), "max_gas": "-1"},
+            "evidence": {"max_age_num_blocks": str(params.evidence_max_age),
+                         "max_age_duration": str(params.evidence_max_age * params.block_time_ms * 1_000_000),
+                         "max_bytes": str(params.max_block_bytes)},
+            "validator": {"pub_key_types": ["ed25519"]},
+            "version": {"app": "1"},
+            "abci": {"vote_extensions_enable_height": "0"}}
 
 
 def block_id(block_hash: bytes) -> JSON:

@@ -290,6 +290,25 @@ async def test_websocket_subscribers_get_new_blocks_and_their_txs(node: tuple[in
         assert message["result"]["events"]["tx.hash"] == [tx_hash]
 
 
+def test_genesis_and_consensus_params_come_in_cometbfts_shapes(node: tuple[int, Path]) -> None:
+    port, home = node
+    genesis = call(port, "genesis")[1]["result"]["genesis"]
+    file = json.loads((home / "genesis.json").read_text())
+    assert genesis["chain_id"] == genesis["app_state"]["chain_id"] == file["chain_id"] == "bizra-bad-1"
+    assert genesis["initial_height"] == "1" and genesis["app_state"]["accounts"] == file["accounts"]
+    assert genesis["consensus_params"]["block"] == {"max_bytes": str(file["params"]["max_block_bytes"]),
+                                                    "max_gas": "-1"}
+    assert genesis["consensus_params"]["validator"] == {"pub_key_types": ["ed25519"]}
+    first = call(port, "block", {"height": "1"})[1]["result"]["block"]["header"]
+    assert genesis["app_hash"] == first["app_hash"] != ""
+    validators = call(port, "validators", {"height": "1"})[1]["result"]["validators"]
+    assert [(v["address"], v["pub_key"], v["power"]) for v in genesis["validators"]] == \
+        [(v["address"], v["pub_key"], v["voting_power"]) for v in validators]
+    assert [v["name"] for v in genesis["validators"]] == [v["moniker"] for v in file["validators"]]
+    params = call(port, "consensus_params")[1]["result"]
+    assert params["consensus_params"] == genesis["consensus_params"] and int(params["block_height"]) >= 1
+
+
 def test_admin_methods_need_the_token_from_the_home(node: tuple[int, Path]) -> None:
     port, home = node
     token = (home / "rpc_token").read_text().strip()
