@@ -402,8 +402,10 @@ class Methods:
         h = self._height(height)
         located = self._store.txs_at(h)
         self._block(h)  # raises for a height not stored
+        after = self._store.app_hash  # read first: a block committed meanwhile is found below
         following = self._store.blocks.block(h + 1)
-        after = following.header.app_hash if following is not None else self._store.app_hash
+        if following is not None:
+            after = following.header.app_hash
         return {"height": str(h), "txs_results": [shapes.tx_result(t.result) for t in located or []],
                 "finalize_block_events": [], "validator_updates": self._validator_updates(h),
                 "consensus_param_updates": None, "app_hash": b64(after)}
