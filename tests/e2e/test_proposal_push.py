@@ -7,32 +7,20 @@ from __future__ import annotations
 from hashlib import sha256
 
 import trio
+from exchangekit import Stalling
 from gossipkit import accept
 
-from chain.types import Block, Proposal, tx_hash
+from chain.types import Proposal, tx_hash
 from consensus.messages import BlockMessage, ProposalMessage, VoteMessage
 from node.consensus_gossip import ConsensusGossip
 from p2p.blocks import BlockExchange, CompactBlock, short_id
 from p2p.host import Libp2pNetwork
 from p2p.network import MAX_GOSSIP_BYTES
-from p2p.peers import PeerId
 from storage.memory import MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
 from storekit import GENESIS_HASH, commit_next, transfers
-
-
-class Unanswered(BlockExchange):
-    """A peer's fetches that never end: a block can come only pushed."""
-
-    async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
 
 
 async def test_a_proposal_too_large_for_gossip_is_rebuilt_from_its_pushed_compact_block() -> None:
@@ -45,7 +33,7 @@ async def test_a_proposal_too_large_for_gossip_is_rebuilt_from_its_pushed_compac
     sender = ConsensusGossip(a, chain_id, BlockExchange(a, chain_id, store.blocks, accept,
                                                         max_block_bytes=1 << 24), accept)
     mempool = {short_id(tx_hash(tx)): (tx_hash(tx), tx) for tx in block.txs}
-    receiver = ConsensusGossip(b, chain_id, Unanswered(b, chain_id, store.blocks, accept,
+    receiver = ConsensusGossip(b, chain_id, Stalling(b, chain_id, store.blocks, accept,
                                                        max_block_bytes=1 << 24), accept, mempool.get)
     delivered: list[ProposalMessage | VoteMessage | BlockMessage] = []
 

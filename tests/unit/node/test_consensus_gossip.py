@@ -11,6 +11,7 @@ from collections.abc import Collection
 
 import pytest
 import trio
+from exchangekit import Stalling
 from gossipkit import accept, checking
 
 from chain.codec import dumps
@@ -163,18 +164,6 @@ async def test_a_compact_block_that_is_not_the_proposals_costs_its_sender() -> N
     lying = dumps([COMPACT_PROPOSAL, proposal.to_cbor(), CompactBlock.of(other).block.to_cbor()])
     await a.publish(receiver.topic, lying)
     assert b.score(a.local_id) < 0 and receiver._messages.statistics().current_buffer_used == 0
-
-
-class Stalling(BlockExchange):
-    """Block fetches that never end (a peer that never answers)."""
-
-    async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async def fetch_compact(self, peer: PeerId, block_id: bytes) -> CompactBlock | None:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
 
 
 async def test_a_proposal_too_large_to_gossip_compact_is_pushed_and_rebuilt_without_a_request(
