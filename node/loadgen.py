@@ -15,7 +15,9 @@ chain on a WebSocket (``NewBlock``) and reports:
   not loss) is sent again a second later, as a client would, and counted;
 - submit→commit latency p50/p95/p99 (send time to the arrival of the block's event);
 - block intervals (header times) and txs per block;
-- CPU (cores: user + system seconds over wall seconds) and RSS of each node process.
+- CPU (cores: user + system seconds over wall seconds, drain included) and RSS of each
+  node process; and, over the sending window, how busy the machine's cores were (every
+  process: nodes, this generator and anything else) and the cores this generator used.
 
 Beside them, the floor on this machine: every node checks every tx's signature once,
 so the machine checks ``nodes × tx/s`` signatures a second at least; the floor is the
@@ -159,6 +161,8 @@ class Run:
         self.committed: dict[bytes, float] = {}
         self.blocks: list[tuple[int, int, int]] = []  # height, header time ns, txs
         self.window_start = self.window_end = 0.0
+        self.cpu_at_start = self.cpu_at_end = (psutil.cpu_times(), psutil.Process().cpu_times())
+        """The machine's and this process's CPU times when sending starts and ends."""
         self.last_block = time.monotonic()
         self.retried = 0
         self.unsent = 0
@@ -240,10 +244,12 @@ async def drive(args: Options, ports: list[int], txs: list[list[bytes]]) -> Run:
     async with trio.open_nursery() as nursery:
         await nursery.start(run.follow)
         run.window_start = time.monotonic()
+        run.cpu_at_start = (psutil.cpu_times(), psutil.Process().cpu_times())
         async with trio.open_nursery() as senders:
             for node in range(len(ports)):
                 senders.start_soon(run.send, node, txs[node::len(ports)])
         run.window_end = time.monotonic()
+        run.cpu_at_end = (psutil.cpu_times(), psutil.Process().cpu_times())
         # The accepted txs still pending: wait while blocks keep coming, for --drain at most.
         deadline = time.monotonic() + args.drain
         while time.monotonic() < deadline and not run.accepted <= run.committed.keys():
@@ -252,6 +258,18 @@ async def drive(args: Options, ports: list[int], txs: list[list[bytes]]) -> Run:
             await trio.sleep(0.5)
         nursery.cancel_scope.cancel()
     return run
+
+
+def busy_while_sending(run: Run) -> tuple[float, float]:
+    """The share of the machine's CPU time in use while txs were sent (all processes),
+    and the cores this load generator used meanwhile."""
+    (machine_start, own_start), (machine_end, own_end) = run.cpu_at_start, run.cpu_at_end
+    spent = sum(machine_end) - sum(machine_start)
+    idle = (machine_end.idle - machine_start.idle) + (getattr(machine_end, "iowait", 0.0)
+                                                      - getattr(machine_start, "iowait", 0.0))
+    own = own_end.user + own_end.system - own_start.user - own_start.system
+    window = run.window_end - run.window_start
+    return (1 - idle / spent if spent > 0 else 0.0), (own / window if window > 0 else 0.0)
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -314,6 +332,7 @@ def run(args: Options) -> dict[str, Any]:
     genesis, _ = nodes[0].home.genesis()
     tx_floor_us = apply_floor_us(genesis, [queue[0] for queue in txs[:2_000]])
     cpu_us_per_tx = [round(s / committed * 1e6) if committed else None for s in cpu_s]
+    busy, own_cores = busy_while_sending(run)
     figures = {
         "validators": args.validators, "target_tx_per_s": args.rate, "seconds": round(window, 1),
         "sent": len(run.sent), "accepted": len(run.accepted), "refused": run.refused,
@@ -330,6 +349,7 @@ def run(args: Options) -> dict[str, Any]:
         "cpu_us_per_committed_tx": cpu_us_per_tx, "floor_us_per_tx_one_core": round(tx_floor_us, 1),
         "reconstruction_rate": round(found / named, 4) if named else None,
         "floor_tx_per_s": round(floor),
+        "machine_busy_while_sending": round(busy, 3), "loadgen_cores_while_sending": round(own_cores, 2),
     }
     print(f"committed {figures['committed_tx_per_s']:,} tx/s (target {args.rate:,.0f}); floor: "
           f"{floor:,.0f} tx/s (every node checks every signature once, all cores)")
@@ -339,7 +359,8 @@ def run(args: Options) -> dict[str, Any]:
     print(f"submit->commit p50 {figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s, "
           f"p99 {figures['latency_p99_s']} s; blocks every {figures['block_interval_mean_s']} s "
           f"(max {figures['block_interval_max_s']} s), up to {figures['max_txs_per_block']:,} txs")
-    print(f"CPU per node (cores): {cpu}; RSS (MiB): {rss}")
+    print(f"CPU per node (cores): {cpu}; RSS (MiB): {rss}; while sending, the machine's "
+          f"{os.cpu_count()} cores were {busy:.0%} busy, {own_cores:.2f} core of it this load generator")
     print(f"CPU per committed tx per node (µs): {cpu_us_per_tx}; floor: {tx_floor_us:.0f} µs (signature "
           "check + execution, one core)")
     rate = figures["reconstruction_rate"]
