@@ -56,6 +56,9 @@ class RpcConfig:
     them with ``max_open_connections`` and ``max_subscription_clients``)."""
     max_websocket_connections_per_client: int = 10
     """WebSocket connections open at once from one client address."""
+    max_open_connections: int = 900
+    """HTTP and WebSocket connections open at once, from all clients together (CometBFT's
+    key and default); one more is closed as it is accepted."""
     cors_allowed_origins: tuple[str, ...] = ()
     """Origins (``scheme://host[:port]``) whose web pages may call the RPC, as CometBFT's
     key; ``"*"``: any; empty: no CORS headers at all."""
@@ -118,7 +121,7 @@ def _check(config: Config) -> None:
     expect(config.p2p.max_peers >= config.p2p.target_peers, "p2p.max_peers",
            f"must be at least p2p.target_peers ({config.p2p.target_peers})")
     for key in ("requests_per_minute", "max_body_bytes", "max_batch", "timeout_broadcast_tx_commit_s",
-                "max_websocket_connections", "max_websocket_connections_per_client"):
+                "max_websocket_connections", "max_websocket_connections_per_client", "max_open_connections"):
         expect(getattr(config.rpc, key) >= 1, f"rpc.{key}", "must be at least 1")
     _check_rpc_lists(config.rpc, expect)
     for key in ("max_txs", "max_bytes", "max_per_sender"):

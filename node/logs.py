@@ -9,7 +9,7 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-_QUIET = ("libp2p", "multiaddr", "hypercorn.access")
+_QUIET = ("libp2p", "multiaddr")
 """Libraries whose info-level chatter is not the node's (their warnings still show)."""
 _ROUTINE = ("libp2p.transport.tcp.tcp", "libp2p.host.basic_host")
 """py-libp2p loggers that report as errors what the node expects and handles: a dial to

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import TypeVar
 
 from chain.errors import DecodeError, StorageError
@@ -10,18 +12,26 @@ from storage import schema
 from storage.kv import KeyValueStore, WriteBatch
 
 _T = TypeVar("_T", Block, Commit)
+CACHED_BLOCKS = 8
+CACHED_BYTES = 32 * 1024 * 1024
+"""The decoded blocks kept for readers (the RPC asks for the latest ones again and
+again): at most this many, whose encodings come to at most this many bytes."""
 
 
 class BlockStore:
     """Blocks from :attr:`base` to :attr:`height`, each with its commit: the one the
     next block carries, or for the latest height the commit this node saw."""
 
-    __slots__ = ("_kv", "base", "height")
+    __slots__ = ("_cache", "_cached_bytes", "_kv", "_lock", "base", "height")
 
     def __init__(self, kv: KeyValueStore, base: int, height: int) -> None:
         self._kv = kv
         self.base = base
         self.height = height
+        self._cache: OrderedDict[int, tuple[Block, int]] = OrderedDict()
+        """Decoded blocks by height, the least recently read first, with their sizes."""
+        self._cached_bytes = 0
+        self._lock = threading.Lock()  # blocks are read from worker threads too
 
     def stage(self, batch: WriteBatch, block: Block, seen_commit: Commit) -> None:
         """Put ``block`` (the next height) and ``seen_commit`` into ``batch``; the commit
@@ -36,9 +46,25 @@ class BlockStore:
         self.height = height
 
     def block(self, height: int) -> Block | None:
-        """The block at ``height``, or ``None`` if this node does not have it."""
+        """The block at ``height``, or ``None`` if this node does not have it. A block
+        at a height never changes, so the latest ones read are kept decoded."""
+        with self._lock:
+            cached = self._cache.get(height)
+            if cached is not None:
+                self._cache.move_to_end(height)
+                return cached[0]
         raw = self._kv.get(schema.block(height))
-        return None if raw is None else _decode(Block, raw, f"block {height}")
+        if raw is None:
+            return None
+        block = _decode(Block, raw, f"block {height}")
+        with self._lock:
+            if height not in self._cache:
+                self._cache[height] = (block, len(raw))
+                self._cached_bytes += len(raw)
+            while len(self._cache) > CACHED_BLOCKS or (self._cached_bytes > CACHED_BYTES
+                                                       and len(self._cache) > 1):
+                self._cached_bytes -= self._cache.popitem(last=False)[1][1]
+        return block
 
     def block_size(self, height: int) -> int | None:
         """The length in bytes of the block at ``height``'s canonical encoding (what

@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import functools
 import inspect
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,11 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 CODE_INVALID_TX, CODE_MEMPOOL_FULL = 100, 101
 """``check_tx`` codes of a tx the mempool refused (codespace ``mempool``)."""
 MAX_BLOCKCHAIN_RANGE = 20
+RENDERED_RESULTS = 16
+RENDERED_BLOCK_BYTES = 32 * 1024 * 1024
+"""The answers about committed heights kept rendered (``block``, ``block_results`` and
+``commit`` at a height never change once the next block exists; clients ask for the
+latest ones again and again): at most this many, for blocks of this many bytes in all."""
 ATTESTATION_STATUS = {ATTESTATION_PENDING: "pending", ATTESTATION_FINALIZED: "finalized",
                       ATTESTATION_REJECTED: "rejected", ATTESTATION_EXPIRED: "expired"}
 
@@ -128,6 +134,8 @@ class Methods:
             parameters = inspect.signature(fn).parameters
             self._params[name] = (list(parameters), [n for n, p in parameters.items()
                                                      if p.default is inspect.Parameter.empty])
+        self._rendered: OrderedDict[tuple[str, int], tuple[JSON, int]] = OrderedDict()
+        self._rendered_bytes = 0
 
     async def call(self, method: str, params: Any) -> JSON:
         """Run ``method``; RpcError for an unknown method or bad parameters."""
@@ -198,6 +206,27 @@ class Methods:
         if block is None:
             raise invalid(f"height {height}: no block yet" if height else "there is no block yet")
         return block
+
+    def _final(self, method: str, height: int, render: Callable[[], JSON]) -> JSON:
+        """``render()``'s answer about ``height``, kept for the next call (callers must
+        not change it) once it is final: the next block is stored (for ``block``, once
+        the block is)."""
+        key = (method, height)
+        kept = self._rendered.get(key)
+        if kept is not None:
+            self._rendered.move_to_end(key)
+            return kept[0]
+        store = self._store
+        final = height < store.height or method == "block"  # read first: blocks commit meanwhile
+        answer = render()
+        if final:
+            weight = store.blocks.block_size(height) or 0
+            self._rendered[key] = (answer, weight)
+            self._rendered_bytes += weight
+            while len(self._rendered) > RENDERED_RESULTS or (self._rendered_bytes > RENDERED_BLOCK_BYTES
+                                                             and len(self._rendered) > 1):
+                self._rendered_bytes -= self._rendered.popitem(last=False)[1][1]
+        return answer
 
     def _addresses(self, height: int) -> list[bytes]:
         return [address_of(m.pubkey) for m in self.node.chain.members(height)]
@@ -350,7 +379,10 @@ class Methods:
     # --- blocks ----------------------------------------------------------------------
 
     async def m_block(self, height: Any = None) -> JSON:
-        block = self._block(self._height(height))
+        h = self._height(height)
+        return self._final("block", h, lambda: self._rendered_block(self._block(h)))
+
+    def _rendered_block(self, block: Block) -> JSON:
         h = block.header.height
         return {"block_id": shapes.block_id(block.block_id()),
                 "block": shapes.block(block, self._addresses(h - 1) if block.last_commit else [])}
@@ -359,9 +391,7 @@ class Methods:
         block = self._store.blocks.block_by_id(_hash("hash", hash))
         if block is None:
             return {"block_id": shapes.block_id(b""), "block": None}
-        h = block.header.height
-        return {"block_id": shapes.block_id(block.block_id()),
-                "block": shapes.block(block, self._addresses(h - 1) if block.last_commit else [])}
+        return self._final("block", block.header.height, lambda: self._rendered_block(block))
 
     async def m_blockchain(self, minHeight: Any = None, maxHeight: Any = None) -> JSON:
         store = self._store
@@ -388,6 +418,9 @@ class Methods:
 
     async def m_commit(self, height: Any = None) -> JSON:
         h = self._height(height)
+        return self._final("commit", h, lambda: self._rendered_commit(h))
+
+    def _rendered_commit(self, h: int) -> JSON:
         block = self._block(h)
         commit = self._store.blocks.commit(h)
         if commit is None:
@@ -400,6 +433,9 @@ class Methods:
         """``app_hash`` is the state's root after the block (CometBFT's FinalizeBlock
         answer, in base64), which the next block's header carries."""
         h = self._height(height)
+        return self._final("block_results", h, lambda: self._rendered_results(h))
+
+    def _rendered_results(self, h: int) -> JSON:
         located = self._store.txs_at(h)
         self._block(h)  # raises for a height not stored
         after = self._store.app_hash  # read first: a block committed meanwhile is found below

@@ -1,4 +1,4 @@
-"""The RPC server (§9): an ASGI application served by Hypercorn under trio.
+"""The RPC server (§9): an ASGI application, served by :mod:`node.rpc.transport`.
 
 - ``POST /``: JSON-RPC 2.0, one request or a batch (at most ``rpc.max_batch``);
 - ``GET /<method>?name=value``: the same methods with URI parameters (as CometBFT:
@@ -12,7 +12,7 @@ Admin methods (``dial_peers``, ``bizra_ban_peer``, ``bizra_block_peers``) need t
 (``rpc_token``) as ``Authorization: Bearer <token>``; over a WebSocket they are refused.
 
 Limits (docs/rpc.md lists them): a body above ``rpc.max_body_bytes`` gets 413 (refused
-as it streams in; Hypercorn closes a WebSocket message above it with 1009); each client
+as it streams in; the transport closes a WebSocket message above it with 1009); each client
 address has ``rpc.requests_per_minute`` tokens, one per HTTP request, per call of a batch
 and per WebSocket message, and past them gets 429; a client holds at most
 ``rpc.max_websocket_connections_per_client`` WebSocket connections, all clients together
@@ -31,10 +31,8 @@ request's ``Host`` must be one of those, an IP address or ``localhost``.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -42,13 +40,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from chain.errors import NetworkError
 from chain.service import TaskStatus
 from node.config import RpcConfig
 from node.metrics import CONTENT_TYPE, Metrics
+from node.rpc import jsontext
 from node.rpc.access import ClientBudget, host_and_port, is_ip, same_site
 from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, EventBus, Query, QueryError
 from node.rpc.methods import (
@@ -60,6 +57,7 @@ from node.rpc.methods import (
     RpcError,
     invalid,
 )
+from node.rpc.transport import Server
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +77,6 @@ ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer", "bizra_block_peers"})
 BULK_METHOD = "bizra_broadcast_txs"
 """Each of its txs costs a request token, as a call of a batch does; HTTP POST only."""
 """Methods that change what the node does, not only what it says: bearer token only."""
-RESTART_DELAY_S = 0.1
 CORS_METHODS = ("HEAD", "GET", "POST")
 CORS_HEADERS = ("Origin", "Accept", "Content-Type", "X-Requested-With", "X-Server-Time")
 """CometBFT's default ``cors_allowed_methods`` and ``cors_allowed_headers``."""
@@ -120,9 +117,6 @@ class RpcApp:
         self._hosts = {host.lower().rstrip(".") for host in config.allowed_hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         client = (scope.get("client") or ("unknown", 0))[0]
         headers = _header_map(scope)
         if scope["type"] == "websocket":
@@ -280,8 +274,8 @@ class RpcApp:
         its request took already, and n - 1 more): when ``client`` lacks them, none of
         its calls runs and the whole batch is answered 429."""
         try:
-            document = _loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            document = jsontext.loads(body)
+        except ValueError as exc:
             return _Reply(200, _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}")))
         if not isinstance(document, list):
             extra = _calls(document) - 1
@@ -329,11 +323,11 @@ class RpcApp:
                 self.metrics.rpc_latency.labels(method).observe(time.perf_counter() - started)
 
     async def _reply(self, send: Send, reply: _Reply) -> None:
-        await self._respond(send, reply.status, json.dumps(reply.document).encode(), "application/json",
+        await self._respond(send, reply.status, jsontext.dumps(reply.document), "application/json",
                             reply.headers)
 
     async def _json(self, send: Send, status: int, document: Any) -> None:
-        await self._respond(send, status, json.dumps(document).encode(), "application/json")
+        await self._respond(send, status, jsontext.dumps(document), "application/json")
 
     @staticmethod
     async def _respond(send: Send, status: int, body: bytes, content_type: str | None,
@@ -409,9 +403,9 @@ class RpcApp:
     @staticmethod
     async def _refuse_upgrade(scope: Scope, send: Send, reply: _Reply) -> None:
         """Refuse a WebSocket upgrade with ``reply`` as an HTTP answer where the server
-        can send one (the ASGI ``websocket.http.response`` extension: Hypercorn's); else
-        close it with a code and the reason."""
-        body = json.dumps(reply.document).encode()
+        can send one (the ASGI ``websocket.http.response`` extension, which the node's
+        transport has); else close it with a code and the reason."""
+        body = jsontext.dumps(reply.document)
         if "websocket.http.response" in (scope.get("extensions") or {}):
             await send({"type": "websocket.http.response.start", "status": reply.status,
                         "headers": [(b"content-type", b"application/json"),
@@ -426,25 +420,17 @@ class RpcApp:
         """An accepted WebSocket connection: each message a request (one token of the
         client's budget, at most ``rpc.max_body_bytes``), events of its subscriptions."""
         turn = trio.Lock()
-        session = trio.CancelScope()
 
         async def say(document: Any) -> None:
-            async with turn:
-                try:
-                    await send({"type": "websocket.send", "text": json.dumps(document)})
-                except trio.BusyResourceError:
-                    # Hypercorn closes a connection (send_eof) outside the lock that
-                    # orders its writes; a write racing the close finds the socket busy.
-                    # The peer is gone: end the session rather than fail the connection.
-                    session.cancel()
+            async with turn:  # one writer: answers and events never interleave mid-message
+                await send({"type": "websocket.send", "text": jsontext.dumps(document).decode()})
 
         subscriptions: dict[str, tuple[Any, Query]] = {}
-        with session:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._forward, subscriptions, say)
-                while (message := await receive())["type"] == "websocket.receive":
-                    await say(await self._ws_answer(client, message, subscriptions))
-                nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._forward, subscriptions, say)
+            while (message := await receive())["type"] == "websocket.receive":
+                await say(await self._ws_answer(client, message, subscriptions))
+            nursery.cancel_scope.cancel()
 
     async def _ws_answer(self, client: str, message: dict[str, Any],
                          subscriptions: dict[str, tuple[Any, Query]]) -> Any:
@@ -462,8 +448,8 @@ class RpcApp:
 
     async def _ws_request(self, text: str, subscriptions: dict[str, tuple[Any, Query]]) -> Any:
         try:
-            request = _loads(text)
-        except (ValueError, RecursionError) as exc:
+            request = jsontext.loads(text)
+        except ValueError as exc:
             return _error(None, RpcError(PARSE_ERROR, "Parse error", f"not JSON: {exc}"))
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or \
                 not isinstance(request.get("method"), str):
@@ -514,15 +500,6 @@ class RpcApp:
                 await say(_error(request_id, RpcError(SERVER_ERROR, "Server error", CANCELED)))
             subscriptions.clear()
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
 
 def _header_map(scope: Scope) -> dict[bytes, bytes]:
     """The request's headers by lower-case name; of a repeated one, the first."""
@@ -569,58 +546,15 @@ def _uri_value(text: str) -> Any:
     return text
 
 
-def _loads(text: str | bytes) -> Any:
-    """JSON as RFC 8259 has it: ValueError for NaN, Infinity and numbers no float holds
-    (Python reads them, and would echo them back as ids that are not JSON)."""
-    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
-
-
-def _not_json(token: str) -> Any:
-    raise ValueError(f"{token} is not a JSON number")
-
-
-def _finite(token: str) -> float:
-    value = float(token)
-    if not math.isfinite(value):
-        raise ValueError(f"{token[:20]} is beyond any number this node reads")
-    return value
-
-
-def hypercorn_config(rpc: RpcConfig, host: str, port: int) -> HypercornConfig:
-    """Hypercorn's configuration for serving the RPC on ``host:port``: no access log,
-    1 s of grace at shutdown, and a WebSocket message larger than ``rpc.max_body_bytes``
-    (characters of a text message, bytes of a binary one) closed with 1009 by Hypercorn
-    as its frames arrive, before it buffers more (its own default is 16 MiB)."""
-    config = HypercornConfig()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 1.0
-    config.websocket_max_message_size = rpc.max_body_bytes
-    return config
-
-
 async def run_server(app: RpcApp, host: str, port: int, *,
                      task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``app`` on ``host:port`` until cancelled; NetworkError at once if that
     address cannot be listened on (another node there, say)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise NetworkError(f"cannot serve RPC on {host}:{port}: {exc.strerror}; is another node "
-                               "running there? (rpc.port, BIZRA_RPC_PORT or --rpc-port)") from None
-    config = hypercorn_config(app.config, host, port)
-    status: TaskStatus = task_status
-    while True:
-        try:
-            await serve(app, config, task_status=status)  # type: ignore[arg-type]
-            return
-        except Exception as exc:  # the server's edge: any failure of Hypercorn's own
-            # Hypercorn 0.18 lets some client mistakes escape serve() (a request cut
-            # short of its body, an HTTP/2 path that is not ASCII): the server starts
-            # again, its open connections lost, and the node runs on.
-            log.error("the RPC server failed and starts again", extra={"error": repr(exc)})
-            status = trio.TASK_STATUS_IGNORED
-            await trio.sleep(RESTART_DELAY_S)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        raise NetworkError(f"cannot serve RPC on {host}:{port}: {exc.strerror or exc}; is another node "
+                           "running there? (rpc.port, BIZRA_RPC_PORT or --rpc-port)") from None
+    server = Server(app, max_connections=app.config.max_open_connections,
+                    max_message_bytes=app.config.max_body_bytes)
+    await server.serve(listeners, task_status=task_status)

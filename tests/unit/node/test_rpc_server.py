@@ -20,13 +20,12 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from rpckit import make_app
 
 from chain.errors import NetworkError
 from chain.transition import apply_block
 from chain.types import encode
-from node.config import RpcConfig
-from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, QUEUE, EventBus
+from node.rpc.events import MAX_SUBSCRIPTIONS_PER_CLIENT, QUEUE
 from node.rpc.methods import INVALID_PARAMS, Methods
 from node.rpc.server import (
     FORBIDDEN,
@@ -34,7 +33,6 @@ from node.rpc.server import (
     TOO_LARGE,
     TOO_MANY_CONNECTIONS,
     RpcApp,
-    hypercorn_config,
     run_server,
 )
 from storage.memory import MemoryKV
@@ -59,17 +57,6 @@ async def test_a_taken_rpc_port_is_refused_with_a_clear_message() -> None:
 
 
 # --- driving the application ---------------------------------------------------------------
-
-
-def make_app(**rpc: Any) -> RpcApp:
-    """An RpcApp with the [rpc] settings ``rpc``, over a node that has nothing (enough
-    for ``health``, which the tests call), with the RPC's latency metric only."""
-    node: Any = SimpleNamespace(busy=lambda: None)
-    registry = CollectorRegistry()
-    metrics: Any = SimpleNamespace(registry=registry, render=lambda: generate_latest(registry),
-                                   rpc_latency=Histogram("bizra_rpc_request_duration_seconds", "latency",
-                                                         ["method"], registry=registry))
-    return RpcApp(Methods(node), RpcConfig(**rpc), metrics, lambda: None, EventBus(lambda _: []), "token")
 
 
 @dataclass
@@ -302,12 +289,6 @@ async def test_a_websocket_message_above_the_limit_is_refused_and_the_session_go
         await ws.close()
 
 
-def test_hypercorn_closes_websocket_messages_above_the_body_limit_itself() -> None:
-    config = hypercorn_config(RpcConfig(max_body_bytes=12_345), "127.0.0.1", 8080)
-    assert config.websocket_max_message_size == 12_345
-    assert config.bind == ["127.0.0.1:8080"]
-
-
 # --- WebSocket connections and subscriptions -----------------------------------------------
 
 
@@ -420,28 +401,6 @@ async def test_events_and_answers_on_one_websocket_are_written_one_at_a_time() -
         await ws.close()
     assert overlaps == 0
     assert heights == {str(h) for h in range(1, 21)}
-
-
-async def test_a_write_that_finds_the_connection_closing_ends_the_session_quietly() -> None:
-    """Hypercorn closes a connection (``send_eof``) outside the lock that orders its
-    writes, so a write racing the close raises ``BusyResourceError``: the client is gone,
-    and the application ends its session instead of failing (an "Error in ASGI
-    Framework" in the node's log)."""
-    app = make_app()
-
-    async def write(message: Message, forward: Callable[[Message], Awaitable[None]]) -> None:
-        if message["type"] == "websocket.send":
-            raise trio.BusyResourceError("another task is currently sending data on this SocketStream")
-        await forward(message)
-
-    async with trio.open_nursery() as nursery:
-        ws = Socket(app, nursery, write=write)
-        assert (await ws.opened())[0] == 101
-        ws.tell(call())
-        with trio.fail_after(5):
-            await ws.ended.wait()
-    assert app.websockets == {}
-    assert await health_is_served(app)
 
 
 # --- CORS ----------------------------------------------------------------------------------
