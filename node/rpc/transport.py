@@ -167,6 +167,8 @@ class _Http:
                 await _WebSocket(self, event).run()
                 return
             await _Exchange(self, event).run()
+            if self.h11.their_state is h11.SEND_BODY:
+                self.available()  # what the app did not read (a GET's end, say) if it is here
             if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                 return  # must close, or the body was not read whole (a refusal)
             self.h11.start_next_cycle()
