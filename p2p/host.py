@@ -15,6 +15,7 @@ Every py-libp2p exception stops at this module's edge as a NetworkError.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import time
@@ -371,6 +372,7 @@ class Libp2pNetwork:
         self._subs: dict[str, tuple[Validator, trio.MemorySendChannel[Gossip]]] = {}
         self._outboxes: dict[tuple[PeerId, str], trio.MemorySendChannel[bytes]] = {}
         self._nursery: trio.Nursery | None = None
+        self._addrs: list[str] = []
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
         self._publish_lock = trio.Lock()
         self._urgent = 0  # publishes of votes, proposals and blocks under way
@@ -390,17 +392,17 @@ class Libp2pNetwork:
         return PeerId(self._host.get_id().to_base58())
 
     def node_id(self, peer: PeerId) -> str:
-        try:
-            key = ID.from_base58(peer).extract_public_key()
-        except ValueError:
-            return ""
-        if key is None or key.get_type() is not KeyType.Ed25519:
-            return ""
-        return address_of(key.to_bytes()).hex()
+        return _node_id(peer)
 
     def listen_addrs(self) -> list[str]:
-        """This node's addresses, each ending in ``/p2p/<peer id>`` (what bootnodes list)."""
-        return [f"{a}" if "/p2p/" in str(a) else f"{a}/p2p/{self.local_id}" for a in self._host.get_addrs()]
+        """This node's addresses, each ending in ``/p2p/<peer id>`` (what bootnodes list);
+        worked out once while the node listens (its listeners do not change then)."""
+        if self._addrs:
+            return list(self._addrs)
+        addrs = [f"{a}" if "/p2p/" in str(a) else f"{a}/p2p/{self.local_id}" for a in self._host.get_addrs()]
+        if self._nursery is not None:
+            self._addrs = addrs
+        return list(addrs)
 
     async def run(self, *, task_status: TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
         """Listen, run gossip, and serve until cancelled; shuts down cleanly."""
@@ -418,6 +420,7 @@ class Libp2pNetwork:
                     await self._close_connections()
         finally:
             self._nursery = None
+            self._addrs = []
 
     async def _close_connections(self) -> None:
         """Close every connection, releasing the sockets: py-libp2p's own shutdown is
@@ -781,6 +784,19 @@ class Libp2pNetwork:
             self._nursery.start_soon(self.disconnect, peer)
 
 
+
+
+@functools.lru_cache(maxsize=1024)
+def _node_id(peer: PeerId) -> str:
+    """CometBFT's node id of ``peer`` (the address of its Ed25519 key, in hex); empty for a
+    peer id that holds no Ed25519 key. Kept for the peers asked about most."""
+    try:
+        key = ID.from_base58(peer).extract_public_key()
+    except ValueError:
+        return ""
+    if key is None or key.get_type() is not KeyType.Ed25519:
+        return ""
+    return address_of(key.to_bytes()).hex()
 
 
 def peer_id_of(key_seed: bytes) -> PeerId:
