@@ -253,8 +253,9 @@ class Methods:
 
     async def m_consensus_state(self) -> JSON:
         """Where consensus is (CometBFT's ``round_state``, abridged): height, round and
-        step, the round's proposal, the locked and valid blocks, and who voted in each
-        round. While the node syncs there is no round state, and it says so."""
+        step, the proposer (its address and index in the set), the round's proposal, the
+        locked and valid blocks, and who voted in each round. While the node syncs there
+        is no round state, and it says so."""
         driver = self.node.driver
         machine = driver.machine if driver is not None else None
         if machine is None:
@@ -270,10 +271,12 @@ class Methods:
             return "".join("_" if v is None else "x" if v.block_id else "n" for v in votes)
 
         rounds = sorted(set(machine.prevotes) | set(machine.precommits))
+        proposer = machine.proposer(max(machine.round, 0))
+        index = machine.index_of(proposer)
         return {"round_state": {
             "height/round/step": f"{machine.height}/{machine.round}/{step}",
             "height": str(machine.height), "round": machine.round, "step": step,
-            "proposer": {"address": hex_upper(machine.proposer(max(machine.round, 0)))},
+            "proposer": {"address": hex_upper(proposer), "index": -1 if index is None else index},
             "proposal_block_hash": hex_upper(proposal.block_id) if proposal else "",
             "locked_round": machine.locked_round,
             "locked_block_hash": hex_upper(machine.locked_value or b""),
