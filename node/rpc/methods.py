@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import functools
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,8 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 CODE_INVALID_TX, CODE_MEMPOOL_FULL = 100, 101
 """``check_tx`` codes of a tx the mempool refused (codespace ``mempool``)."""
 MAX_BLOCKCHAIN_RANGE = 20
+PROTOCOL_VERSION = {"p2p": "8", "block": "1", "app": "1"}
+"""CometBFT's ProtocolVersion of this node (``node_info.protocol_version``)."""
 ATTESTATION_STATUS = {ATTESTATION_PENDING: "pending", ATTESTATION_FINALIZED: "finalized",
                       ATTESTATION_REJECTED: "rejected", ATTESTATION_EXPIRED: "expired"}
 
@@ -224,7 +227,7 @@ class Methods:
 
         return {
             "node_info": {
-                "protocol_version": {"p2p": "8", "block": "1", "app": "1"},
+                "protocol_version": dict(PROTOCOL_VERSION),
                 "id": node.network.node_id(node.network.local_id),
                 "listen_addr": ",".join(node.advertised_addresses()),
                 "network": node.chain_id,
@@ -287,16 +290,28 @@ class Methods:
         }, "syncing": False}
 
     async def m_net_info(self) -> JSON:
+        """The connected peers as CometBFT's net_info shows them. A peer's node_info has
+        its node id, its addresses (from the status handshake) and this chain's id; its
+        protocol version is this node's (it speaks the same protocols, or the handshake
+        would have failed); what the handshake does not carry (moniker, version, channels,
+        RPC address) is "". ``connection_status``: see :func:`shapes.connection_status`."""
         node = self.node
-        peers = node.network.peers()
-        return {
-            "listening": True,
-            "listeners": node.network.listen_addrs(),
-            "n_peers": str(len(peers)),
-            "peers": [{"node_info": {"id": node.network.node_id(p), "network": node.chain_id,
-                                     "listen_addr": self._listen_addr(p), "other": {"peer_id": p}},
-                       "is_outbound": False, "remote_ip": ""} for p in peers],
-        }
+        now = time.time_ns()
+        peers = []
+        for peer in node.network.peers():
+            link = node.network.link(peer)
+            if link is None:  # gone since peers() was read
+                continue
+            peers.append({
+                "node_info": {"protocol_version": dict(PROTOCOL_VERSION), "id": node.network.node_id(peer),
+                              "listen_addr": self._listen_addr(peer), "network": node.chain_id, "version": "",
+                              "channels": "", "moniker": "",
+                              "other": {"tx_index": "", "rpc_address": "", "peer_id": peer}},
+                "is_outbound": link.outbound,
+                "connection_status": shapes.connection_status(now - link.since_ns),
+                "remote_ip": link.remote_ip})
+        return {"listening": True, "listeners": node.network.listen_addrs(), "n_peers": str(len(peers)),
+                "peers": peers}
 
     def _sync_progress(self) -> JSON:
         """BIZRA's additions to sync_info while the node syncs: target, rate, ETA."""
