@@ -461,7 +461,8 @@ class Methods:
 
     async def m_tx(self, hash: Any, prove: Any = None) -> JSON:
         """The tx of hash ``hash``; with ``prove``, its merkle proof against its block's
-        data hash (else the empty proof CometBFT gives)."""
+        data hash (else no ``proof``: CometBFT leaves out the empty one, its field being
+        omitempty)."""
         return self._tx_json(_hash("hash", hash), prove in (True, "true"))
 
     def _tx_json(self, h: bytes, prove: bool) -> JSON:
@@ -469,9 +470,11 @@ class Methods:
         if found is None:
             raise invalid(f"tx ({hex_upper(h)}) not found")
         block = self._block(found.height)
-        return {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
-                "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index]),
-                "proof": shapes.tx_proof(block, found.index) if prove else shapes.no_tx_proof()}
+        answer: JSON = {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
+                        "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index])}
+        if prove:
+            answer["proof"] = shapes.tx_proof(block, found.index)
+        return answer
 
     async def m_tx_search(self, query: Any, prove: Any = None, page: Any = None, per_page: Any = None,
                           order_by: Any = None) -> JSON:

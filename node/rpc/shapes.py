@@ -150,8 +150,3 @@ def tx_proof(block: Block, index: int) -> JSON:
     if proof.aunts:  # CometBFT leaves out an empty list
         path["aunts"] = [b64(a) for a in proof.aunts]
     return {"root_hash": hex_upper(block.header.data_hash), "data": b64(block.txs[index]), "proof": path}
-
-
-def no_tx_proof() -> JSON:
-    """The TxProof CometBFT gives when none was asked for (its zero value)."""
-    return {"root_hash": "", "data": None, "proof": {"total": "0", "index": "0", "leaf_hash": None}}

@@ -15,17 +15,19 @@ kinds:
 
 Not compared: CometBFT's methods the node does not serve (``dump_consensus_state``,
 ``genesis_chunked``, ``header``, ``header_by_hash``, ``block_search``,
-``broadcast_evidence``, ``dial_seeds``), and ``subscribe`` and its events (over a
-WebSocket, tested in ``test_rpc.py``).
+``broadcast_evidence``, ``dial_seeds``), and ``subscribe``, ``unsubscribe`` and
+``unsubscribe_all`` (WebSocket only; ``test_rpc.py`` tests them). The admin method
+``dial_peers`` is compared too.
+
+Also: ``net_info`` says which side of a connection dialed, and from which IP.
 
 Keys the node sends that the document lacks are not differences; :data:`EXTRAS` lists
 them, and the test checks that list:
 
-- v0.38's, which the document does not show: ``block_results.app_hash``; a tx's
-  ``proof`` in ``tx``; ``info`` and ``codespace`` of ``abci_query``'s response; the
-  ResponseCheckTx fields ``info``, ``gas_wanted``, ``gas_used``, ``events`` and
-  ``codespace`` in ``broadcast_tx_commit``'s ``check_tx``; ``num_unconfirmed_txs``'s
-  ``txs`` (null);
+- v0.38's, which the document does not show: ``block_results.app_hash``; ``info`` and
+  ``codespace`` of ``abci_query``'s response; the ResponseCheckTx fields ``info``,
+  ``gas_wanted``, ``gas_used``, ``events`` and ``codespace`` in ``broadcast_tx_commit``'s
+  ``check_tx``; ``num_unconfirmed_txs``'s ``txs`` (null);
 - BIZRA's: ``node_info.other.genesis_hash`` and ``node_info.other.peer_id`` (in
   ``status``, and ``peer_id`` in each ``net_info`` peer); ``consensus_state``'s
   ``syncing`` and ``round_state``'s ``height``, ``round``, ``step``, ``locked_round`` and
@@ -167,7 +169,6 @@ RULES: dict[str, dict[str, Rule]] = {
 
 EXTRAS: dict[str, list[str]] = {
     "block_results": ["app_hash"],
-    "tx": ["proof"],
     "abci_query": ["response.info", "response.codespace"],
     "broadcast_tx_commit": ["check_tx.info", "check_tx.gas_wanted", "check_tx.gas_used", "check_tx.events",
                             "check_tx.codespace"],
