@@ -59,6 +59,7 @@ from p2p.network import (
     SUBSCRIPTION_BUFFER,
     Gossip,
     Handler,
+    Link,
     PeerEvent,
     UnsupportedProtocol,
     Validation,
@@ -374,6 +375,7 @@ class Libp2pNetwork:
         self._nursery: trio.Nursery | None = None
         self._addrs: list[str] = []
         self._events: list[trio.MemorySendChannel[PeerEvent]] = []
+        self._since: dict[PeerId, int] = {}  # when _watch_peers first saw each connected peer
         self._publish_lock = trio.Lock()
         self._urgent = 0  # publishes of votes, proposals and blocks under way
         self._gossip_messages = RateLimit(GOSSIP_MESSAGES_PER_S, 2 * GOSSIP_MESSAGES_PER_S)
@@ -476,6 +478,24 @@ class Libp2pNetwork:
     def peers(self) -> list[PeerId]:
         return sorted(PeerId(p.to_base58()) for p in self._host.get_connected_peers())
 
+    def link(self, peer: PeerId) -> Link | None:
+        """The peer's first open connection: who dialed (py-libp2p's muxer knows), the
+        remote IP of its socket, and when the connection was first seen (to within
+        ``WATCH_INTERVAL_S``; now, if not seen yet)."""
+        try:
+            connections = self._host.get_network().connections.get(ID.from_base58(peer))
+        except ValueError:
+            return None
+        if not connections:
+            return None
+        muxed = connections[0].muxed_conn
+        remote = ""
+        with contextlib.suppress(OSError):  # a socket closing meanwhile has no remote end
+            where = getattr(muxed, "get_remote_address", None)
+            address = where() if where is not None else None
+            remote = str(address[0]) if address else ""
+        return Link(muxed.is_initiator, remote, self._since.get(peer) or time.time_ns())
+
     def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         send, receive = trio.open_memory_channel[PeerEvent](1_024)
         self._events.append(send)
@@ -495,6 +515,10 @@ class Libp2pNetwork:
                 if self.book.is_banned(peer, trio.current_time()):
                     await self.disconnect(peer)
             for peer, connected in [(p, True) for p in now - known] + [(p, False) for p in known - now]:
+                if connected:
+                    self._since[peer] = time.time_ns()
+                else:
+                    self._since.pop(peer, None)
                 for channel in self._events:
                     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                         channel.send_nowait(PeerEvent(peer, connected))

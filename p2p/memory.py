@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 
@@ -25,6 +26,7 @@ from p2p.network import (
     SUBSCRIPTION_BUFFER,
     Gossip,
     Handler,
+    Link,
     PeerEvent,
     UnsupportedProtocol,
     Validation,
@@ -57,13 +59,13 @@ class MemoryHub:
             self.disconnect(peer, other)
 
     def connect(self, a: PeerId, b: PeerId) -> bool:
-        """Connect ``a`` and ``b`` unless either has banned the other."""
+        """Connect ``a`` (the dialer) and ``b`` unless either has banned the other."""
         node_a, node_b = self.nodes[a], self.nodes[b]
         now = self.clock()
         if node_a.book.is_banned(b, now) or node_b.book.is_banned(a, now) or b in node_a.connected:
             return False
-        node_a._link(b)
-        node_b._link(a)
+        node_a._link(b, outbound=True)
+        node_b._link(a, outbound=False)
         return True
 
     def disconnect(self, a: PeerId, b: PeerId) -> None:
@@ -79,6 +81,7 @@ class MemoryNetwork:
         self.hub = hub
         self._id = peer_id
         self.connected: set[PeerId] = set()
+        self._links: dict[PeerId, Link] = {}
         self.book = PeerBook()
         self._subs: dict[str, list[tuple[Validator, trio.MemorySendChannel[Gossip]]]] = {}
         self._handlers: dict[str, tuple[Handler, int]] = {}
@@ -104,6 +107,9 @@ class MemoryNetwork:
 
     def peers(self) -> list[PeerId]:
         return sorted(self.connected)
+
+    def link(self, peer: PeerId) -> Link | None:
+        return self._links.get(peer) if peer in self.connected else None
 
     def listen_addrs(self) -> list[str]:
         return [f"/memory/p2p/{self._id}"]
@@ -135,13 +141,15 @@ class MemoryNetwork:
             with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
                 channel.send_nowait(event)
 
-    def _link(self, peer: PeerId) -> None:
+    def _link(self, peer: PeerId, *, outbound: bool) -> None:
         self.connected.add(peer)
+        self._links[peer] = Link(outbound, "", time.time_ns())
         self._emit(PeerEvent(peer, True))
 
     def _unlink(self, peer: PeerId) -> None:
         if peer in self.connected:
             self.connected.discard(peer)
+            self._links.pop(peer, None)
             self._emit(PeerEvent(peer, False))
 
     # --- gossip --------------------------------------------------------------------

@@ -65,6 +65,18 @@ class PeerEvent:
     connected: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """This node's connection to a peer, as the network knows it."""
+
+    outbound: bool
+    """This node dialed the peer."""
+    remote_ip: str
+    """The IP address of the peer's end of the connection; "" if there is none (memory)."""
+    since_ns: int
+    """When the connection was first seen open (ns since the Unix epoch)."""
+
+
 Validator = Callable[[PeerId, bytes], Awaitable[Validation]]
 Handler = Callable[[PeerId, bytes], Awaitable[bytes]]
 
@@ -134,6 +146,9 @@ class Network(Protocol):
 
     def peers(self) -> list[PeerId]:
         """The peers connected now."""
+
+    def link(self, peer: PeerId) -> Link | None:
+        """The connection to ``peer``; None if it is not connected."""
 
     def score(self, peer: PeerId) -> float:
         """``peer``'s score: 0 for a good peer, lower for one that misbehaved."""

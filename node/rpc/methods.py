@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import functools
 import inspect
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,6 +49,8 @@ RENDERED_BLOCK_BYTES = 32 * 1024 * 1024
 """The answers about committed heights kept rendered (``block``, ``block_results`` and
 ``commit`` at a height never change once the next block exists; clients ask for the
 latest ones again and again): at most this many, for blocks of this many bytes in all."""
+PROTOCOL_VERSION = {"p2p": "8", "block": "1", "app": "1"}
+"""CometBFT's ProtocolVersion of this node (``node_info.protocol_version``)."""
 ATTESTATION_STATUS = {ATTESTATION_PENDING: "pending", ATTESTATION_FINALIZED: "finalized",
                       ATTESTATION_REJECTED: "rejected", ATTESTATION_EXPIRED: "expired"}
 
@@ -253,7 +256,7 @@ class Methods:
 
         return {
             "node_info": {
-                "protocol_version": {"p2p": "8", "block": "1", "app": "1"},
+                "protocol_version": dict(PROTOCOL_VERSION),
                 "id": node.network.node_id(node.network.local_id),
                 "listen_addr": ",".join(node.advertised_addresses()),
                 "network": node.chain_id,
@@ -282,8 +285,9 @@ class Methods:
 
     async def m_consensus_state(self) -> JSON:
         """Where consensus is (CometBFT's ``round_state``, abridged): height, round and
-        step, the round's proposal, the locked and valid blocks, and who voted in each
-        round. While the node syncs there is no round state, and it says so."""
+        step, the proposer (its address and index in the set), the round's proposal, the
+        locked and valid blocks, and who voted in each round. While the node syncs there
+        is no round state, and it says so."""
         driver = self.node.driver
         machine = driver.machine if driver is not None else None
         if machine is None:
@@ -299,10 +303,12 @@ class Methods:
             return "".join("_" if v is None else "x" if v.block_id else "n" for v in votes)
 
         rounds = sorted(set(machine.prevotes) | set(machine.precommits))
+        proposer = machine.proposer(max(machine.round, 0))
+        index = machine.index_of(proposer)
         return {"round_state": {
             "height/round/step": f"{machine.height}/{machine.round}/{step}",
             "height": str(machine.height), "round": machine.round, "step": step,
-            "proposer": {"address": hex_upper(machine.proposer(max(machine.round, 0)))},
+            "proposer": {"address": hex_upper(proposer), "index": -1 if index is None else index},
             "proposal_block_hash": hex_upper(proposal.block_id) if proposal else "",
             "locked_round": machine.locked_round,
             "locked_block_hash": hex_upper(machine.locked_value or b""),
@@ -313,16 +319,28 @@ class Methods:
         }, "syncing": False}
 
     async def m_net_info(self) -> JSON:
+        """The connected peers as CometBFT's net_info shows them. A peer's node_info has
+        its node id, its addresses (from the status handshake) and this chain's id; its
+        protocol version is this node's (it speaks the same protocols, or the handshake
+        would have failed); what the handshake does not carry (moniker, version, channels,
+        RPC address) is "". ``connection_status``: see :func:`shapes.connection_status`."""
         node = self.node
-        peers = node.network.peers()
-        return {
-            "listening": True,
-            "listeners": node.network.listen_addrs(),
-            "n_peers": str(len(peers)),
-            "peers": [{"node_info": {"id": node.network.node_id(p), "network": node.chain_id,
-                                     "listen_addr": self._listen_addr(p), "other": {"peer_id": p}},
-                       "is_outbound": False, "remote_ip": ""} for p in peers],
-        }
+        now = time.time_ns()
+        peers = []
+        for peer in node.network.peers():
+            link = node.network.link(peer)
+            if link is None:  # gone since peers() was read
+                continue
+            peers.append({
+                "node_info": {"protocol_version": dict(PROTOCOL_VERSION), "id": node.network.node_id(peer),
+                              "listen_addr": self._listen_addr(peer), "network": node.chain_id, "version": "",
+                              "channels": "", "moniker": "",
+                              "other": {"tx_index": "", "rpc_address": "", "peer_id": peer}},
+                "is_outbound": link.outbound,
+                "connection_status": shapes.connection_status(now - link.since_ns),
+                "remote_ip": link.remote_ip})
+        return {"listening": True, "listeners": node.network.listen_addrs(), "n_peers": str(len(peers)),
+                "peers": peers}
 
     def _sync_progress(self) -> JSON:
         """BIZRA's additions to sync_info while the node syncs: target, rate, ETA."""
@@ -479,7 +497,8 @@ class Methods:
 
     async def m_tx(self, hash: Any, prove: Any = None) -> JSON:
         """The tx of hash ``hash``; with ``prove``, its merkle proof against its block's
-        data hash (else the empty proof CometBFT gives)."""
+        data hash (else no ``proof``: CometBFT leaves out the empty one, its field being
+        omitempty)."""
         return self._tx_json(_hash("hash", hash), prove in (True, "true"))
 
     def _tx_json(self, h: bytes, prove: bool) -> JSON:
@@ -487,9 +506,11 @@ class Methods:
         if found is None:
             raise invalid(f"tx ({hex_upper(h)}) not found")
         block = self._block(found.height)
-        return {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
-                "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index]),
-                "proof": shapes.tx_proof(block, found.index) if prove else shapes.no_tx_proof()}
+        answer: JSON = {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
+                        "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index])}
+        if prove:
+            answer["proof"] = shapes.tx_proof(block, found.index)
+        return answer
 
     async def m_tx_search(self, query: Any, prove: Any = None, page: Any = None, per_page: Any = None,
                           order_by: Any = None) -> JSON:

@@ -124,6 +124,22 @@ def validator(member: SetMember, proposer_priority: int = 0) -> JSON:
             "voting_power": str(member.power), "proposer_priority": str(proposer_priority)}
 
 
+def _idle_monitor() -> JSON:
+    """A flowrate.Status that never ran (Go's zero value)."""
+    return {"Start": "0001-01-01T00:00:00Z", "Bytes": "0", "Samples": "0", "InstRate": "0", "CurRate": "0",
+            "AvgRate": "0", "PeakRate": "0", "BytesRem": "0", "Duration": "0", "Idle": "0", "TimeRem": "0",
+            "Progress": 0, "Active": False}
+
+
+def connection_status(duration_ns: int) -> JSON:
+    """CometBFT's ConnectionStatus of a peer's connection, open ``duration_ns``: its
+    ``Duration``; send and receive monitors at Go's zero value (the node does not meter
+    its connections' traffic); no ``Channels`` (libp2p streams are not MConnection
+    channels)."""
+    return {"Duration": str(max(0, duration_ns)), "SendMonitor": _idle_monitor(),
+            "RecvMonitor": _idle_monitor(), "Channels": []}
+
+
 def tx_proof(block: Block, index: int) -> JSON:
     """CometBFT's TxProof of ``block``'s tx ``index``: its path to the header's data hash
     (a merkle tree of the txs' hashes, §5)."""
@@ -134,8 +150,3 @@ def tx_proof(block: Block, index: int) -> JSON:
     if proof.aunts:  # CometBFT leaves out an empty list
         path["aunts"] = [b64(a) for a in proof.aunts]
     return {"root_hash": hex_upper(block.header.data_hash), "data": b64(block.txs[index]), "proof": path}
-
-
-def no_tx_proof() -> JSON:
-    """The TxProof CometBFT gives when none was asked for (its zero value)."""
-    return {"root_hash": "", "data": None, "proof": {"total": "0", "index": "0", "leaf_hash": None}}

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from rpckit import make_app
 
 from chain.errors import NetworkError
 from chain.transition import apply_block
@@ -39,6 +38,7 @@ from storage.memory import MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
+from rpckit import make_app
 from storekit import GENESIS_HASH, commit_next, transfers
 
 Header = tuple[bytes, bytes]

@@ -14,7 +14,6 @@ import h11
 import pytest
 import trio
 import trio.testing
-from rpckit import make_app
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from chain.transition import apply_block
@@ -25,6 +24,7 @@ from storage.memory import MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
+from rpckit import make_app
 from storekit import GENESIS_HASH, transfers
 
 Address = tuple[str, int]

@@ -184,3 +184,13 @@ def test_a_status_that_does_not_decode_is_a_decode_error() -> None:
         Status.decode(b"\x80")
     status = Status("c", bytes(32), 3, ("x/p2p/a",), ("y/p2p/b",))
     assert Status.decode(status.encode()) == status
+
+
+async def test_a_link_says_who_dialed_while_the_peers_are_connected() -> None:
+    hub, (a, b) = line(2)
+    to_b, to_a = a.link(b.local_id), b.link(a.local_id)
+    assert to_b is not None and to_a is not None
+    assert (to_b.outbound, to_a.outbound) == (True, False)
+    assert to_b.remote_ip == "" and to_b.since_ns > 0
+    hub.disconnect(a.local_id, b.local_id)
+    assert a.link(b.local_id) is None and b.link(a.local_id) is None
