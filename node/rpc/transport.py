@@ -1,29 +1,34 @@
-"""The RPC's HTTP/1.1 and WebSocket server: h11 and wsproto driven directly under trio,
-serving one ASGI application (:class:`node.rpc.server.RpcApp`) with the parts of ASGI
-it uses (``http``, and ``websocket`` with the ``websocket.http.response`` extension).
+"""The RPC's HTTP/1.1 and WebSocket server: httptools (llhttp, in C) and wsproto driven
+directly under trio, serving one ASGI application (:class:`node.rpc.server.RpcApp`)
+with the parts of ASGI it uses (``http``, and ``websocket`` with the
+``websocket.http.response`` extension).
 
 One task per connection reads a request, runs the application and writes its answer,
 then the next request of the keep-alive connection. What a client can make it hold is
 bounded: ``max_connections`` open at once (more are closed as they are accepted), a
 request head of ``HEAD_BYTES``, a WebSocket message of ``max_message_bytes`` (closed
-with 1009 as its frames arrive), and time: a request must arrive within ``REQUEST_S``,
-an idle connection is closed after ``KEEP_ALIVE_S``, and a client that does not read
-its answer within ``WRITE_S`` is cut. A malformed request gets 400 (431 for a head too
-large, 505 for an HTTP version other than 1.0 and 1.1) with a JSON-RPC error saying
-what is wrong, and its connection is closed; nothing a client sends ends the server.
+with 1009 as its frames arrive), and time: a request must arrive whole within
+``REQUEST_S`` of its first byte, an idle connection is closed after ``KEEP_ALIVE_S``,
+and a client that does not read its answer within ``WRITE_S`` is cut. A malformed
+request gets 400 (431 for a head too large, 505 for an HTTP version other than 1.0 and
+1.1) with a JSON-RPC error saying what is wrong, and its connection is closed; nothing
+a client sends ends the server.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-import h11
+import httptools
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -67,12 +72,12 @@ class _Stream:
         self.stream = stream
         self.closed = False
 
-    async def read(self, timeout: float) -> bytes:
-        """The next bytes from the client (``b""``: it closed); _Gone when none came
-        within ``timeout`` or the connection broke."""
+    async def read(self, deadline: float) -> bytes:
+        """The next bytes from the client (``b""``: it closed); _Gone when none came by
+        ``deadline`` (trio's clock) or the connection broke."""
         # A bare cancel scope: trio's move_on_after is a generator-based context
         # manager, which costs more than the read on a loaded server.
-        with trio.CancelScope(deadline=trio.current_time() + timeout):
+        with trio.CancelScope(deadline=deadline):
             try:
                 return await self.stream.receive_some(READ_BYTES)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -143,13 +148,91 @@ class Server:
             await conn.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A request's line and headers (names in lower case), as the parser read them."""
+
+    method: bytes
+    target: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    upgrade: bool
+
+
+_END = b"\x00end"
+"""The event that ends a request (its body events are bytes)."""
+
+
+class _Parser:
+    """httptools' callbacks turned into events: a _Head, the body's bytes, _END; the
+    requests of a pipelined read one after another."""
+
+    def __init__(self) -> None:
+        self.events: deque[_Head | bytes] = deque()
+        self.parser = httptools.HttpRequestParser(self)
+        self.target = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.in_head = False
+        self.head_bytes = 0
+        self.rest: bytes | None = None
+        """What followed a request asking to switch protocols (the parser reads no further)."""
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; _BadRequest when it is not HTTP/1.1 as this server takes it."""
+        if self.rest is not None:
+            self.rest += data
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.rest = data[upgrade.args[0]:]
+        except httptools.HttpParserError as exc:
+            text = str(exc)
+            if "HTTP version" in text or "PRI" in text:
+                raise _BadRequest(505, "this server speaks HTTP/1.1 only") from None
+            raise _BadRequest(400, f"a malformed HTTP request: {text}") from None
+        self.head_bytes = self.head_bytes + len(data) if self.in_head else 0
+        if self.head_bytes > HEAD_BYTES:
+            raise _BadRequest(431, f"a request line and headers above {HEAD_BYTES} bytes")
+
+    def on_message_begin(self) -> None:
+        self.target, self.headers, self.in_head = b"", [], True
+
+    def on_url(self, url: bytes) -> None:
+        self.target += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.in_head = False
+        self.events.append(_Head(parser.get_method(), self.target, parser.get_http_version(), self.headers,
+                                 parser.should_keep_alive(), parser.should_upgrade()))
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append(body)
+
+    def on_message_complete(self) -> None:
+        self.events.append(_END)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 class _Http:
     """One HTTP/1.1 connection, request after request, until it closes or upgrades."""
 
     def __init__(self, server: Server, conn: _Stream) -> None:
         self.server = server
         self.conn = conn
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_BYTES)
+        self.parser = _Parser()
+        self.deadline: float | None = None
+        """When the request under way must have arrived whole (None: none is under way)."""
         try:
             sockname = conn.stream.socket.getsockname()
             peername = conn.stream.socket.getpeername()
@@ -160,147 +243,165 @@ class _Http:
 
     async def run(self) -> None:
         while True:
-            idle = self.h11.their_state is h11.IDLE
-            event = await self._next(KEEP_ALIVE_S if idle else REQUEST_S)
-            if not isinstance(event, h11.Request):
-                return  # closed by the client
-            if event.http_version not in (b"1.0", b"1.1"):
-                await self._refuse(505, f"HTTP/{event.http_version.decode('latin-1')} is not served here: "
-                                        "this server speaks HTTP/1.1")
+            self.deadline = None
+            head = await self.next()
+            assert isinstance(head, _Head)  # a request's body never outlives its exchange
+            if head.version not in ("1.0", "1.1"):
+                await self.refuse(505, f"HTTP/{head.version} is not served here: this server speaks HTTP/1.1")
                 return
-            if _wants_websocket(event):
-                await _WebSocket(self, event).run()
+            if head.upgrade and _wants_websocket(head):
+                await _WebSocket(self, head).run()
                 return
-            await _Exchange(self, event).run()
-            if self.h11.their_state is h11.SEND_BODY:
-                self.available()  # what the app did not read (a GET's end, say) if it is here
-            if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
-                return  # must close, or the body was not read whole (a refusal)
-            self.h11.start_next_cycle()
+            exchange = _Exchange(self, head)
+            await exchange.run()
+            if not exchange.ended:
+                exchange.ended = self._skip_body()  # what the app did not read, if it is here
+            if not (exchange.ended and head.keep_alive) or self.parser.rest is not None:
+                return  # must close, the body was not read whole (a refusal), or a switch asked
 
-    async def _next(self, timeout: float) -> Any:
-        """The next h11 event, reading as needed; a malformed request is refused here and
-        ends the connection (_Gone)."""
-        while True:
+    async def next(self) -> _Head | bytes:
+        """The next event, reading as needed (a request's first byte within
+        ``KEEP_ALIVE_S``, the whole of it within ``REQUEST_S`` of that); a malformed
+        request is refused here and ends the connection (_Gone)."""
+        events = self.parser.events
+        while not events:
+            if self.parser.rest is not None:
+                raise _Gone  # the parser reads no further after a request to switch protocols
+            waiting = self.deadline is None
+            data = await self.conn.read(trio.current_time() + KEEP_ALIVE_S if self.deadline is None
+                                        else self.deadline)
+            if not data:
+                raise _Gone
+            if waiting:
+                self.deadline = trio.current_time() + REQUEST_S
             try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    await self._refuse(exc.error_status_hint, f"a malformed HTTP request: {exc}")
+                self.parser.feed(data)
+            except _BadRequest as exc:
+                await self.refuse(exc.status, str(exc))
                 raise _Gone from None
-            if event is not h11.NEED_DATA:
-                return event
-            self.h11.receive_data(await self.conn.read(timeout))
+        return events.popleft()
 
-    def available(self) -> list[Any]:
-        """The h11 events already received, without reading (a body's data, its end)."""
-        events: list[Any] = []
-        while True:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return events
-            events.append(event)
-            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return events
+    def _skip_body(self) -> bool:
+        """Drop the body events already read; whether the request's end was among them."""
+        events = self.parser.events
+        while events:
+            if events.popleft() is _END:
+                return True
+        return False
 
-    async def send(self, *events: Any) -> None:
-        await self.conn.write(b"".join(self.h11.send(e) or b"" for e in events))
+    async def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *,
+                      keep_alive: bool = True, with_body: bool = True) -> None:
+        """Write an answer; its ``content-length`` is the body's whatever ``headers`` say."""
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+        for name, value in headers:
+            if name.lower() == b"content-length":
+                continue
+            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name:
+                raise ValueError(f"a header that would split the answer: {name!r}")
+            lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(b"content-length: %d\r\n" % len(body))
+        if not keep_alive:
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        if with_body:
+            lines.append(body)
+        await self.conn.write(b"".join(lines))
 
-    async def _refuse(self, status: int, data: str) -> None:
+    async def refuse(self, status: int, data: str) -> None:
         status, headers, body = refusal(status, data)
-        with contextlib.suppress(h11.LocalProtocolError):  # h11 cannot answer in this state
-            await self.send(h11.Response(status_code=status, headers=headers), h11.Data(data=body),
-                            h11.EndOfMessage())
+        await self.respond(status, headers, body, keep_alive=False)
 
-    def scope(self, kind: str, request: h11.Request) -> dict[str, Any]:
-        target = request.target
+    def scope(self, kind: str, head: _Head) -> dict[str, Any]:
+        target = head.target
         if not target.startswith(b"/"):  # absolute form (http://host/path) or *
             after = target.split(b"://", 1)[1] if b"://" in target else b""
             target = b"/" + after.split(b"/", 1)[1] if b"/" in after else b"/"
         raw_path, _, query = target.partition(b"?")
-        return {"type": kind, "asgi": {"version": "3.0"}, "http_version": request.http_version.decode(),
-                "method": request.method.decode("latin-1"), "scheme": "ws" if kind == "websocket" else "http",
+        return {"type": kind, "asgi": {"version": "3.0"}, "http_version": head.version,
+                "method": head.method.decode("latin-1"), "scheme": "ws" if kind == "websocket" else "http",
                 "path": unquote(raw_path.decode("latin-1")), "raw_path": raw_path, "query_string": query,
-                "root_path": "", "headers": list(request.headers), "client": self.client,
+                "root_path": "", "headers": head.headers, "client": self.client,
                 "server": self.server_address, "subprotocols": [],
                 "extensions": {"websocket.http.response": {}} if kind == "websocket" else {}}
 
 
-def _wants_websocket(request: h11.Request) -> bool:
-    if request.method != b"GET":
+@functools.cache
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def _wants_websocket(head: _Head) -> bool:
+    if head.method != b"GET":
         return False
-    upgrade = connection = False
-    for name, value in request.headers:
-        if name == b"upgrade" and value.strip().lower() == b"websocket":
-            upgrade = True
-        elif name == b"connection" and b"upgrade" in value.lower():
-            connection = True
-    return upgrade and connection
+    return any(name == b"upgrade" and value.strip().lower() == b"websocket" for name, value in head.headers)
 
 
 class _Exchange:
     """One HTTP request and its answer: the ASGI ``http`` connection the app sees."""
 
-    def __init__(self, http: _Http, request: h11.Request) -> None:
+    def __init__(self, http: _Http, head: _Head) -> None:
         self.http = http
-        self.request = request
-        self.body_done = False
+        self.head = head
+        self.ended = False
+        """Whether the request's end has been read."""
+        self.gone = False
         self.start: Message | None = None
+        self.body: list[bytes] = []
         self.finished = False
 
     async def run(self) -> None:
         try:
-            await self.http.server.app(self.http.scope("http", self.request), self.receive, self.send)
+            await self.http.server.app(self.http.scope("http", self.head), self.receive, self.send)
         except _Gone:
             raise
         except Exception:  # the server's edge: the app failed; the client still gets an answer
-            log.exception("the RPC application failed", extra={"path": self.request.target[:200]})
+            log.exception("the RPC application failed", extra={"path": self.head.target[:200]})
             if self.start is None and not self.finished:
-                status, headers, body = refusal(500, "the node failed to answer; see its log")
-                await self.http.send(h11.Response(status_code=status, headers=headers),
-                                     h11.Data(data=body), h11.EndOfMessage())
-                self.finished = True
+                await self.http.refuse(500, "the node failed to answer; see its log")
+                raise _Gone from None
         if not self.finished:
             raise _Gone  # the app gave no whole answer: the connection cannot go on
 
     async def receive(self) -> Message:
-        if self.body_done:
+        if self.ended or self.gone:
             return {"type": "http.disconnect"}
         http = self.http
-        if http.h11.they_are_waiting_for_100_continue:
-            await http.send(h11.InformationalResponse(status_code=100, headers=[]))
+        events = http.parser.events
+        if not events and any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.head.headers):
+            await http.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        chunks = []
         try:
-            events = http.available() or [await http._next(REQUEST_S)]
-        except (_Gone, h11.RemoteProtocolError):
-            self.body_done = True
+            while True:
+                event = events.popleft() if events else await http.next()
+                if event is _END:
+                    self.ended = True
+                    break
+                assert isinstance(event, bytes)
+                chunks.append(event)
+                if not events:
+                    break
+        except _Gone:
+            self.gone = True
             return {"type": "http.disconnect"}
-        chunks = [e.data for e in events if isinstance(e, h11.Data)]
-        ended = isinstance(events[-1], h11.EndOfMessage)
-        if not ended and not chunks:
-            self.body_done = True
-            return {"type": "http.disconnect"}
-        self.body_done = ended
-        return {"type": "http.request", "body": b"".join(chunks), "more_body": not ended}
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": not self.ended}
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             self.start = message
             return
-        if kind != "http.response.body":
-            raise RuntimeError(f"an ASGI http message this server does not take: {kind}")
-        events: list[Any] = []
-        if self.start is not None:
-            events.append(h11.Response(status_code=self.start["status"],
-                                       headers=self.start.get("headers", [])))
-            self.start = None
-        body = message.get("body", b"")
-        if body and self.request.method != b"HEAD":
-            events.append(h11.Data(data=body))
-        if not message.get("more_body"):
-            events.append(h11.EndOfMessage())
-            self.finished = True
-        await self.http.send(*events)
+        if kind != "http.response.body" or self.start is None:
+            raise RuntimeError(f"an ASGI http message this server does not take here: {kind}")
+        self.body.append(message.get("body", b""))
+        if message.get("more_body"):
+            return  # answers go out whole, with their length
+        start, self.start = self.start, None
+        self.finished = True
+        await self.http.respond(start["status"], list(start.get("headers", [])), b"".join(self.body),
+                                keep_alive=self.head.keep_alive, with_body=self.head.method != b"HEAD")
 
 
 class _WebSocket:
@@ -308,15 +409,14 @@ class _WebSocket:
     connection the app sees. Writes go out one at a time (a lock), whichever of the
     app's tasks makes them."""
 
-    def __init__(self, http: _Http, request: h11.Request) -> None:
+    def __init__(self, http: _Http, head: _Head) -> None:
         self.http = http
-        self.request = request
+        self.head = head
         self.ws = WSConnection(ConnectionType.SERVER)
         self.turn = trio.Lock()
         self.connected = False
         self.accepted = False
         self.ended = False
-        self.refusing = False
         self.pending: list[Message] = []
         self.text: list[str] = []
         self.data: list[bytes] = []
@@ -324,17 +424,16 @@ class _WebSocket:
 
     async def run(self) -> None:
         try:
-            self.ws.initiate_upgrade_connection(list(self.request.headers), self.request.target)
+            self.ws.initiate_upgrade_connection(self.head.headers, self.head.target)
         except WsRemoteError as exc:
-            await self.http._refuse(400, f"a malformed WebSocket upgrade: {exc}")
+            await self.http.refuse(400, f"a malformed WebSocket upgrade: {exc}")
             return
         list(self.ws.events())  # the upgrade request itself, which the scope carries
-        leftover, _ = self.http.h11.trailing_data
-        if leftover:
-            self.ws.receive_data(leftover)
+        if self.http.parser.rest:
+            self.ws.receive_data(self.http.parser.rest)
         code = 1000
         try:
-            await self.http.server.app(self.http.scope("websocket", self.request), self.receive, self.send)
+            await self.http.server.app(self.http.scope("websocket", self.head), self.receive, self.send)
         except Exception:  # the server's edge
             log.exception("the RPC application failed on a WebSocket")
             code = 1011
@@ -419,7 +518,6 @@ class _WebSocket:
                 await self._write(CloseConnection(code=message.get("code", 1000),
                                                   reason=message.get("reason") or None))
         elif kind == "websocket.http.response.start":
-            self.refusing = True
             await self._write(RejectConnection(status_code=message["status"],
                                                headers=message.get("headers", []), has_body=True))
         elif kind == "websocket.http.response.body":

@@ -118,7 +118,7 @@ async def test_a_body_above_the_limit_gets_413_and_its_connection_is_closed() ->
 
 @pytest.mark.parametrize(("raw", "status", "says"), [
     (b"NOT HTTP AT ALL\r\n\r\n", 400, "a malformed HTTP request"),
-    (b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"x" * 40_000, 431, "a malformed HTTP request"),  # unending
+    (b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"x" * 40_000, 431, "headers above 16384 bytes"),  # unending
     (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "this server speaks HTTP/1.1"),
     (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400,
      "a malformed HTTP request"),
@@ -180,6 +180,16 @@ async def test_an_idle_connection_and_a_request_that_never_ends_are_closed(
         started = trio.current_time()
         assert await closed(slow)
         assert trio.current_time() - started == pytest.approx(transport.REQUEST_S, abs=0.5)
+
+        trickle = await trio.open_tcp_stream(host, port)  # a byte a second never finishes a head
+        started = trio.current_time()
+        with pytest.raises(trio.BrokenResourceError):
+            for byte in b"GET /health HTTP/1.1\r\nHost: h\r\nX-Slow: " + b"x" * 100:
+                await trio.sleep(1)
+                await trio.sleep(0.01)  # the server's close, if any, is seen before the next write
+                await trio.testing.wait_all_tasks_blocked()
+                await trickle.send_all(bytes([byte]))
+        assert trio.current_time() - started == pytest.approx(1 + transport.REQUEST_S, abs=1.5)
 
 
 # --- WebSocket -----------------------------------------------------------------------------
