@@ -128,15 +128,18 @@ def test_the_rpc_limits_and_browser_keys_have_defaults_and_come_from_file_and_en
         tmp_path: Path) -> None:
     rpc = Config().rpc
     assert (rpc.max_websocket_connections, rpc.max_websocket_connections_per_client) == (100, 10)
+    assert rpc.max_open_connections == 900
     assert rpc.cors_allowed_origins == () and rpc.allowed_hosts == ()
     path = tmp_path / "config.toml"
     path.write_text('[rpc]\ncors_allowed_origins = ["https://explorer.example", "http://localhost:3000"]\n'
                     "max_websocket_connections = 20\n")
     config = load(path, environ={"BIZRA_RPC_ALLOWED_HOSTS": "node0, rpc.example.com",
-                                 "BIZRA_RPC_MAX_WEBSOCKET_CONNECTIONS_PER_CLIENT": "3"})
+                                 "BIZRA_RPC_MAX_WEBSOCKET_CONNECTIONS_PER_CLIENT": "3",
+                                 "BIZRA_RPC_MAX_OPEN_CONNECTIONS": "50"})
     assert config.rpc.cors_allowed_origins == ("https://explorer.example", "http://localhost:3000")
     assert config.rpc.allowed_hosts == ("node0", "rpc.example.com")
     assert (config.rpc.max_websocket_connections, config.rpc.max_websocket_connections_per_client) == (20, 3)
+    assert config.rpc.max_open_connections == 50
     text = render(config)
     assert 'cors_allowed_origins = ["https://explorer.example", "http://localhost:3000"]' in text
     assert 'allowed_hosts = ["node0", "rpc.example.com"]' in text
@@ -149,6 +152,7 @@ def test_the_rpc_limits_and_browser_keys_have_defaults_and_come_from_file_and_en
     ("[rpc]\nmax_websocket_connections = 0\n", r"rpc.max_websocket_connections: must be at least 1"),
     ("[rpc]\nmax_websocket_connections_per_client = 0\n",
      r"rpc.max_websocket_connections_per_client: must be at least 1"),
+    ("[rpc]\nmax_open_connections = 0\n", r"rpc.max_open_connections: must be at least 1"),
     ('[rpc]\ncors_allowed_origins = "*"\n', r"rpc.cors_allowed_origins .*expected a list of strings"),
     ('[rpc]\ncors_allowed_origins = ["explorer.example"]\n',
      r"rpc.cors_allowed_origins: 'explorer.example' is not an origin \(scheme://host\[:port\], no path\)"),
