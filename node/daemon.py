@@ -137,7 +137,7 @@ class Node:
             self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified,
                                    keep_heights=config.storage.keep_heights)
             self.chain.listeners.append(self._on_commit)
-            self.events = EventBus(lambda h: [address_of(m.pubkey) for m in self.chain.members(h)])
+            self.events = EventBus(self.chain.members)
             self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
             self.status = StatusService(self.network, self.chain_id, self.genesis_hash, lambda: store.height,
                                         self.advertised_addresses)

@@ -11,7 +11,6 @@ messages fast enough" (counted in ``EventBus.overflows``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -65,11 +64,11 @@ Feed = trio.MemoryReceiveChannel[Committed]
 
 
 class EventBus:
-    """Fans committed blocks out to subscribers; ``addresses(height)`` gives the consensus
-    addresses of a height's validator set (for the last commit's shape)."""
+    """Fans committed blocks out to subscribers; ``sets(height)`` gives a height's
+    validator set (for the shapes of the last commit and of evidence)."""
 
-    def __init__(self, addresses: Callable[[int], list[bytes]]) -> None:
-        self.addresses = addresses
+    def __init__(self, sets: shapes.Sets) -> None:
+        self.sets = sets
         self._feeds: dict[Feed, trio.MemorySendChannel[Committed]] = {}
         self.overflows = 0
 
@@ -107,8 +106,7 @@ class EventBus:
                                                    "value": {"header": shapes.header(block.header)}},
                      "events": {"tm.event": ["NewBlockHeader"], "block.height": [str(h)]}}]
         if query.event == "NewBlock":
-            last = self.addresses(h - 1) if block.last_commit is not None else []
-            value = {"block": shapes.block(block, last), "block_id": shapes.block_id(block.block_id()),
+            value = {"block": shapes.block(block, self.sets), "block_id": shapes.block_id(block.block_id()),
                      "result_finalize_block": {"tx_results": [shapes.tx_result(r) for r in outcome.results],
                                                "app_hash": b64(app_hash)}}
             return [{"query": query.text, "data": {"type": "tendermint/event/NewBlock", "value": value},

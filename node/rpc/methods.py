@@ -401,9 +401,8 @@ class Methods:
         return self._final("block", h, lambda: self._rendered_block(self._block(h)))
 
     def _rendered_block(self, block: Block) -> JSON:
-        h = block.header.height
         return {"block_id": shapes.block_id(block.block_id()),
-                "block": shapes.block(block, self._addresses(h - 1) if block.last_commit else [])}
+                "block": shapes.block(block, self.node.chain.members)}
 
     async def m_block_by_hash(self, hash: Any) -> JSON:
         block = self._store.blocks.block_by_id(_hash("hash", hash))

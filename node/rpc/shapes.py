@@ -11,15 +11,29 @@ neutral values (``consensus_hash``: the hash of the empty string; ``gas_*``: "0"
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from chain.crypto import address_of
+from chain.errors import InvalidBlock
 from chain.merkle import leaf_hash, merkle_proof
 from chain.params import Params
 from chain.timefmt import format_rfc3339_ns
-from chain.types import Block, Commit, CommitSig, Header, SetMember, TxResult, sha256
+from chain.types import (
+    Block,
+    Commit,
+    CommitSig,
+    DuplicateVoteEvidence,
+    Header,
+    SetMember,
+    TxResult,
+    Vote,
+    sha256,
+)
 
 JSON = dict[str, Any]
+Sets = Callable[[int], list[SetMember]]
+"""The validator set of a height, in set order."""
 EMPTY_HASH = sha256(b"")
 
 
@@ -92,19 +106,43 @@ def commit(c: Commit, validators: list[bytes]) -> JSON:
     }
 
 
-def block(b: Block, last_validators: list[bytes]) -> JSON:
+def block(b: Block, sets: Sets) -> JSON:
+    """``sets`` gives the validator sets of the last commit's height and of the
+    evidence's heights."""
+    h = b.header.height
     return {
         "header": header(b.header),
         "data": {"txs": [b64(t) for t in b.txs]},
-        "evidence": {"evidence": [_evidence(e) for e in b.evidence]},
-        "last_commit": (commit(b.last_commit, last_validators) if b.last_commit is not None else
+        "evidence": {"evidence": [evidence(e, sets) for e in b.evidence]},
+        "last_commit": (commit(b.last_commit, [address_of(m.pubkey) for m in sets(h - 1)])
+                        if b.last_commit is not None else
                         {"height": "0", "round": 0, "block_id": block_id(b""), "signatures": []}),
     }
 
 
-def _evidence(e: Any) -> JSON:
+def evidence(e: DuplicateVoteEvidence, sets: Sets) -> JSON:
+    """CometBFT's DuplicateVoteEvidence: the two votes, and the set's total power and the
+    validator's at the evidence's height ("0" for a set no longer known). ``Timestamp``
+    is the first vote's time (CometBFT's is the block time at that height, which BIZRA's
+    evidence does not carry; a vote's time is within a round of it)."""
+    try:
+        members = sets(e.height)
+    except InvalidBlock:
+        members = []
+    index = e.vote_a.validator_index
+    power = members[index].power if 0 <= index < len(members) else 0
     return {"type": "tendermint/DuplicateVoteEvidence",
-            "value": {"height": str(e.height), "validator_address": hex_upper(e.vote_a.validator_address)}}
+            "value": {"vote_a": vote(e.vote_a), "vote_b": vote(e.vote_b),
+                      "TotalVotingPower": str(sum(m.power for m in members)), "ValidatorPower": str(power),
+                      "Timestamp": format_rfc3339_ns(e.vote_a.timestamp_ns)}}
+
+
+def vote(v: Vote) -> JSON:
+    """CometBFT's Vote (``type`` 1 prevote, 2 precommit; no vote extensions)."""
+    return {"type": int(v.type), "height": str(v.height), "round": v.round,
+            "block_id": block_id(v.block_id), "timestamp": format_rfc3339_ns(v.timestamp_ns),
+            "validator_address": hex_upper(v.validator_address), "validator_index": v.validator_index,
+            "signature": b64(v.signature), "extension": None, "extension_signature": None}
 
 
 def tx_result(r: TxResult) -> JSON:
