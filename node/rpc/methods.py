@@ -51,6 +51,8 @@ RENDERED_BLOCK_BYTES = 32 * 1024 * 1024
 latest ones again and again): at most this many, for blocks of this many bytes in all."""
 PROTOCOL_VERSION = {"p2p": "8", "block": "1", "app": "1"}
 """CometBFT's ProtocolVersion of this node (``node_info.protocol_version``)."""
+COMETBFT_STEPS = {"new_height": 1, "propose": 3, "prevote": 4, "precommit": 6}
+"""CometBFT's RoundStepType numbers of the steps (``height/round/step`` gives one)."""
 ATTESTATION_STATUS = {ATTESTATION_PENDING: "pending", ATTESTATION_FINALIZED: "finalized",
                       ATTESTATION_REJECTED: "rejected", ATTESTATION_EXPIRED: "expired"}
 
@@ -306,7 +308,7 @@ class Methods:
         proposer = machine.proposer(max(machine.round, 0))
         index = machine.index_of(proposer)
         return {"round_state": {
-            "height/round/step": f"{machine.height}/{machine.round}/{step}",
+            "height/round/step": f"{machine.height}/{machine.round}/{COMETBFT_STEPS[step]}",
             "height": str(machine.height), "round": machine.round, "step": step,
             "proposer": {"address": hex_upper(proposer), "index": -1 if index is None else index},
             "proposal_block_hash": hex_upper(proposal.block_id) if proposal else "",
