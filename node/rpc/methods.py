@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import functools
 import inspect
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -32,7 +33,7 @@ from chain.timefmt import format_rfc3339_ns
 from chain.types import Block, TxResult, Validator, tx_hash
 from consensus.votes import VoteSet
 from node.mempool import MempoolFull
-from node.rpc import shapes
+from node.rpc import jsontext, shapes
 from node.rpc.shapes import JSON, b64, hex_upper
 from node.view import NodeView
 from p2p.network import peer_of
@@ -44,6 +45,9 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 CODE_INVALID_TX, CODE_MEMPOOL_FULL = 100, 101
 """``check_tx`` codes of a tx the mempool refused (codespace ``mempool``)."""
 MAX_BLOCKCHAIN_RANGE = 20
+GENESIS_CHUNK_BYTES = 16 * 1024 * 1024
+"""CometBFT's genesis chunk size."""
+_HEIGHT_CONDITION = re.compile(r"^\s*block\.height\s*(<=|>=|=|<|>)\s*(\d{1,19})\s*$")
 RENDERED_RESULTS = 16
 RENDERED_BLOCK_BYTES = 32 * 1024 * 1024
 """The answers about committed heights kept rendered (``block``, ``block_results`` and
@@ -384,6 +388,17 @@ class Methods:
             "app_state": genesis.to_json(),
         }}
 
+    async def m_genesis_chunked(self, chunk: Any = None) -> JSON:
+        """``genesis``'s document in chunks of ``GENESIS_CHUNK_BYTES``, as CometBFT's:
+        chunk ``chunk`` (from 0) of ``total``, its bytes in base64."""
+        document = jsontext.dumps((await self.m_genesis())["genesis"])
+        total = max(1, -(-len(document) // GENESIS_CHUNK_BYTES))
+        number = _int("chunk", chunk) if chunk is not None else 0
+        if number >= total:
+            raise invalid(f"there are {total} chunks, {number} is invalid")
+        part = document[number * GENESIS_CHUNK_BYTES:(number + 1) * GENESIS_CHUNK_BYTES]
+        return {"chunk": str(number), "total": str(total), "data": b64(part)}
+
     async def m_consensus_params(self, height: Any = None) -> JSON:
         """The consensus params at ``height`` (default: the latest); they are the
         genesis's at every height."""
@@ -411,6 +426,48 @@ class Methods:
         if block is None:
             return {"block_id": shapes.block_id(b""), "block": None}
         return self._final("block", block.header.height, lambda: self._rendered_block(block))
+
+    async def m_header(self, height: Any = None) -> JSON:
+        return {"header": shapes.header(self._block(self._height(height)).header)}
+
+    async def m_header_by_hash(self, hash: Any) -> JSON:
+        block = self._store.blocks.block_by_id(_hash("hash", hash))
+        return {"header": shapes.header(block.header) if block is not None else None}
+
+    async def m_block_search(self, query: Any, page: Any = None, per_page: Any = None,
+                             order_by: Any = None) -> JSON:
+        """Blocks whose height meets every condition of ``query``: ``block.height`` with
+        =, <, <=, > or >=, joined by AND (BIZRA emits no block events to search by);
+        newest first unless ``order_by`` is ``asc``, as CometBFT's."""
+        if not isinstance(query, str) or not query.strip():
+            raise invalid("query: expected conditions such as block.height > 5 AND block.height <= 10")
+        store = self._store
+        low, high = store.blocks.base, store.height
+        for part in re.split(r"\s+AND\s+", query.strip()):
+            match = _HEIGHT_CONDITION.match(part)
+            if match is None:
+                raise invalid(f"query: cannot search by {part.strip()!r} (block.height with =, <, <=, > "
+                              "or >=, joined by AND)")
+            op, value = match.group(1), int(match.group(2))
+            if op in ("=", ">="):
+                low = max(low, value)
+            if op in ("=", "<="):
+                high = min(high, value)
+            if op == ">":
+                low = max(low, value + 1)
+            if op == "<":
+                high = min(high, value - 1)
+        if order_by not in (None, "", "asc", "desc"):
+            raise invalid(f"order_by: expected asc or desc, got {order_by!r}")
+        size = min(100, _int("per_page", per_page)) if per_page is not None else 30
+        number = _int("page", page) if page is not None else 1
+        total = max(0, high - low + 1)
+        if size < 1 or number < 1 or (number - 1) * size >= max(1, total):
+            raise invalid(f"page {number} of {size} is out of range ({total} blocks)")
+        first = (number - 1) * size
+        heights = (range(low + first, min(high, low + first + size - 1) + 1) if order_by == "asc"
+                   else range(high - first, max(low, high - first - size + 1) - 1, -1))
+        return {"blocks": [await self.m_block(h) for h in heights], "total_count": str(total)}
 
     async def m_blockchain(self, minHeight: Any = None, maxHeight: Any = None) -> JSON:
         store = self._store
@@ -718,19 +775,28 @@ class Methods:
 
     async def m_dial_peers(self, peers: Any, persistent: Any = None) -> JSON:
         """Dial each of ``peers`` (multiaddrs ending in /p2p/<peer id>) now."""
-        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
-            raise invalid("peers: expected a list of addresses")
-        for address in peers:
+        self._dial_all("peers", peers)
+        return {"log": "Dialing peers in progress. See /net_info for details"}
+
+    async def m_dial_seeds(self, seeds: Any) -> JSON:
+        """Dial each of ``seeds`` now, as ``dial_peers`` does (BIZRA has no seed mode:
+        a seed is a peer like any other, found by its address)."""
+        self._dial_all("seeds", seeds)
+        return {"log": "Dialing seeds in progress. See /net_info for details"}
+
+    def _dial_all(self, name: str, addresses: Any) -> None:
+        if not isinstance(addresses, list) or not all(isinstance(p, str) for p in addresses):
+            raise invalid(f"{name}: expected a list of addresses")
+        for address in addresses:
             try:
                 peer_of(address)
             except BizraError as exc:
-                raise invalid(f"peers: {exc}") from None
-        for address in peers:
+                raise invalid(f"{name}: {exc}") from None
+        for address in addresses:
             try:
                 self.node.start_soon(functools.partial(self._dial, address))
             except MempoolFull as exc:
                 raise RpcError(INTERNAL_ERROR, "Internal error", str(exc)) from None
-        return {"log": "Dialing peers in progress. See /net_info for details"}
 
     async def _dial(self, address: str) -> None:
         with contextlib.suppress(BizraError):

@@ -8,8 +8,9 @@
 - ``GET /health`` (200 while the node runs), ``GET /ready`` (200 when caught up and
   connected, else 503 with the reason), ``GET /metrics`` (Prometheus text).
 
-Admin methods (``dial_peers``, ``bizra_ban_peer``, ``bizra_block_peers``) need the token in the node's home
-(``rpc_token``) as ``Authorization: Bearer <token>``; over a WebSocket they are refused.
+Admin methods (``dial_peers``, ``dial_seeds``, ``bizra_ban_peer``, ``bizra_block_peers``)
+need the token in the node's home (``rpc_token``) as ``Authorization: Bearer <token>``;
+over a WebSocket they are refused.
 
 Limits (docs/rpc.md lists them): a body above ``rpc.max_body_bytes`` gets 413 (refused
 as it streams in; the transport closes a WebSocket message above it with 1009); each client
@@ -73,7 +74,7 @@ TOO_LARGE = -32001
 UNAUTHORIZED = -32002
 TOO_MANY_CONNECTIONS = -32003
 FORBIDDEN = -32004
-ADMIN_METHODS = frozenset({"dial_peers", "bizra_ban_peer", "bizra_block_peers"})
+ADMIN_METHODS = frozenset({"dial_peers", "dial_seeds", "bizra_ban_peer", "bizra_block_peers"})
 BULK_METHOD = "bizra_broadcast_txs"
 """Each of its txs costs a request token, as a call of a batch does; HTTP POST only."""
 """Methods that change what the node does, not only what it says: bearer token only."""

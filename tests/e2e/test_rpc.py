@@ -408,3 +408,34 @@ def test_a_batch_beyond_the_clients_budget_is_refused_whole(node: tuple[int, Pat
     assert "100 calls (a batch's calls" in answer["error"]["data"]
     time.sleep(1)  # 10 tokens come a second
     assert height(port) >= 1
+
+
+def test_block_search_pages_heights_newest_first_and_refuses_what_it_cannot_search(
+        node: tuple[int, Path]) -> None:
+    port, _ = node
+    deadline = time.monotonic() + 30
+    while height(port) < 4:
+        assert time.monotonic() < deadline, "4 blocks within 30 s"
+        time.sleep(0.2)
+
+    def heights(**params: Any) -> tuple[list[int], str]:
+        status, answer = call(port, "block_search", params)
+        assert status == 200, answer
+        found = answer["result"]
+        return [int(b["block"]["header"]["height"]) for b in found["blocks"]], found["total_count"]
+
+    assert heights(query="block.height <= 3") == ([3, 2, 1], "3")
+    assert heights(query="block.height <= 3", order_by="asc") == ([1, 2, 3], "3")
+    assert heights(query="block.height > 1 AND block.height < 4", per_page="1", page="2") == ([2], "2")
+    assert heights(query="block.height = 2") == ([2], "1")
+    _, answer = call(port, "block_search", {"query": "tx.height = 2"})
+    assert answer["error"]["code"] == -32602
+    assert "cannot search by 'tx.height = 2'" in answer["error"]["data"]
+
+    _, header = call(port, "header", {"height": "2"})
+    _, block = call(port, "block", {"height": "2"})
+    assert header["result"]["header"] == block["result"]["block"]["header"]
+    _, by_hash = call(port, "header_by_hash", {"hash": block["result"]["block_id"]["hash"]})
+    assert by_hash["result"] == header["result"]
+    _, beyond = call(port, "genesis_chunked", {"chunk": "1"})
+    assert "there are 1 chunks, 1 is invalid" in beyond["error"]["data"]

@@ -13,11 +13,11 @@ kinds:
 - ``BIZRA``: the node differs on purpose, as ``docs/rpc.md`` says;
 - ``devnet``: a devnet has nothing to show there (no evidence, no validator change).
 
-Not compared: CometBFT's methods the node does not serve (``dump_consensus_state``,
-``genesis_chunked``, ``header``, ``header_by_hash``, ``block_search``,
-``broadcast_evidence``, ``dial_seeds``), and ``subscribe``, ``unsubscribe`` and
-``unsubscribe_all`` (WebSocket only; ``test_rpc.py`` tests them). The admin method
-``dial_peers`` is compared too.
+Not compared: CometBFT's methods the node does not serve (``dump_consensus_state``, whose
+round state ``consensus_state`` gives abridged, and ``broadcast_evidence``: evidence
+travels by gossip only), and ``subscribe``, ``unsubscribe`` and ``unsubscribe_all``
+(WebSocket only; ``test_rpc.py`` tests them). The admin methods ``dial_peers`` and
+``dial_seeds`` are compared too.
 
 Also: ``net_info`` says which side of a connection dialed, and from which IP.
 
@@ -38,6 +38,7 @@ them, and the test checks that list:
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,6 +99,8 @@ BLOCK_RULES = {
 }
 TX_SEARCH_PROOF = "v0.38: types.TxProof's keys are root_hash, data and proof"
 ABRIDGED = "BIZRA: consensus_state is abridged (docs/rpc.md)"
+GENESIS_CHUNK_WHY = ("v0.38: ResultGenesisChunk's ChunkNumber and TotalChunks are Go ints, which cmtjson "
+                     "writes as decimal strings")
 
 RULES: dict[str, dict[str, Rule]] = {
     "broadcast_tx_sync": {"code": Rule(CODE_IS_NUMBER, expect=0),
@@ -165,6 +168,14 @@ RULES: dict[str, dict[str, Rule]] = {
     },
     "unconfirmed_txs": {"txs": Rule("devnet: the tx sent just before may be in a block already", empty=True)},
     "dial_peers": {"Log": Rule("v0.38: ResultDialPeers.Log is written as log", rename="log")},
+    "dial_seeds": {"Log": Rule("v0.38: ResultDialSeeds.Log is written as log", rename="log")},
+    "block_search": {**{f"blocks[].{path}": rule for path, rule in BLOCK_RULES.items()},
+                     "total_count": Rule("v0.38: ResultBlockSearch.TotalCount is a Go int, which cmtjson "
+                                         "writes as a decimal string", expect="2")},
+    "genesis_chunked": {
+        "chunk": Rule(GENESIS_CHUNK_WHY, expect="0", format="int"),
+        "total": Rule(GENESIS_CHUNK_WHY, expect="1", format="int"),
+    },
 }
 
 EXTRAS: dict[str, list[str]] = {
@@ -264,6 +275,14 @@ def test_each_method_answers_in_cometbfts_documented_shape(net: Devnet) -> None:
     assert block["block"]["data"]["txs"], "the tx's block holds it"
     check("block", block)
     check("block_by_hash", rpc(validator, "block_by_hash", hash=block["block_id"]["hash"]))
+    check("header", rpc(validator, "header", height=at))
+    check("header_by_hash", rpc(validator, "header_by_hash", hash=block["block_id"]["hash"]))
+    found = rpc(validator, "block_search", query=f"block.height >= {at} AND block.height <= {at}")
+    assert [b["block"]["header"]["height"] for b in found["blocks"]] == [str(at)], found
+    check("block_search", found)
+    chunk = rpc(validator, "genesis_chunked", chunk="0")
+    assert json.loads(base64.b64decode(chunk["data"])) == rpc(validator, "genesis")["genesis"]
+    check("genesis_chunked", chunk)
     check("block_results", rpc(validator, "block_results", height=at))
     check("commit", rpc(validator, "commit", height=at))
     check("validators", rpc(validator, "validators"))
@@ -274,6 +293,7 @@ def test_each_method_answers_in_cometbfts_documented_shape(net: Devnet) -> None:
     check("abci_query", rpc(validator, "abci_query", path="/store", data=statekeys.account(faucet).hex(),
                             prove=True))
     check("dial_peers", rpc(follower, "dial_peers", token=net.token, peers=[net.p2p_address]))
+    check("dial_seeds", rpc(follower, "dial_seeds", token=net.token, seeds=[net.p2p_address]))
 
     deadline = time.monotonic() + 10
     state = rpc(validator, "consensus_state")
