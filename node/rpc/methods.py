@@ -30,7 +30,7 @@ from chain.ledger import Ledger
 from chain.poi import ATTESTATION_EXPIRED, ATTESTATION_FINALIZED, ATTESTATION_PENDING, ATTESTATION_REJECTED
 from chain.sizes import HASH_LEN
 from chain.timefmt import format_rfc3339_ns
-from chain.types import Block, TxResult, Validator, tx_hash
+from chain.types import Block, CommitFlag, TxResult, Validator, tx_hash
 from consensus.votes import VoteSet
 from node.mempool import MempoolFull
 from node.rpc import jsontext, shapes
@@ -45,6 +45,8 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 CODE_INVALID_TX, CODE_MEMPOOL_FULL = 100, 101
 """``check_tx`` codes of a tx the mempool refused (codespace ``mempool``)."""
 MAX_BLOCKCHAIN_RANGE = 20
+SIGNED_LOOKBACK = 100
+"""How far back ``bizra_validators`` looks for a validator's last signature."""
 GENESIS_CHUNK_BYTES = 16 * 1024 * 1024
 """CometBFT's genesis chunk size."""
 _HEIGHT_CONDITION = re.compile(r"^\s*block\.height\s*(<=|>=|=|<|>)\s*(\d{1,19})\s*$")
@@ -145,6 +147,7 @@ class Methods:
                                                      if p.default is inspect.Parameter.empty])
         self._rendered: OrderedDict[tuple[str, int], tuple[JSON, int]] = OrderedDict()
         self._rendered_bytes = 0
+        self._signed: tuple[int, dict[bytes, int]] = (-1, {})
 
     async def call(self, method: str, params: Any) -> JSON:
         """Run ``method``; RpcError for an unknown method or bad parameters."""
@@ -726,10 +729,35 @@ class Methods:
     def _validator(self, v: Validator) -> JSON:
         power = next((m.power for m in self.node.chain.members(self._store.height + 1)
                       if m.pubkey == v.consensus_pubkey), 0)
-        return {"operator": format_address(v.operator), "address": hex_upper(address_of(v.consensus_pubkey)),
+        ledger = Ledger(self._store.state)
+        address = address_of(v.consensus_pubkey)
+        return {"operator": format_address(v.operator), "address": hex_upper(address),
                 "pub_key": shapes.pub_key(v.consensus_pubkey), "moniker": v.moniker, "bond": str(v.bond),
                 "reputation": str(v.reputation), "jailed_until_epoch": str(v.jailed_until_epoch),
-                "voting_power": str(power)}
+                "jailed": v.jailed_until_epoch != 0, "voting_power": str(power),
+                "impact": str(ledger.impact(v.operator)), "epoch_score": str(ledger.epoch_score(v.operator)),
+                "last_signed_height": str(self._last_signed().get(address, 0))}
+
+    def _last_signed(self) -> dict[bytes, int]:
+        """Each consensus address's latest height, among the last ``SIGNED_LOOKBACK``,
+        whose commit carries its signature (for a block or nil); worked out once a height."""
+        store = self._store
+        height = store.height
+        if self._signed[0] == height:
+            return self._signed[1]
+        found: dict[bytes, int] = {}
+        wanted = {address_of(m.pubkey) for m in self.node.chain.members(height + 1)} if height else set()
+        for h in range(height, max(store.blocks.base, height - SIGNED_LOOKBACK + 1) - 1, -1):
+            commit = store.blocks.commit(h)
+            if commit is None:
+                continue
+            for sig, address in zip(commit.signatures, self._addresses(h), strict=False):
+                if sig.flag != CommitFlag.ABSENT:
+                    found.setdefault(address, h)
+            if wanted <= set(found):
+                break
+        self._signed = (height, found)
+        return found
 
     async def m_bizra_attestation(self, id: Any) -> JSON:
         attestation_id = _hash("id", id)

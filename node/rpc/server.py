@@ -31,12 +31,14 @@ request's ``Host`` must be one of those, an IP address or ``localhost``.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -143,6 +145,9 @@ class RpcApp:
             await self._respond(send, 200, b"", None)  # a CORS preflight: the headers are the answer
         elif method == "POST" and path == "/":
             await self._post_route(client, scope, headers, receive, send)
+        elif method in ("GET", "HEAD") and path in PAGE_FILES:
+            name, content_type = PAGE_FILES[path]
+            await self._respond(send, 200, _page_file(name), content_type, PAGE_HEADERS)
         elif method == "GET" and path == "/health":
             await self._json(send, 200, {"jsonrpc": "2.0", "id": -1, "result": {}})
         elif method == "GET" and path == "/ready":
@@ -500,6 +505,21 @@ class RpcApp:
             for request_id, _ in list(subscriptions.values()):
                 await say(_error(request_id, RpcError(SERVER_ERROR, "Server error", CANCELED)))
             subscriptions.clear()
+
+
+PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
+              "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
+              "/ui/style.css": ("style.css", "text/css; charset=utf-8")}
+"""The status page (node/rpc/page): read-only, from the node's own RPC and WebSocket."""
+PAGE_HEADERS = ((b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
+                                              b"connect-src 'self'; img-src 'self'; frame-ancestors 'none'"),
+                (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-cache"))
+"""The page may load only its own files and talk only to this node; no site may frame it."""
+
+
+@functools.cache
+def _page_file(name: str) -> bytes:
+    return (resources.files("node.rpc") / "page" / name).read_bytes()
 
 
 def _header_map(scope: Scope) -> dict[bytes, bytes]:

@@ -314,13 +314,18 @@ def check_rpc_answer(answer: Any, request: Any = None) -> None:
 
 def check_http(answer: Answer, path: str = "/", request: Any = None) -> Any:
     """An HTTP answer: not a 5xx (but /ready's 503), a length that matches, and for a
-    JSON answer strict JSON and, from the JSON-RPC endpoints, JSON-RPC answers."""
+    JSON answer strict JSON and, from the JSON-RPC endpoints, JSON-RPC answers (the
+    metrics and the status page's files are text)."""
     assert answer.status < 500 or (path == "/ready" and answer.status == 503), answer
     assert answer.status >= 200, answer
     assert answer.headers.get(b"content-length") == str(len(answer.body)).encode(), answer
     content_type = answer.headers.get(b"content-type", b"")
     if path == "/metrics" and answer.status == 200:
         assert content_type.startswith(b"text/plain"), answer
+        return None
+    if content_type != b"application/json" and path in ("/", "/ui/app.js", "/ui/style.css"):
+        assert answer.status == 200, answer  # the status page (POST / is JSON-RPC)
+        assert content_type.startswith((b"text/html", b"text/javascript", b"text/css")), answer
         return None
     assert content_type == b"application/json", answer
     document = strict_json(answer.body)

@@ -540,3 +540,19 @@ async def test_each_tx_of_a_bulk_broadcast_costs_a_token_and_one_over_the_budget
     answer = await post(app, [call("bizra_broadcast_txs", txs=["AA=="] * 9), call()])  # 8 tokens left
     assert answer.status == 429 and "10 calls" in answer.error()["data"]
     assert latency_count(app, "bizra_broadcast_txs") == 0
+
+
+async def test_the_status_page_is_served_with_a_policy_that_keeps_it_to_this_node() -> None:
+    app = make_app()
+    page, _ = await http(app, "GET", "/")
+    assert page.status == 200 and page.header(b"content-type") == b"text/html; charset=utf-8"
+    assert b"<title>BIZRA node</title>" in page.body and b'src="/ui/app.js"' in page.body
+    policy = page.header(b"content-security-policy") or b""
+    assert b"default-src 'none'" in policy and b"connect-src 'self'" in policy
+    assert b"frame-ancestors 'none'" in policy and page.header(b"x-content-type-options") == b"nosniff"
+    script, _ = await http(app, "GET", "/ui/app.js")
+    assert script.status == 200 and script.header(b"content-type") == b"text/javascript; charset=utf-8"
+    assert b"/websocket" in script.body
+    style, _ = await http(app, "GET", "/ui/style.css")
+    assert style.status == 200 and style.header(b"content-type") == b"text/css; charset=utf-8"
+    assert (await http(app, "GET", "/ui/other.js"))[0].status == 404
