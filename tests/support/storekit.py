@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chain.crypto import address_of
-from chain.transition import apply_block
+from chain.transition import BlockOutcome, apply_block
 from chain.types import Block, Transfer
 from storage.kv import KeyValueStore
 from storage.leveldb import LevelDB
@@ -37,12 +37,18 @@ class Backend:
 def commit_next(chain: LocalChain, store: Store, txs: Sequence[bytes] = ()) -> Block:
     """Make ``chain``'s next block, execute it on ``store``'s state and commit it there
     (the chain applies it to its own memory state too: the reference)."""
+    return commit_next_outcome(chain, store, txs)[0]
+
+
+def commit_next_outcome(chain: LocalChain, store: Store,
+                        txs: Sequence[bytes] = ()) -> tuple[Block, BlockOutcome]:
+    """:func:`commit_next`, with the block's outcome (what the RPC's events carry)."""
     block = chain.next_block(txs)
     outcome = apply_block(store.state, store.app_hash, block, chain.config)
     chain.apply(block)
     assert chain.last_commit is not None
     store.commit_block(block, chain.last_commit, outcome)
-    return block
+    return block, outcome
 
 
 def transfers(chain: LocalChain, count: int, amount: int = 1) -> list[bytes]:

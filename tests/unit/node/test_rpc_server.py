@@ -39,7 +39,7 @@ from storage.store import Store
 
 from chainkit import LocalChain
 from rpckit import make_app
-from storekit import GENESIS_HASH, commit_next, transfers
+from storekit import GENESIS_HASH, commit_next, commit_next_outcome, transfers
 
 Header = tuple[bytes, bytes]
 Message = dict[str, Any]
@@ -383,11 +383,7 @@ async def test_events_and_answers_on_one_websocket_are_written_one_at_a_time() -
         assert (await ws.opened())[0] == 101
         assert (await ws.ask(call("subscribe", query="tm.event='NewBlockHeader'")))["result"] == {}
         for _ in range(20):
-            block = chain.next_block(transfers(chain, 2))
-            outcome = apply_block(store.state, store.app_hash, block, chain.config)
-            chain.apply(block)
-            assert chain.last_commit is not None
-            store.commit_block(block, chain.last_commit, outcome)
+            block, outcome = commit_next_outcome(chain, store, transfers(chain, 2))
             app.events.publish(block, outcome, store.app_hash)
             ws.tell(call())
         heights: set[str] = set()

@@ -16,7 +16,6 @@ import trio
 import trio.testing
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from chain.transition import apply_block
 from node.rpc import transport
 from node.rpc.server import RpcApp
 from node.rpc.transport import Server
@@ -25,7 +24,7 @@ from storage.store import Store
 
 from chainkit import LocalChain
 from rpckit import make_app
-from storekit import GENESIS_HASH, transfers
+from storekit import GENESIS_HASH, commit_next_outcome, transfers
 
 Address = tuple[str, int]
 
@@ -228,11 +227,7 @@ async def test_websocket_answers_and_events_leave_whole_one_after_another() -> N
     store = Store.open(MemoryKV({}), chain.genesis, GENESIS_HASH)
     published = []
     for _ in range(10):
-        block = chain.next_block(transfers(chain, 20))
-        outcome = apply_block(store.state, store.app_hash, block, chain.config)
-        chain.apply(block)
-        assert chain.last_commit is not None
-        store.commit_block(block, chain.last_commit, outcome)
+        block, outcome = commit_next_outcome(chain, store, transfers(chain, 20))
         published.append((block, outcome, store.app_hash))
     async with serving(app) as (host, port), open_websocket_url(f"ws://{host}:{port}/websocket") as ws:
         await ws.send_message(json.dumps(call("subscribe", "sub", query="tm.event='Tx'")))
