@@ -105,16 +105,6 @@ class _Stream:
             await self.stream.aclose()
 
 
-def refusal(status: int, data: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """An HTTP answer for a request the server itself refuses: ``status`` and a JSON-RPC
-    error whose ``data`` says why."""
-    body = json.dumps({"jsonrpc": "2.0", "id": -1, "error": {"code": INVALID_REQUEST,
-                                                              "message": "Invalid Request", "data": data}})
-    encoded = body.encode()
-    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(encoded)).encode()),
-                    (b"connection", b"close")], encoded
-
-
 class Server:
     """Serves ``app`` on listeners; ``max_message_bytes`` bounds a WebSocket message
     (characters of a text message, bytes of a binary one)."""
@@ -308,8 +298,11 @@ class _Http:
         await self.conn.write(b"".join(lines))
 
     async def refuse(self, status: int, data: str) -> None:
-        status, headers, body = refusal(status, data)
-        await self.respond(status, headers, body, keep_alive=False)
+        """Answer a request the server itself refuses: ``status``, and a JSON-RPC error
+        whose ``data`` says why; the connection then closes."""
+        error = {"code": INVALID_REQUEST, "message": "Invalid Request", "data": data}
+        body = json.dumps({"jsonrpc": "2.0", "id": -1, "error": error})
+        await self.respond(status, [(b"content-type", b"application/json")], body.encode(), keep_alive=False)
 
     def scope(self, kind: str, head: _Head) -> dict[str, Any]:
         target = head.target
