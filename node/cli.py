@@ -25,7 +25,8 @@ from chain.params import Params
 from node import devnet
 from node.cli_bench import bench
 from node.cli_genesis import genesis
-from node.cli_wallet import keys, query, status, tx
+from node.cli_status import status
+from node.cli_wallet import keys, query, tx
 from node.config import Config, P2pConfig, load
 from node.daemon import InjectedFaults, Node
 from node.home import Home, init_home, warn_exposed_secrets, write_private
