@@ -332,8 +332,9 @@ class Node:
                     nursery.cancel_scope.cancel()
             finally:
                 self.driver = None
-            log.info("behind the network: syncing", extra={"height": self.store.height,
-                                                           "target": self.sync.target()})
+            # at debug: sync's "catching up" line, next, says as much to the operator
+            log.debug("behind the network: syncing", extra={"height": self.store.height,
+                                                            "target": self.sync.target()})
 
     async def _until_behind(self) -> None:
         """Return once peers have reported heights more than ``FALLEN_BEHIND`` above
