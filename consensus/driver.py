@@ -365,7 +365,7 @@ class Driver:
         self._decided.pop(height - KEEP_DECIDED, None)
         self._helped.pop(height - KEEP_DECIDED, None)
         self.committed_rounds[height] = decision.round
-        log.info("committed", extra={"height": height, "round": decision.round,
+        log.info("committed", extra={"height": height, "round": decision.round, "txs": len(block.txs),
                                      "block_id": decision.block_id.hex()})
 
     def _start_at(self, height: int, header_time: int) -> int:

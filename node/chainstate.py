@@ -187,9 +187,9 @@ class NodeChain:
 
         started = time.monotonic()
         block = await trio.to_thread.run_sync(build)
-        log.info("block built", extra={"height": block.header.height, "round": round_, "txs": len(block.txs),
-                                       "candidates": len(candidates), "max_bytes": max_bytes,
-                                       "seconds": round(time.monotonic() - started, 3)})
+        log.debug("block built", extra={"height": block.header.height, "round": round_, "txs": len(block.txs),
+                                        "candidates": len(candidates), "max_bytes": max_bytes,
+                                        "seconds": round(time.monotonic() - started, 3)})
         return block
 
     async def validate(self, block: Block) -> bool:
@@ -199,8 +199,8 @@ class NodeChain:
         except InvalidBlock as exc:
             log.warning("invalid block", extra={"height": block.header.height, "error": str(exc)})
             return False
-        log.info("block checked", extra={"height": block.header.height, "txs": len(block.txs),
-                                         "seconds": round(time.monotonic() - started, 3)})
+        log.debug("block checked", extra={"height": block.header.height, "txs": len(block.txs),
+                                          "seconds": round(time.monotonic() - started, 3)})
         self._outcomes[block.block_id()] = outcome
         return True
 

@@ -25,12 +25,14 @@ from chain.params import Params
 from node import devnet
 from node.cli_bench import bench
 from node.cli_genesis import genesis
-from node.cli_wallet import keys, query, status, tx
+from node.cli_status import status
+from node.cli_wallet import keys, query, tx
 from node.config import Config, P2pConfig, load
 from node.daemon import InjectedFaults, Node
 from node.home import Home, init_home, warn_exposed_secrets, write_private
 from node.logs import setup as setup_logs
 from node.networks import NETWORKS, network
+from node.syncbar import sync_display
 
 log = logging.getLogger("node")
 
@@ -228,7 +230,7 @@ def start_command(home_dir: Path, network_name: str | None, genesis_file: Path |
             _refuse_faults_on_public_network(faults, public)
         setup_logs(config.log.level, config.log.format)
         warn_exposed_secrets(home)
-        node = Node(home, config, faults)
+        node = Node(home, config, faults, sync_display(config.log.format))
         if test_equivocate or test_clock_offset_ms:
             log.warning("fault injection on: for fault tests only", extra={
                 "clock_offset_ms": test_clock_offset_ms, "equivocate": test_equivocate})

@@ -275,16 +275,6 @@ def tx_endorse(attestation_id: str, score: int, **kw: Any) -> None:
 # --- queries ---------------------------------------------------------------------------
 
 
-@click.command("status")
-@node_option
-def status(node_url: str) -> None:
-    """The node's chain, height, latest block and validator."""
-    try:
-        _print(Client(node_url).call("status"))
-    except ClientError as exc:
-        _fail(str(exc))
-
-
 @click.group("query")
 def query() -> None:
     """Read the chain's state from a node."""

@@ -43,7 +43,7 @@ from node.networks import network
 from node.rpc.events import EventBus
 from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
-from node.sync import BlockSync
+from node.sync import BlockSync, SyncDisplay
 from node.txintake import TxIntake
 from node.view import Counters, Job
 from p2p.blocks import Announcement, BlockExchange
@@ -101,7 +101,8 @@ class Node:
     with ``await nursery.start(node.run)``; the store closes when ``run`` ends. It is the
     :class:`~node.view.NodeView` its RPC methods and metrics read."""
 
-    def __init__(self, home: Home, config: Config, faults: InjectedFaults = InjectedFaults()) -> None:
+    def __init__(self, home: Home, config: Config, faults: InjectedFaults = InjectedFaults(),
+                 sync_display: SyncDisplay | None = None) -> None:
         self.home = home
         self.config = config
         self.faults = faults
@@ -159,7 +160,7 @@ class Node:
                 self._address = address_of(self.validator_key.public_key)
             home.wal_dir.parent.mkdir(parents=True, exist_ok=True)
             self.wal = Wal.open(home.wal_dir, start_height=store.height)
-            self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights)
+            self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights, sync_display)
             self.metrics = Metrics(self)
             self.rpc = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events,
                               home.rpc_token())
@@ -331,8 +332,9 @@ class Node:
                     nursery.cancel_scope.cancel()
             finally:
                 self.driver = None
-            log.info("behind the network: syncing", extra={"height": self.store.height,
-                                                           "target": self.sync.target()})
+            # at debug: sync's "catching up" line, next, says as much to the operator
+            log.debug("behind the network: syncing", extra={"height": self.store.height,
+                                                            "target": self.sync.target()})
 
     async def _until_behind(self) -> None:
         """Return once peers have reported heights more than ``FALLEN_BEHIND`` above

@@ -16,8 +16,9 @@ consensus. Before consensus gives way to sync, the claim is put to the test
 (:meth:`BlockSync.confirm_behind`): a peer must serve the height being decided with a
 commit that verifies, the proof that the network has moved on.
 
-Progress (height, target, blocks/s, ETA) is logged every few seconds and shown in
-``status`` (``catching_up``) and the metrics.
+Progress (height, target, blocks/s, ETA) is shown as the node's :class:`SyncDisplay`
+shows it (a log line every few seconds, :class:`ProgressLines`, unless the command line
+chose a bar), and in ``status`` (``catching_up``) and the metrics.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
@@ -73,15 +75,44 @@ class Progress:
         return (self.target - self.height) / rate if rate > 0 else None
 
 
+class SyncDisplay(Protocol):
+    """How a sync shows its progress: ``show`` every ``every_s`` seconds while it runs
+    (``progress`` as of ``now``, trio's clock), ``done`` once it ends."""
+
+    @property
+    def every_s(self) -> float: ...
+
+    def show(self, progress: Progress, now: float) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class ProgressLines:
+    """Progress as an info line every ``PROGRESS_EVERY_S``: height, target, blocks/s, ETA."""
+
+    every_s = PROGRESS_EVERY_S
+
+    def show(self, progress: Progress, now: float) -> None:
+        eta = progress.eta(now)
+        log.info("syncing", extra={"height": progress.height, "target": progress.target,
+                                   "blocks_per_s": round(progress.rate(now), 1),
+                                   "eta_s": round(eta) if eta is not None else None})
+
+    def done(self) -> None:
+        pass
+
+
 class BlockSync:
-    """See the module docstring. ``peer_heights`` gives each peer's known height."""
+    """See the module docstring. ``peer_heights`` gives each peer's known height;
+    ``display`` shows the progress of each catch-up (:class:`ProgressLines` if None)."""
 
     def __init__(self, chain: NodeChain, blocks: BlockExchange, network: Network,
-                 peer_heights: Callable[[], dict[PeerId, int]]) -> None:
+                 peer_heights: Callable[[], dict[PeerId, int]], display: SyncDisplay | None = None) -> None:
         self.chain = chain
         self.blocks = blocks
         self.network = network
         self.peer_heights = peer_heights
+        self.display: SyncDisplay = display if display is not None else ProgressLines()
         self.progress: Progress | None = None
         self._fetched: dict[int, tuple[PeerId, Block, Commit]] = {}
         self._pending: set[int] = set()
@@ -176,6 +207,7 @@ class BlockSync:
             self._fetched.clear()
             self._prechecked.clear()
             self.progress = None
+            self.display.done()
         log.info("caught up", extra={"height": self.chain.height})
 
     def _request_more(self, nursery: trio.Nursery) -> None:
@@ -259,13 +291,9 @@ class BlockSync:
 
     async def _report(self) -> None:
         while True:
-            await trio.sleep(PROGRESS_EVERY_S)
+            await trio.sleep(self.display.every_s)
             progress = self.progress
             if progress is None:
                 return
-            now = trio.current_time()
             progress.target = self.target()
-            eta = progress.eta(now)
-            log.info("syncing", extra={"height": progress.height, "target": progress.target,
-                                       "blocks_per_s": round(progress.rate(now), 1),
-                                       "eta_s": round(eta) if eta is not None else None})
+            self.display.show(progress, trio.current_time())

@@ -302,6 +302,14 @@ async def _no_dials() -> None:
     """What py-libp2p's auto-connector does here: nothing."""
 
 
+class _GossipSub(GossipSub):
+    """GossipSub that dials no peer a peer's PRUNE names (peer exchange), whoever sent
+    it: the node's peers come from its peer manager only."""
+
+    async def _do_px(self, px_peers: list[Any]) -> None:
+        pass
+
+
 async def _read_exact(stream: Any, n: int) -> bytes:
     # Whatever has arrived, in one read: each read waits its turn on the event loop,
     # and on a loaded node a turn can take a few hundred ms (bench/load.py: a 2.6 MB
@@ -364,8 +372,8 @@ class Libp2pNetwork:
         swarm.auto_connector.maybe_connect = _no_dials
         # py-libp2p's own spam protection caps every peer at 10 messages a second per
         # topic, and drops the rest: far below a node's tx and vote traffic.
-        self._router: Any = GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
-                                      heartbeat_interval=HEARTBEAT_SECONDS, spam_protection_enabled=False)
+        self._router: Any = _GossipSub([GOSSIPSUB_PROTOCOL], MESH_DEGREE, MESH_LOW, MESH_HIGH,
+                                       heartbeat_interval=HEARTBEAT_SECONDS, spam_protection_enabled=False)
         self._pubsub: Any = _Pubsub(self._host, self._router,
                                     on_garbage=lambda peer, why: self.ban(PeerId(peer.to_base58()), why))
         self.book = PeerBook()

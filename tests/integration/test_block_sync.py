@@ -16,7 +16,7 @@ from chain.types import Block, Commit
 from node.chainstate import NodeChain
 from node.config import MempoolConfig
 from node.mempool import Mempool
-from node.sync import UNSERVED_PENALTY, BlockSync
+from node.sync import UNSERVED_PENALTY, BlockSync, Progress
 from p2p.blocks import Announcement, BlockExchange
 from p2p.memory import MemoryHub
 from p2p.network import INVALID_MESSAGE_PENALTY, Validation
@@ -173,3 +173,34 @@ async def test_a_range_not_served_after_a_lower_one_keeps_the_lower_cap() -> Non
     sync._doubt(liar, 7)
     sync._doubt(liar, 27)
     assert sync.heights()[liar] == 6
+
+
+
+class Shown:
+    """A sync display that records (height, target) at each ``show``, and how many shows
+    there had been at each ``done``."""
+
+    every_s = 0.001
+
+    def __init__(self) -> None:
+        self.shows: list[tuple[int, int]] = []
+        self.dones: list[int] = []
+
+    def show(self, progress: Progress, now: float) -> None:
+        self.shows.append((progress.height, progress.target))
+
+    def done(self) -> None:
+        self.dones.append(len(self.shows))
+
+
+async def test_a_catch_up_shows_its_progress_on_its_display_and_ends_it() -> None:
+    scene = Scene(honest="chain")
+    shown = Shown()
+    scene.sync.display = shown
+    scene.claims[scene.peers["honest"]] = HEIGHTS
+    with trio.fail_after(30):
+        await scene.sync.catch_up()
+    assert shown.shows and shown.dones == [len(shown.shows)]  # shown as it went, then ended once
+    assert {target for _, target in shown.shows} == {HEIGHTS}
+    heights = [h for h, _ in shown.shows]
+    assert heights == sorted(heights) and heights[-1] <= HEIGHTS

@@ -127,7 +127,7 @@ class Started:
             self.events.append("checked")
             return warn_exposed_secrets(home)
 
-        def build(home: Home, config: Config, faults: InjectedFaults) -> object:
+        def build(home: Home, config: Config, faults: InjectedFaults, sync_display: object) -> object:
             self.events.append("built")
             self.nodes.append((home, config, faults))
             return object()

@@ -107,7 +107,7 @@ def test_start_runs_with_the_command_lines_variables_set(tmp_path: Path,
     home), gets as far as building the node."""
     built: list[Config] = []
 
-    def build(home: object, config: Config, faults: object) -> object:
+    def build(home: object, config: Config, faults: object, sync_display: object) -> object:
         built.append(config)
         return object()
 
