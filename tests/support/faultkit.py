@@ -290,7 +290,7 @@ def check(net: Devnet, client: Client, healed_at: float, healed_height: int) -> 
 
     culprits = {net.address(i) for i in net.byzantine}
     evidence = [e["value"] for b in chains[0] for e in b["block"]["evidence"]["evidence"]]
-    against = {e["validator_address"] for e in evidence}
+    against = {e["vote_a"]["validator_address"] for e in evidence}
     assert against <= culprits, f"evidence against honest validators: {against - culprits}"
     validators = {v["address"]: v for v in rpc(net.ports[0], "bizra_validators")["validators"]}
     honest_bond = max(int(v["bond"]) for a, v in validators.items() if a not in culprits)
