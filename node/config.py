@@ -70,7 +70,9 @@ class RpcConfig:
 
 @dataclass(frozen=True, slots=True)
 class MempoolConfig:
-    max_txs: int = 50_000
+    max_txs: int = 200_000
+    """Two blocks' worth at the default ``max_block_txs`` (100,000): a validator whose
+    clients send more than one block a height can still fill the next."""
     max_bytes: int = 64 << 20
     max_per_sender: int = 1_000
     max_loop_lag_ms: int = 1_000
