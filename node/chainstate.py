@@ -3,8 +3,9 @@ validates and commits (:class:`consensus.driver.Chain`).
 
 Blocks are built from the mempool's txs (only those the block can carry), validated
 and executed in a worker thread (the event loop keeps serving peers and RPC meanwhile),
-and committed in one synced write together with the proposer priorities of their
-height, so a restarted node picks the same proposers as its peers.
+and committed in one write together with the proposer priorities of their height, so
+a restarted node picks the same proposers as its peers. That write is synced, except
+for block sync's, which syncs one in ``DURABLE_EVERY`` (node/sync.py).
 """
 
 from __future__ import annotations
@@ -224,9 +225,10 @@ class NodeChain:
             if valid:
                 self.verified.add(hashes[i])
 
-    async def apply_synced(self, block: Block, commit: Commit) -> None:
+    async def apply_synced(self, block: Block, commit: Commit, *, durable: bool = True) -> None:
         """Check that ``commit`` finalizes ``block`` (the next height) with the validator
-        set of its height, execute it and commit it. InvalidBlock if either fails."""
+        set of its height, execute it and commit it (``durable``: as
+        :meth:`Store.commit_block` takes it). InvalidBlock if either fails."""
         height = block.header.height
         if height != self.height + 1:
             raise InvalidBlock(f"block {height} does not follow height {self.height}")
@@ -237,9 +239,14 @@ class NodeChain:
             return self._execute(block)
 
         self._outcomes[block.block_id()] = await trio.to_thread.run_sync(check_and_execute)
-        await self.commit(block, commit)
+        await self.commit(block, commit, durable=durable)
 
-    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
+    async def make_durable(self) -> None:
+        """Put the heights committed without ``durable`` on stable storage."""
+        await trio.to_thread.run_sync(self.store.make_durable)
+
+    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None, *,
+                     durable: bool = True) -> None:
         height = block.header.height
         outcome = self._outcomes.pop(block.block_id(), None)
         if outcome is None:
@@ -247,7 +254,7 @@ class NodeChain:
         state = encode_priorities(self.priorities(height))
 
         def write() -> None:  # the store's writes, one thread at a time
-            self.store.commit_block(block, commit, outcome, consensus_state=state)
+            self.store.commit_block(block, commit, outcome, consensus_state=state, durable=durable)
             if self.keep_heights and height % PRUNE_EVERY == 0:
                 pruned = self.store.prune(self.keep_heights)
                 log.info("state pruned", extra={"height": height, "heights_pruned": pruned})

@@ -398,12 +398,14 @@ class Node:
         """Announce each block this node commits; and the last one again while no new
         one comes, every ``ANNOUNCE_AGAIN_S``: a node that missed the announcements (cut
         off, paused) learns it is behind and syncs, instead of waiting for the next
-        block, which may need its vote."""
+        block, which may need its vote. Blocks applied by block sync are not announced:
+        the peers they came from are ahead, and the last one is announced again once the
+        sync ends."""
         last: Block | None = None
         while True:
             with trio.move_on_after(ANNOUNCE_AGAIN_S):
                 last, _ = await self._committed.receive()
-            if last is None:
+            if last is None or self.sync.progress is not None:
                 continue
             height = last.header.height
             commit = self.store.blocks.commit(height)

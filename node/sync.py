@@ -8,6 +8,14 @@ than 2/3 of the validator set of its height (the set this node's state says), an
 every rule of the state transition. A peer that sends a block that fails is penalized
 and its range is asked of another peer.
 
+Blocks are executed one at a time, and everything else happens beside them: ranges
+are fetched ahead, and the tx signatures of the ``PRECHECK_AHEAD`` fetched blocks that
+come next are checked on other cores while a block executes (a block whose check is
+still running waits for it rather than checking again). Each height is committed
+atomically but synced to disk only every ``DURABLE_EVERY`` blocks and when the sync
+ends: a killed node loses nothing, and a power cut can cost only the heights after the
+last synced one, which it fetches again.
+
 A reported height is a claim, not a fact. A peer that does not serve a range it claims
 to have (it answers with nothing, refuses, fails or times out) loses score, and for
 ``DOUBT_S`` sync takes its height to be below that range: the target drops back, and a
@@ -52,7 +60,9 @@ PROGRESS_EVERY_S = 3.0
 IDLE_WAIT_S = 0.2
 """With nothing to apply, how long sync waits for a request to end before it looks again."""
 PRECHECK_AHEAD = 4
-"""Fetched blocks after the next whose tx signatures are checked ahead of execution."""
+"""Fetched blocks, from the next, whose tx signatures are checked ahead of execution."""
+DURABLE_EVERY = 100
+"""One synced block write in this many (and the sync's last)."""
 PROBES = 3
 """Peers asked, all at once, to prove that the node is behind."""
 
@@ -120,8 +130,9 @@ class BlockSync:
         self._requests = 0
         self._answered = trio.Event()
         """Set when a request ends: its blocks may be the next to apply."""
-        self._prechecked: set[int] = set()
-        """Heights of fetched blocks whose signatures are being, or were, checked ahead."""
+        self._prechecks: dict[bytes, trio.Event] = {}
+        """Fetched blocks (by id) whose signatures are being, or were, checked ahead: set
+        when done."""
         self._doubted: dict[PeerId, tuple[int, float]] = {}
         """Peers that did not serve a height they claimed: the height trusted of each, and
         until when."""
@@ -203,9 +214,10 @@ class BlockSync:
                             await self._answered.wait()
                     self._answered = trio.Event()
                 nursery.cancel_scope.cancel()
+            await self.chain.make_durable()
         finally:
             self._fetched.clear()
-            self._prechecked.clear()
+            self._prechecks.clear()
             self.progress = None
             self.display.done()
         log.info("caught up", extra={"height": self.chain.height})
@@ -228,16 +240,28 @@ class BlockSync:
             nursery.start_soon(self._fetch, random.choice(holders), span)
 
     def _precheck_more(self, nursery: trio.Nursery) -> None:
-        """Check, in worker threads, the tx signatures of the fetched blocks after the
-        next one (``PRECHECK_AHEAD`` of them): while a block executes, the signatures of
-        those that follow are checked, and each comes to execution with its own done."""
-        following = self.chain.height + 2
-        self._prechecked = {h for h in self._prechecked if h >= following}
+        """Check, in worker threads, the tx signatures of the ``PRECHECK_AHEAD`` fetched
+        blocks from the next one on: while a block executes, the signatures of those
+        that follow are checked, and each comes to execution with its own done."""
+        following = self.chain.height + 1
+        wanted = {}
         for height in range(following, following + PRECHECK_AHEAD):
             entry = self._fetched.get(height)
-            if entry is not None and height not in self._prechecked:
-                self._prechecked.add(height)
-                nursery.start_soon(trio.to_thread.run_sync, self.chain.precheck, entry[1])
+            if entry is not None:
+                block = entry[1]
+                block_id = block.block_id()
+                done = self._prechecks.get(block_id)
+                if done is None:
+                    done = trio.Event()
+                    nursery.start_soon(self._precheck, block, done)
+                wanted[block_id] = done
+        self._prechecks = wanted
+
+    async def _precheck(self, block: Block, done: trio.Event) -> None:
+        try:
+            await trio.to_thread.run_sync(self.chain.precheck, block)
+        finally:
+            done.set()
 
     async def _fetch(self, peer: PeerId, span: range) -> None:
         try:
@@ -272,11 +296,16 @@ class BlockSync:
         """Apply the fetched blocks that come next (checking ahead the signatures of
         those that follow); whether any was."""
         applied = False
-        while (entry := self._fetched.pop(self.chain.height + 1, None)) is not None:
+        while (entry := self._fetched.get(self.chain.height + 1)) is not None:
             self._precheck_more(nursery)
+            del self._fetched[self.chain.height + 1]
             peer, block, commit = entry
+            checking = self._prechecks.get(block.block_id())
+            if checking is not None:
+                await checking.wait()
+            height = block.header.height
             try:
-                await self.chain.apply_synced(block, commit)
+                await self.chain.apply_synced(block, commit, durable=height % DURABLE_EVERY == 0)
             except InvalidBlock as exc:
                 self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"sent an invalid block: {exc}")
                 log.warning("synced block refused", extra={"peer": peer, "height": block.header.height,

@@ -119,10 +119,16 @@ class Store:
             raise
 
     def commit_block(self, block: Block, seen_commit: Commit, outcome: BlockOutcome, *,
-                     consensus_state: bytes | None = None) -> bytes:
+                     consensus_state: bytes | None = None, durable: bool = True) -> bytes:
         """Store ``block`` (the next height), the commit this node saw for it, its
         executed ``outcome`` and ``consensus_state`` (see :meth:`consensus_state`) in one
-        synced batch; return the new state root.
+        atomic batch; return the new state root.
+
+        With ``durable`` the batch is synced: it is on stable storage when this returns.
+        Without, it is in the operating system's hands: a killed process loses nothing,
+        but a power cut or kernel crash may take this height and those after it back to
+        the last durable one (never a part of a height). Block sync writes so, with a
+        durable write every few blocks and at its end (:meth:`make_durable`).
 
         If :meth:`advance_state` ran for this height, it must have been given
         ``outcome.changes``. After a failure here the store refuses all further writes.
@@ -136,7 +142,7 @@ class Store:
         if not self.state.advanced(height):
             self.advance_state(height, outcome.changes)
         try:
-            batch = self._kv.write_batch(sync=True)
+            batch = self._kv.write_batch(sync=durable)
             self.txs.stage(batch, height, block.txs, outcome.tx_hashes, outcome.results)
             self.blocks.stage(batch, block, seen_commit)
             app_hash = self.state.stage(batch, height)
@@ -149,6 +155,18 @@ class Store:
             raise StorageError(f"cannot write block {height}: {exc}") from exc
         self.state.written(height)
         return app_hash
+
+    def make_durable(self) -> None:
+        """Put every height written so far on stable storage (one synced write; the
+        key/value store's log is sequential, so it carries the writes before it)."""
+        self._check_usable()
+        batch = self._kv.write_batch(sync=True)
+        batch.put(schema.LATEST, dumps([self.height, self.app_hash]))
+        try:
+            batch.write()
+        except Exception as exc:
+            self._failed = f"syncing height {self.height} to disk: {exc}"
+            raise StorageError(f"cannot sync height {self.height} to disk: {exc}") from exc
 
     def consensus_state(self) -> bytes | None:
         """What :meth:`commit_block` was last given as ``consensus_state`` (written with
