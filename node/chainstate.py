@@ -233,33 +233,42 @@ class NodeChain:
         if height != self.height + 1:
             raise InvalidBlock(f"block {height} does not follow height {self.height}")
         members = self.members(height)
+        priorities = encode_priorities(self.priorities(height))
 
-        def check_and_execute() -> BlockOutcome:
+        def check_execute_write() -> BlockOutcome:  # one trip to a thread: sync's path
             verify_commit(self.config.chain_id, commit, members, height, block.block_id())
-            return self._execute(block)
+            outcome = self._execute(block)
+            self._write(block, commit, outcome, priorities, durable)
+            return outcome
 
-        self._outcomes[block.block_id()] = await trio.to_thread.run_sync(check_and_execute)
-        await self.commit(block, commit, durable=durable)
+        outcome = await trio.to_thread.run_sync(check_execute_write)
+        self._committed(block, commit, outcome, None)
 
     async def make_durable(self) -> None:
         """Put the heights committed without ``durable`` on stable storage."""
         await trio.to_thread.run_sync(self.store.make_durable)
 
-    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None, *,
-                     durable: bool = True) -> None:
+    async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
         height = block.header.height
         outcome = self._outcomes.pop(block.block_id(), None)
         if outcome is None:
             outcome = await trio.to_thread.run_sync(self._execute, block)
-        state = encode_priorities(self.priorities(height))
+        priorities = encode_priorities(self.priorities(height))
+        await trio.to_thread.run_sync(self._write, block, commit, outcome, priorities, True)
+        self._committed(block, commit, outcome, decided_in_s)
 
-        def write() -> None:  # the store's writes, one thread at a time
-            self.store.commit_block(block, commit, outcome, consensus_state=state, durable=durable)
-            if self.keep_heights and height % PRUNE_EVERY == 0:
-                pruned = self.store.prune(self.keep_heights)
-                log.info("state pruned", extra={"height": height, "heights_pruned": pruned})
+    def _write(self, block: Block, commit: Commit, outcome: BlockOutcome, priorities: bytes,
+               durable: bool) -> None:
+        """The store's writes of a block (in a worker thread, one at a time)."""
+        height = block.header.height
+        self.store.commit_block(block, commit, outcome, consensus_state=priorities, durable=durable)
+        if self.keep_heights and height % PRUNE_EVERY == 0:
+            pruned = self.store.prune(self.keep_heights)
+            log.info("state pruned", extra={"height": height, "heights_pruned": pruned})
 
-        await trio.to_thread.run_sync(write)
+    def _committed(self, block: Block, commit: Commit, outcome: BlockOutcome,
+                   decided_in_s: float | None) -> None:
+        height = block.header.height
         self._adapt_proposal_limit(block, commit.round, decided_in_s)
         self._outcomes.clear()
         self._priorities = {h: p for h, p in self._priorities.items() if h > height}

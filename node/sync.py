@@ -293,10 +293,11 @@ class BlockSync:
         log.info("peer did not serve a height it claimed", extra={"peer": peer, "height": unserved})
 
     async def _apply_ready(self, nursery: trio.Nursery) -> bool:
-        """Apply the fetched blocks that come next (checking ahead the signatures of
-        those that follow); whether any was."""
+        """Apply the fetched blocks that come next (asking for more, and checking ahead
+        the signatures of those that follow, as each goes); whether any was."""
         applied = False
         while (entry := self._fetched.get(self.chain.height + 1)) is not None:
+            self._request_more(nursery)
             self._precheck_more(nursery)
             del self._fetched[self.chain.height + 1]
             peer, block, commit = entry
