@@ -2,10 +2,8 @@
 
 It builds, once, a chain of ``--blocks`` blocks of ``--txs`` transfers (defaults 1,000 ×
 1,000) on a devnet of one validator and one full node: the genesis funds ``--txs``
-accounts, and each block carries one transfer from every account (nonce: the height
-minus one; fee: the least a transfer is due, §3.4), signed on all cores, built as the validator's
-proposer builds a block, executed and committed to the validator's store with a commit
-signed by the validator's key (by :class:`node.chainstate.NodeChain`, as the node does).
+accounts, and each block carries one transfer from every account, signed on all cores
+and committed to the validator's store as its consensus would (:mod:`node.devnet_history`).
 The devnet is kept in ``--cache``, by chain id and size, so later runs skip the build.
 
 Each run starts, on a copy of it, the validator and then the full node (a new home of
@@ -31,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import gc
 import json
 import os
@@ -42,41 +39,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import trio
 
-from chain.blocks import make_block
-from chain.commits import vote_sign_bytes
-from chain.crypto import BatchVerifier, PrivateKey, VerifiedCache, address_of, verify_many_in_background
-from chain.genesis import GenesisAccount
+from chain.crypto import BatchVerifier, address_of, verify_many_in_background
 from chain.ledger import Ledger
-from chain.params import USEED_PER_SEED, Params
-from chain.state import chain_config
-from chain.types import Block, Commit, CommitFlag, CommitSig, Vote, VoteType
-from node import devnet
-from node.chainstate import NodeChain
-from node.config import MempoolConfig
-from node.home import Home
-from node.loadgen import account_key
-from node.mempool import Mempool
+from chain.params import Params
+from node import devnet, devnet_history
 from node.verifier import ProcessVerifier
 from storage import schema
-from storage.store import Store
 
 from apply_block import Bench, floor_seconds, signed_transfers
 
 CHAIN = "bizra-sync-1"
-BALANCE = 1_000_000 * USEED_PER_SEED
-BLOCK_TIME_MS = 3_600_000
-"""The validator's next block is due an hour after the built chain's last one: it
-serves the chain rather than extending it while the full node syncs (from a cache more
-than an hour old, it makes one empty block as it starts, then none)."""
 POLL_S = 0.25
 
 
@@ -92,67 +70,21 @@ def port_base() -> int:
 # --- the chain -----------------------------------------------------------------------
 
 
-@functools.cache
-def accounts(count: int) -> list[PrivateKey]:
-    return [account_key(i) for i in range(count)]
-
-
-def block_txs(args: tuple[int, int]) -> list[bytes]:
-    """The txs of block ``height``: a transfer from each of ``count`` accounts, each
-    paying another of them."""
-    height, count = args
-    return signed_transfers(CHAIN, accounts(count), [height - 1] * count, random.Random(height))
-
-
-def sign_commit(key: PrivateKey, block: Block) -> Commit:
-    """The commit of ``block`` by a set of one validator, ``key``'s; its precommit
-    timestamped as the driver does it: the clock, or just after the block's time."""
-    h = block.header
-    ts = max(time.time_ns(), h.time_ns + 1_000_000)
-    vote = Vote(VoteType.PRECOMMIT, h.height, 0, block.block_id(), ts, address_of(key.public_key), 0, b"")
-    return Commit(h.height, 0, block.block_id(),
-                  (CommitSig(CommitFlag.COMMIT, ts, key.sign(vote_sign_bytes(CHAIN, vote))),))
-
-
-async def commit_blocks(home: Home, signed: Iterator[list[bytes]], blocks: int) -> None:
-    """Each list of txs ``signed`` yields as the validator's next block, committed to
-    its store with the validator's commit."""
-    genesis, genesis_hash = home.genesis()
-    config = chain_config(genesis)
-    key = home.validator_key()
-    if key is None:
-        raise SystemExit(f"{home.path} has no validator key")
-    store = Store.open_leveldb(home.store_dir, genesis, genesis_hash)
-    try:
-        verified = VerifiedCache()
-        chain = NodeChain(store, genesis, config, Mempool(config, store.state, MempoolConfig(), verified),
-                          verified)
-        started = reported = time.monotonic()
-        for height, txs in enumerate(signed, start=1):
-            # What NodeChain.build_block makes of these txs (all of them are includable).
-            block = make_block(store.state, store.app_hash, config, txs=txs,
-                               proposer_address=address_of(key.public_key), time_ns=chain.next_block_time(),
-                               last_commit=store.blocks.seen_commit())
-            await chain.commit(block, sign_commit(key, block))
-            now = time.monotonic()
-            if now - reported >= 10 or height == blocks:
-                reported = now
-                rate = height / (now - started)
-                log(f"  built {height:,}/{blocks:,} blocks in {now - started:.0f} s "
-                    f"({rate:.1f} blocks/s, {(blocks - height) / rate:.0f} s left)")
-    finally:
-        store.close()
-
-
 def build(directory: Path, blocks: int, txs: int, ports: tuple[int, int]) -> None:
     """A devnet in ``directory`` whose validator's store holds the chain."""
-    funded = [GenesisAccount(address_of(k.public_key), BALANCE) for k in accounts(txs)]
     devnet.create(directory, 1, chain_id=CHAIN, p2p_port=ports[0], rpc_port=ports[1],
-                  params=Params(block_time_ms=BLOCK_TIME_MS), accounts=funded, full_nodes=1)
-    home = devnet.nodes(directory)[0].home
-    with ProcessPoolExecutor() as pool:
-        signed = pool.map(block_txs, [(h, txs) for h in range(1, blocks + 1)], chunksize=4)
-        trio.run(commit_blocks, home, signed, blocks)
+                  params=Params(block_time_ms=devnet_history.BLOCK_TIME_MS),
+                  accounts=devnet_history.funded(txs), full_nodes=1)
+    reported = [0.0]
+
+    def progress(height: int, seconds: float) -> None:
+        if seconds - reported[0] >= 10 or height == blocks:
+            reported[0] = seconds
+            rate = height / seconds
+            log(f"  built {height:,}/{blocks:,} blocks in {seconds:.0f} s "
+                f"({rate:.1f} blocks/s, {(blocks - height) / rate:.0f} s left)")
+
+    devnet_history.build(devnet.nodes(directory)[0].home, blocks, txs, progress=progress)
 
 
 def cached_chain(cache: Path, blocks: int, txs: int, ports: tuple[int, int],
@@ -305,7 +237,7 @@ def apply_block_figures(txs: int, repeat: int, verifier: BatchVerifier) -> dict[
     """bench/apply_block.py's apply and floor for blocks of ``txs`` transfers over as
     many accounts: the best of ``repeat`` blocks."""
     rng = random.Random(1)
-    senders = accounts(txs)
+    senders = devnet_history.senders(txs)
     bench = Bench(txs, senders, rng)
     applies, floors = [], []
     for _ in range(repeat):

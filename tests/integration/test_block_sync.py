@@ -5,13 +5,16 @@ own claim believed, and no claim stops consensus until a commit proves it."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
 
 import pytest
 import trio
 
 import node.sync
 import p2p.blocks
-from chain.crypto import VerifiedCache
+from chain.crypto import BatchVerifier, SignedItem, VerifiedCache, verify_many, verify_many_in_background
 from chain.types import Block, Commit
 from node.chainstate import NodeChain
 from node.config import MempoolConfig
@@ -21,7 +24,7 @@ from p2p.blocks import Announcement, BlockExchange
 from p2p.memory import MemoryHub
 from p2p.network import INVALID_MESSAGE_PENALTY, Validation
 from p2p.peers import PeerId
-from storage.memory import MemoryKV
+from storage.memory import MemoryBatch, MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
@@ -66,6 +69,33 @@ class ForgedCommits(Blocks):
         return dataclasses.replace(commit, signatures=forged)
 
 
+class WritesKV(MemoryKV):
+    """A memory store that notes, of each batch written, whether it was synced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.synced: list[bool] = []
+
+    def write_batch(self, *, sync: bool) -> MemoryBatch:
+        self.synced.append(sync)
+        return super().write_batch(sync=sync)
+
+
+class SlowChecks:
+    """A signature checker that answers after ``delay_s`` (so that checks overlap) and
+    counts the signatures it was given."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.checked = 0
+
+    def __call__(self, items: Sequence[SignedItem]) -> Future[list[bool]]:
+        self.checked += len(items)
+        answer: Future[list[bool]] = Future()
+        threading.Timer(self.delay_s, lambda: answer.set_result(verify_many(items))).start()
+        return answer
+
+
 class Scene:
     """A node at genesis (``me``, its ``sync``) on an in-memory network with one peer per
     keyword, serving: ``"chain"`` the ``HEIGHTS`` blocks of ``honest``, ``"forged"`` the
@@ -73,15 +103,18 @@ class Scene:
     answer, ``None`` no protocol at all (its requests fail); and ``claims``, the heights
     the peers report."""
 
-    def __init__(self, **serves: str | None) -> None:
+    def __init__(self, verifier: BatchVerifier = verify_many_in_background, **serves: str | None) -> None:
         local = LocalChain()
         self.honest = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
         for _ in range(HEIGHTS):
             commit_next(local, self.honest, transfers(local, 3))
-        self.behind = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+        self.kv = WritesKV()
+        self.behind = Store.open(self.kv, local.genesis, GENESIS_HASH)
+        self.kv.synced.clear()  # the genesis state's
         verified = VerifiedCache()
         chain = NodeChain(self.behind, local.genesis, local.config,
-                          Mempool(local.config, self.behind.state, MempoolConfig(), verified), verified)
+                          Mempool(local.config, self.behind.state, MempoolConfig(), verified), verified,
+                          verifier)
         empty = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
         hub = MemoryHub()
         self.me = hub.join("me")
@@ -204,3 +237,28 @@ async def test_a_catch_up_shows_its_progress_on_its_display_and_ends_it() -> Non
     assert {target for _, target in shown.shows} == {HEIGHTS}
     heights = [h for h, _ in shown.shows]
     assert heights == sorted(heights) and heights[-1] <= HEIGHTS
+
+
+async def test_each_synced_tx_signature_is_checked_once() -> None:
+    """A block whose signatures are being checked ahead waits for that check: it is not
+    checked again as the block executes."""
+    checks = SlowChecks(0.2)
+    scene = Scene(checks, honest="chain")
+    scene.claims[scene.peers["honest"]] = HEIGHTS
+    with trio.fail_after(30):
+        await scene.sync.catch_up()
+    assert scene.behind.height == HEIGHTS
+    assert checks.checked == sum(len(scene.honest.blocks.block(h).txs)  # type: ignore[union-attr]
+                                 for h in range(1, HEIGHTS + 1))
+
+
+async def test_sync_syncs_one_block_write_in_durable_every_and_its_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(node.sync, "DURABLE_EVERY", 2)
+    scene = Scene(honest="chain")
+    scene.claims[scene.peers["honest"]] = HEIGHTS
+    with trio.fail_after(30):
+        await scene.sync.catch_up()
+    assert scene.behind.height == HEIGHTS
+    # Heights 1 to 6, durable at 2, 4 and 6; then the end's.
+    assert scene.kv.synced == [False, True, False, True, False, True, True]
