@@ -9,7 +9,10 @@ and measures:
   every core, execution) plus the state-root update, i.e. what a node does per block;
 - floor: on the same txs, decode + signature check + hash, with signatures checked on
   every core while the main thread decodes and hashes;
-- the state-root update alone, for both state sizes, and their ratio.
+- the state-root update alone, for both state sizes, and their ratio;
+- with ``--store leveldb``, the state is in a node's store (LevelDB, in a temporary
+  directory) rather than in memory: apply reads it there, and each block is then
+  written as the node commits it (the write timed apart, not in apply).
 
 In both apply and floor, signatures are checked by the node's worker processes
 (``--threads``: by threads in this process, for comparison).
@@ -25,14 +28,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import importlib.util
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +53,7 @@ from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
 from chain.compiled import compiled_status
 from chain.crypto import BatchVerifier, PrivateKey, address_of, verify_many_in_background
-from chain.genesis import make_devnet_genesis
+from chain.genesis import GenesisAccount, make_devnet_genesis
 from chain.ledger import Ledger
 from chain.params import USEED_PER_SEED, Params
 from chain.sizes import ADDRESS_LEN
@@ -57,6 +63,8 @@ from chain.transition import apply_block, decode_tx, least_fee, sign_tx, tx_sign
 from chain.types import Block, Commit, CommitFlag, CommitSig, Transfer, Vote, VoteType, sha256
 from chain.validatorsets import validator_set_at
 from node.verifier import ProcessVerifier
+from storage.statestore import StateStore
+from storage.store import Store
 
 GENESIS_TIME_NS = 1_790_000_000_000_000_000
 
@@ -80,26 +88,40 @@ def signed_transfers(chain_id: str, senders: list[PrivateKey], nonces: list[int]
 
 
 class Bench:
-    """A chain of 4 validators whose state holds ``accounts`` funded accounts."""
+    """A chain of 4 validators whose state holds ``accounts`` funded accounts: in memory,
+    or with ``directory`` in a node's store (LevelDB) there, each block then committed
+    to it as the node commits it."""
 
-    def __init__(self, accounts: int, senders: list[PrivateKey], rng: random.Random) -> None:
+    def __init__(self, accounts: int, senders: list[PrivateKey], rng: random.Random,
+                 directory: Path | None = None) -> None:
         self.validators = [PrivateKey.from_seed(sha256(b"bench-validator" + bytes([i])))
                            for i in range(4)]
         genesis = make_devnet_genesis("bizra-bench-1", self.validators, GENESIS_TIME_NS,
                                       params=Params())
         self.config = chain_config(genesis)
-        self.state: MemoryState = state_from_genesis(genesis)
-        funded = dumps([1_000_000 * USEED_PER_SEED, 0])
-        changes: dict[bytes, bytes | None] = {account(address_of(k.public_key)): funded
-                                              for k in senders}
-        while len(changes) < accounts:
-            changes[account(rng.randbytes(ADDRESS_LEN))] = funded
+        funded = [address_of(k.public_key) for k in senders]
+        funded += [rng.randbytes(ADDRESS_LEN) for _ in range(accounts - len(funded))]
         t0 = time.perf_counter()
-        self.state.commit(changes)
+        self.store: Store | None = None
+        self.state: MemoryState | StateStore
+        if directory is None:
+            memory = state_from_genesis(genesis)
+            balance = dumps([1_000_000 * USEED_PER_SEED, 0])
+            memory.commit({account(a): balance for a in funded})
+            self.state = memory
+        else:
+            genesis = dataclasses.replace(genesis, accounts=(
+                *genesis.accounts, *(GenesisAccount(a, 1_000_000 * USEED_PER_SEED) for a in funded)))
+            self.store = Store.open_leveldb(directory, genesis, sha256(b"bench genesis"))
+            self.state = self.store.state
         self.build_s = time.perf_counter() - t0
         self.last_commit: Commit | None = None
         # An empty first block, so the measured block carries and checks a last commit.
         self.apply(self.next_block([]))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
     def next_block(self, txs: list[bytes]) -> Block:
         ledger = Ledger(self.state)
@@ -112,16 +134,24 @@ class Bench:
                           last_commit=self.last_commit)
 
     def apply(self, block: Block, verifier: BatchVerifier = verify_many_in_background
-              ) -> tuple[float, float]:
-        """Apply and commit ``block``; returns (seconds for the whole, for the root)."""
+              ) -> tuple[float, float, float]:
+        """Apply and commit ``block``; returns the seconds of apply and root, of the root
+        alone, and of the store's write (0 in memory)."""
+        commit = self.sign_commit(block)
         t0 = time.perf_counter()
-        outcome = apply_block(self.state, self.state.app_hash, block, self.config,
-                              verifier=verifier)
+        outcome = apply_block(self.state, self.state.app_hash, block, self.config, verifier=verifier)
         t1 = time.perf_counter()
-        self.state.commit(outcome.changes)
-        t2 = time.perf_counter()
-        self.last_commit = self.sign_commit(block)
-        return t2 - t0, t2 - t1
+        if self.store is None:
+            assert isinstance(self.state, MemoryState)
+            self.state.commit(outcome.changes)
+            t2 = t3 = time.perf_counter()
+        else:
+            self.store.advance_state(block.header.height, outcome.changes)
+            t2 = time.perf_counter()
+            self.store.commit_block(block, commit, outcome)
+            t3 = time.perf_counter()
+        self.last_commit = commit
+        return t2 - t0, t2 - t1, t3 - t2
 
     def sign_commit(self, block: Block) -> Commit:
         h = block.header.height
@@ -203,6 +233,9 @@ def main() -> None:
                         help="state sizes to measure (accounts)")
     parser.add_argument("--repeat", type=int, default=3, help="blocks per state size (best and median)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--store", choices=["memory", "leveldb"], default="memory",
+                        help="where the state is: in memory, or in a node's store (LevelDB, in a "
+                             "temporary directory), each block then written as the node writes it")
     parser.add_argument("--threads", action="store_true",
                         help="check signatures on threads instead of the node's worker processes")
     args = parser.parse_args()
@@ -222,12 +255,14 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()},
                                "compiled": compiled_status(), "txs_per_block": args.txs,
-                               "signature_checks": "threads" if args.threads else "worker processes"}
+                               "signature_checks": "threads" if args.threads else "worker processes",
+                               "store": args.store}
     per_size: dict[str, Any] = {}
     for accounts in args.accounts:
         log(f"building a state of {accounts:,} accounts ...")
-        bench = Bench(max(accounts, args.txs), senders, rng)
-        applies, roots, floors = [], [], []
+        directory = None if args.store == "memory" else Path(tempfile.mkdtemp(prefix="bizra-apply-"))
+        bench = Bench(max(accounts, args.txs), senders, rng, directory)
+        applies, roots, floors, writes = [], [], [], []
         for _ in range(args.repeat):
             ledger = Ledger(bench.state)
             nonces = [ledger.account(address_of(k.public_key)).nonce for k in senders]
@@ -236,9 +271,10 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
             gc.collect()
             floors.append(floor_seconds(bench.config.chain_id, txs, bench.config.params, verifier))
             gc.collect()
-            total, root = bench.apply(block, verifier)
+            total, root, write = bench.apply(block, verifier)
             applies.append(total)
             roots.append(root)
+            writes.append(write)
         best_apply, best_floor = min(applies), min(floors)
         entry = {
             "accounts": accounts,
@@ -246,6 +282,7 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
             "apply_s_best": round(best_apply, 4), "apply_s_median": round(statistics.median(applies), 4),
             "floor_s_best": round(best_floor, 4),
             "state_root_s_best": round(min(roots), 4),
+            "store_write_s_best": round(min(writes), 4) if directory is not None else None,
             "tx_per_s": round(args.txs / best_apply),
             "floor_tx_per_s": round(args.txs / best_floor),
             "ratio": round(best_floor / best_apply, 3),
@@ -253,9 +290,13 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
         per_size[str(accounts)] = entry
         print(f"{accounts:>10,} accounts: {entry['tx_per_s']:>7,} tx/s verify+apply+root   "
               f"floor {entry['floor_tx_per_s']:>7,} tx/s (decode+verify+hash, {os.cpu_count()} cores)   "
-              f"ratio {entry['ratio']:.2f}   state root {entry['state_root_s_best'] * 1e3:.1f} ms",
+              f"ratio {entry['ratio']:.2f}   state root {entry['state_root_s_best'] * 1e3:.1f} ms"
+              + (f"   store write {min(writes) * 1e3:.1f} ms" if directory is not None else ""),
               flush=True)
+        bench.close()
         del bench
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
         gc.collect()
     results["sizes"] = per_size
     sizes = [per_size[str(a)] for a in args.accounts]

@@ -20,20 +20,21 @@ INITIAL_REPUTATION = 500_000
 
 
 def attestation_score(
-    dims: tuple[int, int, int, int, int] | list[int],
+    dims: tuple[int, int, int, int, int],
     penalty: int,
-    weights: tuple[int, int, int, int, int] | list[int],
+    weights: tuple[int, int, int, int, int],
     max_penalty: int,
 ) -> int:
     """``raw = Σ w_i·dims_i // 1e6``; ``score = raw·(1e6 − min(penalty, max_penalty)) // 1e6``.
 
     Callers check the ranges first (dims and penalty in [0, 1e6]).
     """
-    acc = 0
-    for i in range(5):
-        acc += weights[i] * dims[i]
-    raw = acc // PPM
-    return raw * (PPM - min(penalty, max_penalty)) // PPM
+    # Typed tuples unpacked, the sum unrolled, no min(): compiled, this is integer
+    # arithmetic on unboxed values, with no generic indexing or call per term.
+    d0, d1, d2, d3, d4 = dims
+    w0, w1, w2, w3, w4 = weights
+    cut = penalty if penalty < max_penalty else max_penalty
+    return (w0 * d0 + w1 * d1 + w2 * d2 + w3 * d3 + w4 * d4) // PPM * (PPM - cut) // PPM
 
 
 def endorsement_outcome(endorsing_power: int, weighted_scores: int, total_power: int,

@@ -31,8 +31,8 @@ P = Params()
         ((333_333, 333_333, 333_333, 333_333, 333_333), 1, 333_332),  # floors, in order
     ],
 )
-def test_attestation_score_vectors(dims: tuple[int, ...], penalty: int, score: int) -> None:
-    assert attestation_score(dims, penalty, P.poi_weights, P.max_penalty) == score  # type: ignore[arg-type]
+def test_attestation_score_vectors(dims: tuple[int, int, int, int, int], penalty: int, score: int) -> None:
+    assert attestation_score(dims, penalty, P.poi_weights, P.max_penalty) == score
 
 
 def test_decision_needs_more_than_two_thirds_of_the_power() -> None:
