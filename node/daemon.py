@@ -45,6 +45,7 @@ from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
 from node.sync import BlockSync, SyncDisplay
 from node.txintake import TxIntake
+from node.verifier import ProcessVerifier
 from node.view import Counters, Job
 from p2p.blocks import Announcement, BlockExchange
 from p2p.host import Libp2pNetwork
@@ -134,9 +135,12 @@ class Node:
         self.store = store = Store.open_leveldb(home.store_dir, self.genesis, self.genesis_hash)
         try:
             self.verified = VerifiedCache()
-            self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified)
+            self.tx_signatures = ProcessVerifier()
+            """Txs' signature checks (blocks, sync, client batches): worker processes."""
+            self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified,
+                                   self.tx_signatures)
             self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified,
-                                   keep_heights=config.storage.keep_heights)
+                                   self.tx_signatures, keep_heights=config.storage.keep_heights)
             self.chain.listeners.append(self._on_commit)
             self.events = EventBus(self.chain.members)
             self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
@@ -201,6 +205,7 @@ class Node:
     def close(self) -> None:
         """Release what the constructor opened (the store): for a node that is not run,
         as ``run`` does it when it ends."""
+        self.tx_signatures.close()
         self.store.close()
 
     def advertised_addresses(self) -> list[str]:

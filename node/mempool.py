@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import trio
 
-from chain.crypto import VerifiedCache, address_of, verify_many
+from chain.crypto import BatchVerifier, VerifiedCache, address_of, verify_many, verify_many_in_background
 from chain.errors import BizraError, InvalidTx
 from chain.ledger import Ledger, StateReader
 from chain.params import ChainConfig
@@ -65,8 +65,12 @@ class Mempool:
     latest committed state."""
 
     def __init__(self, config: ChainConfig, state: StateReader, limits: MempoolConfig,
-                 verified: VerifiedCache) -> None:
+                 verified: VerifiedCache, verifier: BatchVerifier | None = None) -> None:
+        """``verifier`` checks the signatures of a batch of txs (the node's: worker
+        processes; by default, threads); a few at a time are checked on the event loop
+        instead."""
         self.config = config
+        self.verifier = verifier if verifier is not None else verify_many_in_background
         self.state = state
         self.limits = limits
         self.verified = verified
@@ -186,8 +190,8 @@ class Mempool:
 
     async def _check_signatures(self, entries: list[tuple[bytes, bytes, Tx]]) -> set[bytes]:
         """The hashes of ``entries`` whose signature is invalid; the valid ones join the
-        verified cache. Many are checked in a worker thread, a few on the event loop
-        (where a thread's round trip would cost more than the checks)."""
+        verified cache. Many are checked by the ``verifier``, a few on the event loop
+        (where a round trip would cost more than the checks)."""
         unchecked = [e for e in entries if e[1] not in self.verified]
         if not unchecked:
             return set()
@@ -196,7 +200,7 @@ class Mempool:
         if len(items) < INLINE_CHECKS:
             valid = verify_many(items)
         else:
-            valid = await trio.to_thread.run_sync(verify_many, items)
+            valid = await trio.to_thread.run_sync(self.verifier(items).result)
         forged = set()
         for (_, h, _), ok in zip(unchecked, valid, strict=True):
             if ok:

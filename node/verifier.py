@@ -27,7 +27,7 @@ from chain.crypto import SignedItem, verify_many, verify_many_in_background
 from chain.sizes import PUBLIC_KEY_LEN, SIGNATURE_LEN
 from node.verify_worker import U32
 
-PROCESS_BATCH = 1_024
+PROCESS_BATCH = 128
 """Smaller batches are checked by threads: shipping them costs more than it saves."""
 
 

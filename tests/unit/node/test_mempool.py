@@ -3,6 +3,9 @@ leave it in, and how a block cleans it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import Future
+
 import pytest
 
 import node.mempool
@@ -115,11 +118,17 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every batch of signatures the mempool checks, from now on."""
     sizes: list[int] = []
 
-    def counting(items: list[SignedItem]) -> list[bool]:
+    def counting(items: Sequence[SignedItem]) -> list[bool]:
         sizes.append(len(items))
         return verify_many(items)
 
-    monkeypatch.setattr(node.mempool, "verify_many", counting)
+    def counting_in_background(items: Sequence[SignedItem]) -> Future[list[bool]]:
+        done: Future[list[bool]] = Future()
+        done.set_result(counting(items))
+        return done
+
+    monkeypatch.setattr(node.mempool, "verify_many", counting)  # a few, on the event loop
+    monkeypatch.setattr(node.mempool, "verify_many_in_background", counting_in_background)
     return sizes
 
 

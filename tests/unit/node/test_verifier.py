@@ -45,7 +45,7 @@ def test_workers_agree_with_in_process_checks(verifier: ProcessVerifier) -> None
     items = batch(PROCESS_BATCH * 2 + 3)
     expected = verify_many(items)
     assert verifier(items).result() == expected
-    assert expected.count(False) > 100
+    assert expected.count(False) > len(items) // 10
     assert verifier(items[:10]).result() == expected[:10]  # small batches: threads
 
 
