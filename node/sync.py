@@ -17,7 +17,8 @@ ends: a killed node loses nothing, and a power cut can cost only the heights aft
 last synced one, which it fetches again.
 
 A reported height is a claim, not a fact. A peer that does not serve a range it claims
-to have (it answers with nothing, refuses, fails or times out) loses score, and for
+to have (it answers with nothing, or its requests fail ``FAILURES_TO_DOUBT`` times in a
+row: a request can fail on a healthy link, a stream refused or cut) loses score, and for
 ``DOUBT_S`` sync takes its height to be below that range: the target drops back, and a
 peer that lies about its height can neither hold a node in sync nor keep it from
 consensus. Before consensus gives way to sync, the claim is put to the test
@@ -63,6 +64,8 @@ PRECHECK_AHEAD = 4
 """Fetched blocks, from the next, whose tx signatures are checked ahead of execution."""
 DURABLE_EVERY = 100
 """One synced block write in this many (and the sync's last)."""
+FAILURES_TO_DOUBT = 3
+"""Requests to a peer that fail in a row (no answer at all) before it is doubted."""
 PROBES = 3
 """Peers asked, all at once, to prove that the node is behind."""
 
@@ -133,6 +136,8 @@ class BlockSync:
         self._prechecks: dict[bytes, trio.Event] = {}
         """Fetched blocks (by id) whose signatures are being, or were, checked ahead: set
         when done."""
+        self._failures: dict[PeerId, int] = {}
+        """Each peer's requests that failed since its last answer."""
         self._doubted: dict[PeerId, tuple[int, float]] = {}
         """Peers that did not serve a height they claimed: the height trusted of each, and
         until when."""
@@ -218,6 +223,7 @@ class BlockSync:
         finally:
             self._fetched.clear()
             self._prechecks.clear()
+            self._failures.clear()
             self.progress = None
             self.display.done()
         log.info("caught up", extra={"height": self.chain.height})
@@ -266,13 +272,18 @@ class BlockSync:
     async def _fetch(self, peer: PeerId, span: range) -> None:
         try:
             pairs = await self.blocks.fetch_blocks(peer, span.start, len(span))
+            self._failures.pop(peer, None)
             if not pairs:
                 self._doubt(peer, span.start)
             for block, commit in pairs:
                 self._fetched.setdefault(block.header.height, (peer, block, commit))
         except NetworkError as exc:
-            log.info("sync request failed", extra={"peer": peer, "start": span.start, "error": str(exc)})
-            self._doubt(peer, span.start)
+            failures = self._failures[peer] = self._failures.get(peer, 0) + 1
+            log.info("sync request failed", extra={"peer": peer, "start": span.start, "error": str(exc),
+                                                   "failures": failures})
+            if failures >= FAILURES_TO_DOUBT:
+                self._failures.pop(peer)
+                self._doubt(peer, span.start)
             await trio.sleep(IDLE_WAIT_S)
         finally:
             self._pending.difference_update(span)

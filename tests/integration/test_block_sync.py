@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 
 import pytest
@@ -15,6 +15,7 @@ import trio
 import node.sync
 import p2p.blocks
 from chain.crypto import BatchVerifier, SignedItem, VerifiedCache, verify_many, verify_many_in_background
+from chain.errors import BizraError
 from chain.types import Block, Commit
 from node.chainstate import NodeChain
 from node.config import MempoolConfig
@@ -31,6 +32,7 @@ from chainkit import LocalChain
 from storekit import GENESIS_HASH, commit_next, transfers
 
 HEIGHTS = 6
+FLAKY_FAILURES = node.sync.FAILURES_TO_DOUBT - 1
 
 
 class Blocks:
@@ -96,9 +98,24 @@ class SlowChecks:
         return answer
 
 
+class FailsFirst:
+    """A request handler whose first ``failures`` requests fail (a stream refused, say)."""
+
+    def __init__(self, handler: Callable[[PeerId, bytes], Awaitable[bytes]], failures: int) -> None:
+        self.handler = handler
+        self.failures = failures
+
+    async def __call__(self, peer: PeerId, request: bytes) -> bytes:
+        if self.failures:
+            self.failures -= 1
+            raise BizraError("stream refused")
+        return await self.handler(peer, request)
+
+
 class Scene:
     """A node at genesis (``me``, its ``sync``) on an in-memory network with one peer per
-    keyword, serving: ``"chain"`` the ``HEIGHTS`` blocks of ``honest``, ``"forged"`` the
+    keyword, serving: ``"chain"`` the ``HEIGHTS`` blocks of ``honest`` (``"flaky"``: after
+    failing its first ``FLAKY_FAILURES`` requests), ``"forged"`` the
     same with forged commit signatures, ``"nothing"`` no block, ``"stalls"`` never an
     answer, ``None`` no protocol at all (its requests fail); and ``claims``, the heights
     the peers report."""
@@ -121,7 +138,7 @@ class Scene:
         chain_id = local.config.chain_id
         self.peers: dict[str, PeerId] = {}
         sources = {"chain": Blocks(self.honest), "forged": ForgedCommits(self.honest),
-                   "nothing": Blocks(empty), "stalls": Blocks(self.honest)}
+                   "nothing": Blocks(empty), "stalls": Blocks(self.honest), "flaky": Blocks(self.honest)}
         for name, what in serves.items():
             peer = hub.join(name)
             hub.connect(self.me.local_id, peer.local_id)
@@ -129,6 +146,10 @@ class Scene:
                 exchange = BlockExchange(peer, chain_id, sources[what], ignore, max_block_bytes=1 << 22)
                 if what == "stalls":
                     peer.set_handler(exchange.blocks_protocol, never, max_request_bytes=64)
+                if what == "flaky":
+                    handler, limit = peer._handlers[exchange.blocks_protocol]
+                    peer.set_handler(exchange.blocks_protocol, FailsFirst(handler, FLAKY_FAILURES),
+                                     max_request_bytes=limit)
             self.peers[name] = peer.local_id
         mine = BlockExchange(self.me, chain_id, Blocks(self.behind), ignore, max_block_bytes=1 << 22)
         self.claims: dict[PeerId, int] = {}
@@ -262,3 +283,15 @@ async def test_sync_syncs_one_block_write_in_durable_every_and_its_end(
     assert scene.behind.height == HEIGHTS
     # Heights 1 to 6, durable at 2, 4 and 6; then the end's.
     assert scene.kv.synced == [False, True, False, True, False, True, True]
+
+
+async def test_a_peer_whose_requests_fail_a_few_times_is_not_doubted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed request is asked again: only ``FAILURES_TO_DOUBT`` failures in a row cost
+    the peer its claimed height (a long doubt would leave a node with one peer stuck)."""
+    monkeypatch.setattr(node.sync, "DOUBT_S", 3_600.0)
+    scene = Scene(peer="flaky")
+    scene.claims[scene.peers["peer"]] = HEIGHTS
+    with trio.fail_after(30):
+        await scene.sync.catch_up()
+    assert scene.behind.height == HEIGHTS
+    assert scene.sync.heights()[scene.peers["peer"]] == HEIGHTS
