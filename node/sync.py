@@ -229,18 +229,24 @@ class BlockSync:
         log.info("caught up", extra={"height": self.chain.height})
 
     def _request_more(self, nursery: trio.Nursery) -> None:
+        """Ask for the next ranges not asked yet, up to ``PARALLEL`` requests at once and
+        ``2 × PARALLEL`` ranges ahead; a range is ``RANGE`` blocks, shorter only when it
+        ends at the highest peer's height (a window that moved by a block or two waits
+        until a whole range fits: peers limit their requests per second)."""
         heights = self.heights()
         start = self.chain.height + 1
-        limit = min(max(heights.values(), default=0), start + RANGE * PARALLEL * 2 - 1)
+        top = max(heights.values(), default=0)
+        limit = min(top, start + RANGE * PARALLEL * 2 - 1)
         while self._requests < PARALLEL:
             while start <= limit and (start in self._pending or start in self._fetched):
                 start += 1
-            if start > limit:
+            end = min(start + RANGE, limit + 1)
+            if start > limit or (end - start < RANGE and end <= top):
                 return
             holders = [p for p, h in heights.items() if h >= start]
             if not holders:
                 return
-            span = range(start, min(start + RANGE, limit + 1))
+            span = range(start, end)
             self._pending.update(span)
             self._requests += 1
             nursery.start_soon(self._fetch, random.choice(holders), span)

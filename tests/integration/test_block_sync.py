@@ -14,6 +14,7 @@ import trio
 
 import node.sync
 import p2p.blocks
+from chain.codec import loads_canonical
 from chain.crypto import BatchVerifier, SignedItem, VerifiedCache, verify_many, verify_many_in_background
 from chain.errors import BizraError
 from chain.types import Block, Commit
@@ -133,7 +134,7 @@ class Scene:
                           Mempool(local.config, self.behind.state, MempoolConfig(), verified), verified,
                           verifier)
         empty = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
-        hub = MemoryHub()
+        self.hub = hub = MemoryHub()
         self.me = hub.join("me")
         chain_id = local.config.chain_id
         self.peers: dict[str, PeerId] = {}
@@ -152,6 +153,7 @@ class Scene:
                                      max_request_bytes=limit)
             self.peers[name] = peer.local_id
         mine = BlockExchange(self.me, chain_id, Blocks(self.behind), ignore, max_block_bytes=1 << 22)
+        self.blocks_protocol = mine.blocks_protocol
         self.claims: dict[PeerId, int] = {}
         self.sync = BlockSync(chain, mine, self.me, lambda: dict(self.claims))
 
@@ -295,3 +297,26 @@ async def test_a_peer_whose_requests_fail_a_few_times_is_not_doubted(monkeypatch
         await scene.sync.catch_up()
     assert scene.behind.height == HEIGHTS
     assert scene.sync.heights()[scene.peers["peer"]] == HEIGHTS
+
+
+async def test_ranges_are_asked_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As blocks are applied, the window of ranges ahead moves a block at a time: sync
+    asks for a range only once a whole one fits (or it ends at the peer's height), not
+    for each block the window moved (requests that a peer's rate limit would refuse)."""
+    monkeypatch.setattr(node.sync, "RANGE", 2)
+    monkeypatch.setattr(node.sync, "PARALLEL", 1)
+    scene = Scene(honest="chain")
+    asked: list[int] = []
+    peer = scene.hub.nodes[scene.peers["honest"]]
+    handler, limit = peer._handlers[scene.blocks_protocol]
+
+    async def counting(sender: PeerId, request: bytes) -> bytes:
+        asked.append(loads_canonical(request, "range")[1])
+        return await handler(sender, request)
+
+    peer.set_handler(scene.blocks_protocol, counting, max_request_bytes=limit)
+    scene.claims[scene.peers["honest"]] = HEIGHTS
+    with trio.fail_after(30):
+        await scene.sync.catch_up()
+    assert scene.behind.height == HEIGHTS
+    assert asked == [2] * (HEIGHTS // 2)
