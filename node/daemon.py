@@ -493,15 +493,20 @@ class Node:
 
 @dataclass
 class _BlockSource:
-    """What peers may fetch: committed blocks, and the block consensus is deciding."""
+    """What peers may fetch: committed blocks from the lowest held, and the block
+    consensus is deciding."""
 
     node: Node
 
     def block(self, height: int) -> Block | None:
-        return self.node.store.blocks.block(height)
+        """None below the lowest height held (after state sync, the anchor block below
+        it is not served: peers ask others for the heights below)."""
+        blocks = self.node.store.blocks
+        return blocks.block(height) if height >= blocks.base else None
 
     def commit(self, height: int) -> Commit | None:
-        return self.node.store.blocks.commit(height)
+        blocks = self.node.store.blocks
+        return blocks.commit(height) if height >= blocks.base else None
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         driver = self.node.driver
