@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from statesynckit import build
 
 from chain.crypto import address_of
 from chain.params import Params
@@ -37,6 +36,7 @@ from storage import schema
 from storage.leveldb import LevelDB
 
 from nodekit import free_ports, height, node_cmd, rpc, tail, wait_until
+from statesynckit import build
 
 pytestmark = pytest.mark.slow
 LIAR = Path(__file__).resolve().parents[1] / "scripts" / "snapshot_liar.py"
