@@ -335,6 +335,10 @@ class Node:
         started = False
         if self.statesync is not None:
             await self.statesync.run()
+            # The heights peers told before the restore are old now: block sync aims at theirs.
+            async with trio.open_nursery() as nursery:
+                for peer in self.network.peers():
+                    nursery.start_soon(self.status.check, peer)
         while True:
             await self.sync.catch_up()
             outbound: ConsensusNetwork = self.consensus_net

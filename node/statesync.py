@@ -59,6 +59,8 @@ CHUNK_FETCHERS = 4
 """Chunk requests under way at once (each to a holder chosen in turn)."""
 RETRY_S = 2.0
 """How long state sync waits before looking for snapshots again, when none would do."""
+PEER_WAIT_S = 0.1
+"""How often state sync looks for a first peer to ask."""
 LIST_TIMEOUT_S = 5.0
 """How long a peer has to list its snapshots."""
 
@@ -115,6 +117,8 @@ class StateSync:
             return
         log.info("state sync: looking for snapshots")
         while True:
+            while not self.network.peers():
+                await trio.sleep(PEER_WAIT_S)
             candidates = await self.discover()
             for candidate in candidates:
                 try:
