@@ -17,6 +17,7 @@ verifies adjacent headers: the headers between add nothing, being signed by the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from chain.codec import dumps, expect_array, expect_list
@@ -68,20 +69,19 @@ def next_span_start(start: int, config: ChainConfig) -> int:
     return start + config.params.epoch_length
 
 
-def span_ends(trusted: int, target: int, config: ChainConfig) -> list[int]:
+def span_ends(trusted: int, target: int, config: ChainConfig) -> Iterator[int]:
     """The heights whose light blocks take trust from a header at ``trusted`` to one at
-    ``target`` (``target >= trusted``): the last height of each span from ``trusted``'s
-    up to the one before ``target``'s. Each is verified with its span's set, and its
-    ``next_validators_hash`` names the next span's."""
+    ``target`` (``target >= trusted``), in order: the last height of each span from
+    ``trusted``'s up to the one before ``target``'s. Each is verified with its span's
+    set, and its ``next_validators_hash`` names the next span's. Lazy: a target a peer
+    made up far ahead costs only the light blocks fetched before one is not served."""
     if target < trusted:
         raise ValueError(f"target {target} is below the trusted height {trusted}")
-    ends = []
     start = set_start_height(trusted, config)
     last = set_start_height(target, config)
     while start < last:
         start = next_span_start(start, config)
-        ends.append(start - 1)
-    return ends
+        yield start - 1
 
 
 def check_successor(block: LightBlock, trusted_set_hash: bytes) -> None:

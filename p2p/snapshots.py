@@ -139,8 +139,9 @@ class SnapshotExchange:
             manifest = Manifest.decode(raw)
         except DecodeError as exc:
             raise self._fault(peer, f"unreadable manifest: {exc}") from None
-        if manifest.height != descriptor.height:
-            raise self._fault(peer, f"a manifest of height {manifest.height} listed as {descriptor.height}")
+        if (manifest.height, manifest.chunks) != (descriptor.height, descriptor.chunks):
+            raise self._fault(peer, f"a manifest of height {manifest.height} and {manifest.chunks} chunks "
+                                    f"listed as {descriptor.height} and {descriptor.chunks}")
         root = await trio.to_thread.run_sync(manifest_root, manifest)
         if root != app_hash:
             raise self._liar(peer, f"a snapshot of height {descriptor.height} whose root is not the chain's")

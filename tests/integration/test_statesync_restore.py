@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import trio
 
+import storage.snapshots
+from chain import snapshot as snapshot_rules
 from chain.codec import dumps, loads_canonical
 from chain.commits import validators_hash
 from chain.crypto import VerifiedCache
@@ -161,7 +163,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalChain, Store, 
             assert stored is not None
             priorities[height] = stored
             if height == SNAPSHOT_HEIGHT:
-                manifest, chunks = build_snapshot(height, store.app_hash, store.state.entries())
+                with pytest.MonkeyPatch.context() as patch:  # small chunks: every peer is asked for some
+                    patch.setattr(storage.snapshots, "CHUNK_TARGET_BYTES", 512)
+                    patch.setattr(snapshot_rules, "PREFIX_TARGET_BYTES", 256)
+                    manifest, chunks = build_snapshot(height, store.app_hash, store.state.entries())
+                assert len(chunks) >= 8
                 SnapshotStore(directory / "snapshots", keep=2).write(manifest, chunks)
 
     trio.run(build)
