@@ -111,7 +111,7 @@ class StateSync:
         """Restore the state from a peer's snapshot, unless the store has blocks
         already; returns once restored (the store is then at the snapshot's height)."""
         store = self.chain.store
-        if store.height >= store.blocks.base:
+        if not store.at_genesis:
             log.info("state sync skipped: the store has blocks, block sync goes on from them",
                      extra={"height": store.height})
             return

@@ -110,6 +110,11 @@ class Store:
         """The state root after :attr:`height`."""
         return self.state.app_hash
 
+    @property
+    def at_genesis(self) -> bool:
+        """Whether the store holds the genesis state only: no block, no restored state."""
+        return self.blocks.block(self.height) is None
+
     def advance_state(self, height: int, changes: dict[bytes, bytes | None]) -> bytes:
         """The state root after block ``height`` (the next) makes ``changes``: computed in
         memory, ahead of :meth:`commit_block`, which stores it (and calls this itself
@@ -199,7 +204,7 @@ class Store:
         with :meth:`finish_restore`. Until then the store's own view (height, state
         root) stays the genesis one, and a crash discards the restore."""
         self._check_usable()
-        if self.height >= self.blocks.base:
+        if not self.at_genesis:
             raise StorageError(f"cannot restore a snapshot into a store at height {self.height}")
         restore = StateRestore(self._kv, height, app_hash)
         restore.begin()

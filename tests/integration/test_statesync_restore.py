@@ -190,6 +190,8 @@ async def test_restore_from_genesis_trust_then_follow(built) -> None:  # type: i
     assert s.store.app_hash == s.blocks[h][0].header.app_hash  # header h + 1 commits to it
     assert s.store.consensus_state() == s.priorities[h]  # recomputed from the state's sets
     assert s.banned("evil") and not s.banned("honest")
+    await s.statesync().run()  # restored: a second run (a restart) leaves it as it is
+    assert s.store.height == h
     # The next blocks apply as on the source: roots and priorities alike.
     for block, commit in s.blocks[h:]:
         await s.chain.apply_synced(block, commit)

@@ -53,6 +53,9 @@ def test_restore_then_next_block(kind: str, tmp_path: Path) -> None:
     assert (store.blocks.base, store.state.base) == (h + 1, h)
     assert store.blocks.seen_commit() == commits[-1]
     assert store.consensus_state() == b"priorities"
+    assert not store.at_genesis
+    with pytest.raises(StorageError, match="cannot restore"):
+        store.begin_restore(h, source.app_hash)
     for user in chain.users[:5]:
         key = statekeys.account(address_of(user.public_key))
         value, proof, root = store.state.prove(key, h)
