@@ -5,10 +5,10 @@ directly into its store) and makes 0.5 s blocks on top; it snapshots its state e
 heights (and once as it starts). A new node joins it with ``start --state-sync``, a
 trust height and hash read from the validator's RPC ``commit`` (as the README says),
 and two peers: the validator, and a liar (tests/scripts/snapshot_liar.py) that lists
-the validator's snapshots and serves their chunks corrupted, the first one only after
-a long stall.
+the validator's snapshots and serves their chunks corrupted, holding every chunk
+request unanswered until the new node first goes away.
 
-- The new node is killed with SIGKILL while its restore is held by the liar's stall:
+- The new node is killed with SIGKILL while its restore is held by the liar:
   its store is left with the restore marker (a partial state).
 - Restarted, it discards the partial restore, restores again, bans the liar at its
   first corrupted chunk, completes from the validator, and reaches the tip.
@@ -76,7 +76,8 @@ def test_state_sync_joins_bans_a_liar_and_survives_a_kill(tmp_path: Path) -> Non
         with (tmp_path / "liar.log").open("wb") as err:
             liar = subprocess.Popen([sys.executable, str(LIAR), "--genesis", str(validator.home.genesis_file),
                                      "--snapshots", str(liar_snapshots), "--port", str(base + 4),
-                                     "--stall", str(STALL_S)], stdout=subprocess.PIPE, stderr=err)
+                                     "--hold", joiner.peer_id, "--stall", str(STALL_S)],
+                                    stdout=subprocess.PIPE, stderr=err)
         started.append(liar)
         assert liar.stdout is not None
         line = liar.stdout.readline().decode().split()
