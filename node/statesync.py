@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 
 CHUNK_FETCHERS = 4
 """Chunk requests under way at once (each to a holder chosen in turn)."""
+CHUNK_REQUESTS_PER_PEER_S = 40
+"""Chunk requests a holder is sent a second at most: below the 50 a node takes from a
+peer (``REQUESTS_PER_S``, ``p2p/host.py``), beyond which it resets the streams."""
+MAX_FAILURES = 3
+"""Failed chunk requests (refused, reset, late) after which a holder is dropped."""
 RETRY_S = 2.0
 """How long state sync waits before looking for snapshots again, when none would do."""
 PEER_WAIT_S = 0.1
@@ -259,12 +264,20 @@ class StateSync:
         raise _Failed(f"no peer served the manifest of height {descriptor.height}")
 
     async def _chunks(self, manifest: Manifest, restore: StateRestore, holders: list[PeerId]) -> None:
-        """Fetch, verify and write every chunk, from ``holders`` in turn; a holder that
-        fails is dropped (and, for a bad chunk, banned by the exchange)."""
+        """Fetch, verify and write every chunk, from ``holders`` in turn, each asked at
+        most ``CHUNK_REQUESTS_PER_PEER_S`` times a second. A holder is dropped when it
+        does not have a chunk, fails ``MAX_FAILURES`` requests, or is banned (the
+        exchange bans one that serves a chunk that is not the state's)."""
         todo = list(range(manifest.chunks))
         done = 0
         turn = 0
+        failures: dict[PeerId, int] = {}
+        next_slot: dict[PeerId, float] = {}
         write = trio.Lock()
+
+        def drop(peer: PeerId) -> None:
+            if peer in holders:
+                holders.remove(peer)
 
         async def fetcher() -> None:
             nonlocal done, turn
@@ -272,16 +285,23 @@ class StateSync:
                 index = todo.pop(0)
                 peer = holders[turn % len(holders)]
                 turn += 1
+                now = trio.current_time()
+                slot = max(now, next_slot.get(peer, now))
+                next_slot[peer] = slot + 1 / CHUNK_REQUESTS_PER_PEER_S
+                await trio.sleep_until(slot)
                 try:
                     pairs = await self.exchange.fetch_chunk(peer, manifest, index)
                 except NetworkError as exc:
                     log.warning("state sync: chunk refused", extra={"peer": peer, "chunk": index,
                                                                     "error": str(exc)})
-                    pairs = None
-                if pairs is None:
-                    if peer in holders:
-                        holders.remove(peer)
                     todo.append(index)
+                    failures[peer] = failures.get(peer, 0) + 1
+                    if failures[peer] >= MAX_FAILURES or peer not in self.network.peers():
+                        drop(peer)
+                    continue
+                if pairs is None:
+                    todo.append(index)
+                    drop(peer)
                     continue
                 async with write:
                     await trio.to_thread.run_sync(restore.apply_chunk, pairs)
