@@ -193,13 +193,18 @@ def _init(home_dir: Path, network_name: str | None, genesis_file: Path | None, c
               help="A peer to dial first: /ip4/HOST/tcp/PORT/p2p/PEER_ID (repeatable; p2p.bootnodes).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="log.format")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="log.level")
+@click.option("--state-sync", is_flag=True,
+              help="Join from a peer's verified state snapshot rather than from genesis (statesync.enable; "
+                   "ignored once the node has blocks). See [statesync] in config.toml for the trust height "
+                   "and hash.")
 @click.option("--test-clock-offset-ms", type=int, default=0, hidden=True,
               help="Fault tests only: run with the clock this far off.")
 @click.option("--test-equivocate", is_flag=True, hidden=True,
               help="Fault tests only: as a validator, sign and send a conflicting twin of everything.")
 def start_command(home_dir: Path, network_name: str | None, genesis_file: Path | None, p2p_port: int | None,
                   rpc_port: int | None, bootnodes: tuple[str, ...], log_format: str | None,
-                  log_level: str | None, test_clock_offset_ms: int, test_equivocate: bool) -> None:
+                  log_level: str | None, state_sync: bool, test_clock_offset_ms: int,
+                  test_equivocate: bool) -> None:
     """Run the node until SIGINT or SIGTERM (a clean stop within seconds).
 
     It opens its store as it was left, replays its consensus log, connects to its
@@ -212,6 +217,8 @@ def start_command(home_dir: Path, network_name: str | None, genesis_file: Path |
             overrides[key] = value
     if bootnodes:
         overrides["p2p.bootnodes"] = bootnodes
+    if state_sync:
+        overrides["statesync.enable"] = True
     faults = InjectedFaults(test_clock_offset_ms, test_equivocate)
     if network_name:
         _refuse_faults_on_public_network(faults, network_name)

@@ -92,6 +92,45 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSyncConfig:
+    """State sync (CometBFT's ``[statesync]`` keys) and the snapshots this node serves."""
+
+    enable: bool = False
+    """Start from a peer's snapshot rather than from genesis (ignored once the store has
+    blocks); ``start --state-sync`` sets it."""
+    trust_height: int = 0
+    """A height whose block id is ``trust_hash``, from a node one trusts; 0 (and
+    ``trust_hash`` empty): trust the genesis and verify the headers from it."""
+    trust_hash: str = ""
+    """The block id (64 hex digits) of the block at ``trust_height``."""
+    trust_period: str = "168h"
+    """How old the trusted header may be (``168h``, ``90m``, ``3600s``, ``1h30m``), as
+    CometBFT's: a header older than this may be signed by keys no longer bonded."""
+    snapshot_interval: int = 1_000
+    """Take a snapshot of the state every this many heights (0: none)."""
+    snapshot_keep_recent: int = 2
+    """Snapshots kept (the oldest are deleted)."""
+
+    @property
+    def trust_period_s(self) -> int:
+        """``trust_period`` in seconds."""
+        return duration_s(self.trust_period)
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def duration_s(text: str) -> int:
+    """Seconds in a duration such as ``168h``, ``1h30m`` or ``90s``; ConfigError if it is
+    not one."""
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ConfigError(f"{text!r} is not a duration such as 168h, 90m, 3600s or 1h30m")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     moniker: str = "bizra-node"
     network: str = ""
@@ -103,6 +142,7 @@ class Config:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     log: LogConfig = field(default_factory=LogConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    statesync: StateSyncConfig = field(default_factory=StateSyncConfig)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -134,9 +174,26 @@ def _check(config: Config) -> None:
     expect(config.log.format in _FORMATS, "log.format",
            f"{config.log.format!r} is not one of {', '.join(_FORMATS)}")
     expect(config.storage.keep_heights >= 0, "storage.keep_heights", "must be 0 (all) or more")
+    _check_statesync(config.statesync, expect)
     expect(bool(config.moniker) and len(config.moniker) <= 64, "moniker", "must be 1–64 characters")
     expect(not config.network or config.network in NETWORKS, "network",
            f"{config.network!r} is not one of {', '.join(sorted(NETWORKS))} (or empty: a chain of its own)")
+
+
+def _check_statesync(statesync: StateSyncConfig, expect: Callable[[bool, str, str], None]) -> None:
+    expect(statesync.trust_height >= 0, "statesync.trust_height", "must be 0 (trust the genesis) or more")
+    expect(statesync.trust_hash == "" or re.fullmatch(r"[0-9a-fA-F]{64}", statesync.trust_hash) is not None,
+           "statesync.trust_hash", "must be a block id: 64 hex digits")
+    expect((statesync.trust_height == 0) == (statesync.trust_hash == ""), "statesync.trust_hash",
+           "give statesync.trust_height and statesync.trust_hash together, or neither")
+    try:
+        period = statesync.trust_period_s
+    except ConfigError as exc:
+        expect(False, "statesync.trust_period", str(exc))
+    else:
+        expect(period > 0, "statesync.trust_period", "must be more than 0")
+    expect(statesync.snapshot_interval >= 0, "statesync.snapshot_interval", "must be 0 (none) or more")
+    expect(statesync.snapshot_keep_recent >= 1, "statesync.snapshot_keep_recent", "must be at least 1")
 
 
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s@]+", re.IGNORECASE)
@@ -187,6 +244,7 @@ variable set for one command must not stop ``bizra-node start`` as an unknown ke
 
 _SECTION_TYPES: dict[str, type[Any]] = {
     "p2p": P2pConfig, "rpc": RpcConfig, "mempool": MempoolConfig, "log": LogConfig, "storage": StorageConfig,
+    "statesync": StateSyncConfig,
 }
 
 
@@ -237,6 +295,10 @@ def _kind(key: str, origin: str) -> Any:
 def _from_text(key: str, raw: str, origin: str) -> Any:
     """An environment variable's text as the key's type (lists: comma-separated)."""
     kind = _kind(key, origin)
+    if kind is bool:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"{key} ({origin}): {raw!r} is not true or false")
+        return raw.lower() in ("true", "1")
     if kind is int:
         try:
             return int(raw)
@@ -255,7 +317,8 @@ def _build(values: dict[str, tuple[Any, str]]) -> Config:
         if kind is tuple and isinstance(value, list):
             value = tuple(value)
         if not _is(kind, value):
-            expected = {int: "an integer", str: "a string", tuple: "a list of strings"}[kind]
+            expected = {bool: "true or false", int: "an integer", str: "a string",
+                        tuple: "a list of strings"}[kind]
             raise ConfigError(f"{key} ({origin}): expected {expected}, got {value!r}")
         section, name = _split(key)
         (top if section is None else sections[section])[name] = value
@@ -263,6 +326,8 @@ def _build(values: dict[str, tuple[Any, str]]) -> Config:
 
 
 def _is(kind: Any, value: Any) -> bool:
+    if kind is bool:
+        return type(value) is bool
     if kind is int:
         return type(value) is int  # not a bool
     if kind is str:
@@ -281,6 +346,8 @@ def render(config: Config) -> str:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + "".join(_toml_char(c) for c in value) + '"'
     if isinstance(value, tuple):

@@ -21,8 +21,10 @@ from chain.commits import commit_checks, require_valid
 from chain.crypto import VerifiedCache, address_of
 from chain.errors import BizraError, InvalidBlock, InvalidTx
 from chain.genesis import Genesis
+from chain.lightblock import LightBlock
 from chain.params import ChainConfig
 from chain.service import TaskStatus
+from chain.snapshot import Descriptor
 from chain.state import chain_config
 from chain.transition import BlockOutcome
 from chain.types import Block, Commit, CommitFlag, Proposal
@@ -43,6 +45,8 @@ from node.networks import network
 from node.rpc.events import EventBus
 from node.rpc.methods import Methods
 from node.rpc.server import RpcApp, run_server
+from node.snapshotter import Snapshotter
+from node.statesync import StateSync
 from node.sync import BlockSync, SyncDisplay
 from node.txintake import TxIntake
 from node.verifier import ProcessVerifier
@@ -53,8 +57,10 @@ from p2p.network import Validation
 from p2p.nodekey import load_or_create
 from p2p.peering import PeerManager
 from p2p.peers import PeerId
+from p2p.snapshots import SnapshotExchange
 from p2p.status import StatusService
 from p2p.txgossip import TxGossip
+from storage.snapshots import SnapshotStore
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -165,6 +171,16 @@ class Node:
             home.wal_dir.parent.mkdir(parents=True, exist_ok=True)
             self.wal = Wal.open(home.wal_dir, start_height=store.height)
             self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights, sync_display)
+            statesync = config.statesync
+            self.snapshots = SnapshotStore(home.snapshots_dir, statesync.snapshot_keep_recent)
+            self.snapshot_exchange = SnapshotExchange(self.network, self.chain_id, _SnapshotSource(self))
+            self.snapshotter: Snapshotter | None = None
+            if statesync.snapshot_interval:
+                self.snapshotter = Snapshotter(store, self.snapshots, statesync.snapshot_interval,
+                                               self.genesis.initial_height)
+                self.chain.listeners.append(self.snapshotter.on_commit)
+            self.statesync = (StateSync(self.chain, self.snapshot_exchange, self.blocks, self.network,
+                                        statesync) if statesync.enable else None)
             self.metrics = Metrics(self)
             self.rpc = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events,
                               home.rpc_token())
@@ -191,6 +207,8 @@ class Node:
                 nursery.start_soon(self._announce_blocks)
                 nursery.start_soon(self._note_announcements)
                 nursery.start_soon(self._run_jobs)
+                if self.snapshotter is not None:
+                    await nursery.start(self.snapshotter.run)
                 await nursery.start(self.consensus_net.run, self._to_driver)
                 await nursery.start(self._consensus)
                 await nursery.start(run_server, self.rpc, config.rpc.host, config.rpc.port)
@@ -320,6 +338,12 @@ class Node:
         """Sync while behind, consensus otherwise; back to syncing whenever the node
         falls behind (peers more than ``FALLEN_BEHIND`` blocks ahead for a while)."""
         started = False
+        if self.statesync is not None:
+            await self.statesync.run()
+            # The heights peers told before the restore are old now: block sync aims at theirs.
+            async with trio.open_nursery() as nursery:
+                for peer in self.network.peers():
+                    nursery.start_soon(self.status.check, peer)
         while True:
             await self.sync.catch_up()
             outbound: ConsensusNetwork = self.consensus_net
@@ -478,17 +502,52 @@ class Node:
 
 @dataclass
 class _BlockSource:
-    """What peers may fetch: committed blocks, and the block consensus is deciding."""
+    """What peers may fetch: committed blocks from the lowest held, and the block
+    consensus is deciding."""
 
     node: Node
 
     def block(self, height: int) -> Block | None:
-        return self.node.store.blocks.block(height)
+        """None below the lowest height held (after state sync, the anchor block below
+        it is not served: peers ask others for the heights below)."""
+        blocks = self.node.store.blocks
+        return blocks.block(height) if height >= blocks.base else None
 
     def commit(self, height: int) -> Commit | None:
-        return self.node.store.blocks.commit(height)
+        blocks = self.node.store.blocks
+        return blocks.commit(height) if height >= blocks.base else None
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         driver = self.node.driver
         known = driver.known_block(block_id) if driver is not None else None
         return known or self.node.store.blocks.block_by_id(block_id)
+
+
+@dataclass
+class _SnapshotSource:
+    """What peers may fetch for state sync: this node's snapshots, and light blocks of
+    the heights it holds."""
+
+    node: Node
+
+    def descriptors(self) -> list[Descriptor]:
+        return self.node.snapshots.descriptors()
+
+    def manifest(self, height: int) -> bytes | None:
+        return self.node.snapshots.manifest(height)
+
+    def chunk(self, height: int, index: int) -> bytes | None:
+        return self.node.snapshots.chunk(height, index)
+
+    def light_block(self, height: int) -> LightBlock | None:
+        store = self.node.store
+        if height < store.blocks.base:
+            return None
+        block, commit = store.blocks.block(height), store.blocks.commit(height)
+        if block is None or commit is None:
+            return None
+        try:
+            members = self.node.chain.members(height)
+        except InvalidBlock:
+            return None
+        return LightBlock(block.header, commit, tuple(members))

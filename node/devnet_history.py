@@ -3,7 +3,9 @@ validator's store, as that validator's consensus would have committed them.
 
 For what needs a long chain at once (the sync benchmark, tests of sync): a devnet of
 one validator is made with ``accounts`` funded (:func:`funded`), then :func:`build`
-commits ``blocks`` blocks in which every one of those accounts sends one transfer. The
+commits ``blocks`` blocks in which every one of those accounts sends one transfer (or
+:func:`commit_all` those of :func:`few_per_block`: a few transfers a block over many
+accounts, for the state sync benchmark and test). The
 blocks are built as the proposer builds them and committed by
 :class:`node.chainstate.NodeChain`, each with a commit signed by the validator's key,
 so a node that syncs them checks everything it would check on a real chain.
@@ -67,6 +69,24 @@ def block_txs(chain_id: str, height: int, count: int) -> list[bytes]:
         body = Transfer(to, 1 + (i * 7919 + height) % 1_000)
         txs.append(sign_tx(chain_id, key, height - 1, body, least_fee(params, height - 1, body)))
     return txs
+
+
+def few_per_block(chain_id: str, blocks: int, accounts: int, per_block: int) -> Iterator[list[bytes]]:
+    """The txs of ``blocks`` blocks of ``per_block`` transfers each, for a history over
+    many accounts that does not cost a signature per account a block: the accounts
+    (:func:`senders` (``accounts``), :func:`funded` at genesis) send in turn, each to the
+    next, in nonce order, with the least fee the default params ask."""
+    keys = senders(accounts)
+    params = Params()
+    sent = 0
+    for _ in range(blocks):
+        txs = []
+        for _ in range(per_block):
+            sender, nonce = sent % accounts, sent // accounts
+            body = Transfer(address_of(keys[(sender + 1) % accounts].public_key), 1)
+            txs.append(sign_tx(chain_id, keys[sender], nonce, body, least_fee(params, nonce, body)))
+            sent += 1
+        yield txs
 
 
 def _block_txs(args: tuple[str, int, int]) -> list[bytes]:

@@ -9,6 +9,7 @@
     rpc_token            the bearer token of admin RPC methods (mode 0600)
     data/store/          blocks, txs and state (LevelDB)
     data/wal/            the consensus write-ahead log
+    data/snapshots/      the state snapshots this node serves (storage.snapshots)
     data/signer.json     the double-sign guard's last signature
 
 ``init`` writes the files that are not data and refuses to touch a home that has a
@@ -66,6 +67,10 @@ class Home:
     @property
     def store_dir(self) -> Path:
         return self.path / "data" / "store"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.path / "data" / "snapshots"
 
     @property
     def wal_dir(self) -> Path:

@@ -33,6 +33,15 @@ class BlockStore:
         self._cached_bytes = 0
         self._lock = threading.Lock()  # blocks are read from worker threads too
 
+    def reset(self, base: int, height: int) -> None:
+        """The store was restored (``storage/restore.py``): blocks from ``base``, the
+        latest ``height``."""
+        with self._lock:
+            self._cache.clear()
+            self._cached_bytes = 0
+        self.base = base
+        self.height = height
+
     def stage(self, batch: WriteBatch, block: Block, seen_commit: Commit) -> None:
         """Put ``block`` (the next height) and ``seen_commit`` into ``batch``; the commit
         of the previous height is the one ``block`` carries."""

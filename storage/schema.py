@@ -32,6 +32,14 @@ store; written in the same batch as the block."""
 STATE_BASE = _V + b"m/state-base"
 """The lowest height whose state can still be read (pruning moves it), as
 :func:`encode_height` writes it."""
+BLOCK_BASE = _V + b"m/block-base"
+"""The lowest height whose block, results and tx index the store holds, as
+:func:`encode_height` writes it; absent: the chain's initial height. A store restored
+from a snapshot of height ``h`` holds from ``h + 1`` (and block ``h`` itself, whose
+results it does not have, as the anchor of the next)."""
+RESTORING = _V + b"m/restoring"
+"""CBOR ``[height, app_hash]`` while a snapshot is being restored into the store: a
+store opened with it holds a partial state and is discarded (``storage/restore.py``)."""
 
 
 def _u64(n: int) -> bytes:

@@ -109,6 +109,16 @@ class StateStore:
         log.info("state loaded", extra={"keys": len(tree), "height": self.height,
                                         "seconds": round(time.perf_counter() - started, 3)})
 
+    def reset(self, height: int, tree: StateTree) -> None:
+        """The store was restored (``storage/restore.py``): its state is now ``tree``,
+        after block ``height``, the only height kept."""
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+        self.tree = tree
+        self.base = height
+        self.height = height
+
     @property
     def app_hash(self) -> bytes:
         """The state root at :attr:`height`."""
@@ -131,6 +141,13 @@ class StateStore:
                 if len(cache) > READ_CACHE:
                     cache.popitem(last=False)
         return value
+
+    def entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every key and value of the latest state as it is at this call: the iterator
+        sees the store as it was when made, so it may be read from another thread while
+        later heights are written."""
+        key_of = schema.state_key_of
+        return ((key_of(key), value) for key, value in iter_prefix(self._kv, schema.STATE))
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """The latest entries whose key starts with ``prefix``, in key order."""

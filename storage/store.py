@@ -24,6 +24,7 @@ from storage import schema
 from storage.blockstore import BlockStore
 from storage.kv import KeyValueStore
 from storage.leveldb import LevelDB
+from storage.restore import StateRestore, discard_interrupted, restoring
 from storage.statestore import StateStore
 from storage.txindex import TxIndex, TxLocation
 
@@ -56,6 +57,8 @@ class Store:
         Raises StorageError, having written nothing, when ``kv`` holds another schema
         version, another chain, or keys that are not a store's.
         """
+        if restoring(kv) is not None:
+            discard_interrupted(kv)
         info = kv.get(schema.STORE_INFO)
         if info is None:
             if next(kv.iterate(b"", b""), None) is not None:
@@ -67,7 +70,9 @@ class Store:
         height, app_hash = _read_latest(kv)
         raw_base = kv.get(schema.STATE_BASE)
         state_base = height if raw_base is None else schema.decode_height(raw_base)
-        store = cls(kv, genesis.chain_id, height, genesis.initial_height, state_base)
+        raw_block_base = kv.get(schema.BLOCK_BASE)
+        base = genesis.initial_height if raw_block_base is None else schema.decode_height(raw_block_base)
+        store = cls(kv, genesis.chain_id, height, base, state_base)
         store.state.load(app_hash)
         return store
 
@@ -104,6 +109,11 @@ class Store:
     def app_hash(self) -> bytes:
         """The state root after :attr:`height`."""
         return self.state.app_hash
+
+    @property
+    def at_genesis(self) -> bool:
+        """Whether the store holds the genesis state only: no block, no restored state."""
+        return self.blocks.block(self.height) is None
 
     def advance_state(self, height: int, changes: dict[bytes, bytes | None]) -> bytes:
         """The state root after block ``height`` (the next) makes ``changes``: computed in
@@ -187,6 +197,30 @@ class Store:
                                    "the store is corrupt")
             out.append(found)
         return out
+
+    def begin_restore(self, height: int, app_hash: bytes) -> StateRestore:
+        """Start restoring the state after block ``height``, of root ``app_hash``, into
+        this store, which must hold no block (see :mod:`storage.restore`); complete it
+        with :meth:`finish_restore`. Until then the store's own view (height, state
+        root) stays the genesis one, and a crash discards the restore."""
+        self._check_usable()
+        if not self.at_genesis:
+            raise StorageError(f"cannot restore a snapshot into a store at height {self.height}")
+        restore = StateRestore(self._kv, height, app_hash)
+        restore.begin()
+        return restore
+
+    def finish_restore(self, restore: StateRestore, block: Block, commit: Commit,
+                       consensus_state: bytes) -> None:
+        """:meth:`StateRestore.finish`, then this store is at the restored height, with
+        blocks from the next one on (and ``block`` as the anchor)."""
+        try:
+            tree = restore.finish(block, commit, consensus_state)
+        except Exception as exc:
+            self._failed = f"restoring height {restore.height}: {exc}"
+            raise
+        self.state.reset(restore.height, tree)
+        self.blocks.reset(restore.height + 1, restore.height)
 
     def _check_usable(self) -> None:
         if self._failed is not None:

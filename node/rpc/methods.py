@@ -565,7 +565,10 @@ class Methods:
     def _tx_json(self, h: bytes, prove: bool) -> JSON:
         found = self._store.txs.get(h)
         if found is None:
-            raise invalid(f"tx ({hex_upper(h)}) not found")
+            base = self._store.blocks.base
+            older = (f" (this node holds the txs of heights {base} and above only; lowest height is {base})"
+                     if base > self.node.genesis.initial_height else "")
+            raise invalid(f"tx ({hex_upper(h)}) not found{older}")
         block = self._block(found.height)
         answer: JSON = {"hash": hex_upper(h), "height": str(found.height), "index": found.index,
                         "tx_result": shapes.tx_result(found.result), "tx": b64(block.txs[found.index])}
@@ -589,6 +592,8 @@ class Methods:
             hashes = [_hash("tx.hash", value)] if self._store.txs.get(_hash("tx.hash", value)) else []
         elif key == "tx.height":
             at = _int("tx.height", value)
+            if self.node.genesis.initial_height < self._store.blocks.base and at < self._store.blocks.base:
+                raise invalid(f"tx.height {at} is not available, lowest height is {self._store.blocks.base}")
             located = (self._store.txs_at(at) if at <= self._store.height else None) or []
             hashes = [t.tx_hash for t in located]
         elif key == "message.sender":

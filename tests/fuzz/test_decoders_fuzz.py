@@ -2,7 +2,9 @@
 (``chain.transition.decode_tx``), blocks, headers, commits, votes, proposals and
 duplicate-vote evidence (``chain.types.decode``), consensus messages
 (``consensus.messages.decode_message``, ``node.consensus_gossip.decode_gossip``), tx
-tx gossip messages (``p2p.txgossip.decode_message``), block announcements and status answers.
+tx gossip messages (``p2p.txgossip.decode_message``), block announcements and status answers,
+and state sync's snapshot descriptors, manifests, chunks and light blocks (``chain.snapshot``,
+``chain.lightblock``).
 
 Every generated input goes through every decoder. Each decoder may only raise its
 documented error (InvalidTx for txs, DecodeError for the rest); whatever it accepts
@@ -38,8 +40,11 @@ from chain.codec import dumps, loads_canonical
 from chain.commits import proposal_sign_bytes, vote_sign_bytes
 from chain.crypto import address_of
 from chain.errors import BizraError, DecodeError, InvalidTx
+from chain.lightblock import LightBlock
 from chain.params import Params
 from chain.sizes import MAX_MONIKER_BYTES
+from chain.snapshot import Descriptor, Manifest, decode_chunk, encode_chunk
+from chain.state import MemoryState
 from chain.transition import decode_tx, fee_due
 from chain.types import (
     Block,
@@ -75,6 +80,7 @@ from node.consensus_gossip import COMPACT_PROPOSAL, PROPOSAL_BY_ID, CompactPropo
 from p2p import txgossip
 from p2p.blocks import Announcement, CompactBlock
 from p2p.status import Status
+from storage.snapshots import build_snapshot
 
 from chainkit import BLOCK_INTERVAL_NS, LocalChain, key
 from fuzzkit import fuzz, mutations
@@ -156,11 +162,17 @@ TX_GOSSIP: list[txgossip.Message] = [
     txgossip.Batch(ORIGIN, VALID_TXS[:1]), txgossip.Batch("o", VALID_TXS),
     txgossip.Batch("x" * txgossip.MAX_ORIGIN, [b"", b"\x00" * 300]), txgossip.Have(ORIGIN), txgossip.Reset()]
 
+_STATE = MemoryState()
+_STATE.commit({b"\x01" + bytes([i]) * 20: bytes([i]) * (i + 1) for i in range(40)})
+SNAPSHOT, CHUNKS = build_snapshot(9, _STATE.app_hash, list(_STATE.items()))
+LIGHT_BLOCKS = [LightBlock(BLOCKS[0].header, COMMITS[1], tuple(CHAIN.members(1)))]
+
 VALID: list[bytes] = sorted({
     *VALID_TXS, *(encode(o) for o in OBJECTS), *(encode_message(m) for m in MESSAGES),
     *(dumps([PROPOSAL_BY_ID, p.to_cbor()]) for p in PROPOSALS), *(a.encode() for a in ANNOUNCEMENTS),
     *(dumps([COMPACT_PROPOSAL, PROPOSALS[0].to_cbor(), CompactBlock.of(b).block.to_cbor()]) for b in BLOCKS),
     *(s.encode() for s in STATUSES), *(txgossip.encode_message(m) for m in TX_GOSSIP),
+    SNAPSHOT.encode(), dumps(SNAPSHOT.descriptor().to_cbor()), *CHUNKS, *(b.encode() for b in LIGHT_BLOCKS),
 }, key=len)
 """Valid encodings of every kind the decoders read."""
 
@@ -195,6 +207,12 @@ DECODERS = [
     Decoder("txgossip.decode_message", txgossip.decode_message, DecodeError, txgossip.encode_message),
     Decoder("Announcement.decode", Announcement.decode, DecodeError, Announcement.encode),
     Decoder("Status.decode", Status.decode, DecodeError, Status.encode),
+    Decoder("Manifest.decode", Manifest.decode, DecodeError, Manifest.encode),
+    Decoder("Descriptor.from_cbor", lambda raw: Descriptor.from_cbor(loads_canonical(raw, "descriptor")),
+            DecodeError, lambda d: dumps(d.to_cbor())),
+    Decoder("decode_chunk", decode_chunk, DecodeError, encode_chunk),
+    Decoder("LightBlock.from_cbor", lambda raw: LightBlock.from_cbor(loads_canonical(raw, "light block")),
+            DecodeError, LightBlock.encode),
 ]
 
 

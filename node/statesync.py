@@ -1,0 +1,361 @@
+"""State sync (§11.4): how a node with no block joins a long-running chain in seconds,
+from a peer's snapshot, verified, without executing the blocks before it.
+
+1. **Trust.** With ``trust_height`` and ``trust_hash``, the light block of
+   ``trust_height`` from a peer whose header hashes to ``trust_hash`` (and no older than
+   ``trust_period``) is the anchor; without them, the genesis validator set is.
+2. **Snapshots.** Every connected peer is asked for its snapshots; the most recent one
+   above the trusted height (most holders first among equals) is tried first.
+3. **The header.** The header of ``h + 1`` (its ``app_hash`` is the root of the state
+   after ``h``, §4.5) is verified light-client style from the anchor: one light block
+   per validator-set span between them (:func:`chain.lightblock.span_ends`), each signed
+   by the set the previous one named. A peer that serves a self-consistent light block
+   signed by another set is banned.
+4. **The state.** The manifest is fetched from a holder and must hash to the snapshot's
+   descriptor and to that ``app_hash``; the chunks are fetched from the holders,
+   ``CHUNK_FETCHERS`` at a time, each verified against the manifest before it is
+   written (``storage/restore.py``). A holder that serves a chunk that fails is banned
+   and the chunk is asked of another.
+5. **The anchor.** Block ``h`` (whose id header ``h + 1`` names) with a commit that
+   finalizes it for the restored set of ``h``, and the proposer priorities of ``h``,
+   recomputed from the restored state's validator sets (every set since genesis is
+   kept in the state, §6.5, and the priorities of a height are a function of the sets
+   of the heights up to it, §7.4), go into the store's last restore batch. The node then
+   block-syncs from ``h + 1``.
+
+A node whose store has blocks skips all of this and block-syncs as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from chain.commits import validators_hash, verify_commit
+from chain.errors import BizraError, InvalidBlock, NetworkError
+from chain.ledger import Ledger, StateReader
+from chain.lightblock import LightBlock, check_successor, span_ends
+from chain.params import ChainConfig
+from chain.snapshot import FORMAT, Descriptor, Manifest
+from chain.types import Block, Commit
+from chain.validatorsets import set_start_height, validator_set_at
+from consensus.proposer import Priorities, Voter, initial, next_height, voters
+from node.chainstate import NodeChain, encode_priorities
+from node.config import StateSyncConfig
+from p2p.blocks import BlockExchange
+from p2p.network import INVALID_MESSAGE_PENALTY, Network
+from p2p.peers import PeerId
+from p2p.snapshots import SnapshotExchange
+from storage.restore import StateRestore
+
+log = logging.getLogger(__name__)
+
+CHUNK_FETCHERS = 4
+"""Chunk requests under way at once (each to a holder chosen in turn)."""
+CHUNK_REQUESTS_PER_PEER_S = 40
+"""Chunk requests a holder is sent a second at most: below the 50 a node takes from a
+peer (``REQUESTS_PER_S``, ``p2p/host.py``), beyond which it resets the streams."""
+MAX_FAILURES = 3
+"""Failed chunk requests (refused, reset, late) after which a holder is dropped."""
+RETRY_S = 2.0
+"""How long state sync waits before looking for snapshots again, when none would do."""
+PEER_WAIT_S = 0.1
+"""How often state sync looks for a first peer to ask."""
+LIST_TIMEOUT_S = 5.0
+"""How long a peer has to list its snapshots."""
+
+
+class StateSyncError(BizraError):
+    """State sync cannot go on as configured (the trusted header is too old)."""
+
+
+class _Failed(Exception):
+    """This snapshot could not be restored (no peer served what it needed); another may."""
+
+
+@dataclass
+class Candidate:
+    """A snapshot and the peers that listed it."""
+
+    descriptor: Descriptor
+    holders: list[PeerId] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """What state sync trusts: the validator set (by hash) of ``height``'s span."""
+
+    height: int
+    set_hash: bytes
+
+
+class StateSync:
+    """See the module docstring. ``clock_ns`` is the wall clock (trust period)."""
+
+    def __init__(self, chain: NodeChain, exchange: SnapshotExchange, blocks: BlockExchange, network: Network,
+                 settings: StateSyncConfig, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.chain = chain
+        self.exchange = exchange
+        self.blocks = blocks
+        self.network = network
+        self.settings = settings
+        self.clock_ns = clock_ns
+        self.restored_height: int | None = None
+        self._anchor: Anchor | None = None
+
+    @property
+    def config(self) -> ChainConfig:
+        return self.chain.config
+
+    async def run(self) -> None:
+        """Restore the state from a peer's snapshot, unless the store has blocks
+        already; returns once restored (the store is then at the snapshot's height)."""
+        store = self.chain.store
+        if not store.at_genesis:
+            log.info("state sync skipped: the store has blocks, block sync goes on from them",
+                     extra={"height": store.height})
+            return
+        log.info("state sync: looking for snapshots")
+        while True:
+            while not self.network.peers():
+                await trio.sleep(PEER_WAIT_S)
+            candidates = await self.discover()
+            for candidate in candidates:
+                try:
+                    await self.restore(candidate)
+                    return
+                except _Failed as exc:
+                    log.warning("state sync: snapshot not restored",
+                                extra={"height": candidate.descriptor.height, "error": str(exc)})
+            if not candidates:
+                log.info("state sync: no usable snapshot yet", extra={"peers": len(self.network.peers())})
+            await trio.sleep(RETRY_S)
+
+    async def discover(self) -> list[Candidate]:
+        """The snapshots connected peers list that this node could use, the most recent
+        first (and, among equals, the most widely held)."""
+        found: dict[Descriptor, Candidate] = {}
+        anchor_height = self.settings.trust_height or self.config.initial_height
+
+        async def ask(peer: PeerId) -> None:
+            with trio.move_on_after(LIST_TIMEOUT_S):
+                try:
+                    listed = await self.exchange.list_snapshots(peer)
+                except NetworkError:
+                    return
+                for descriptor in listed:
+                    if descriptor.format == FORMAT and descriptor.height + 1 >= anchor_height \
+                            and descriptor.height >= self.config.initial_height:
+                        found.setdefault(descriptor, Candidate(descriptor)).holders.append(peer)
+
+        async with trio.open_nursery() as nursery:
+            for peer in self.network.peers():
+                nursery.start_soon(ask, peer)
+        return sorted(found.values(), key=lambda c: (-c.descriptor.height, -len(c.holders)))
+
+    # --- trust ---------------------------------------------------------------------
+
+    async def anchor(self) -> Anchor:
+        """The trusted starting point (see the module docstring); _Failed if no peer
+        serves the trusted header, StateSyncError if it is older than the trust period."""
+        if self._anchor is not None:
+            return self._anchor
+        settings = self.settings
+        if not settings.trust_height:
+            height = self.config.initial_height
+            self._anchor = Anchor(height, validators_hash(self.chain.members(height)))
+            return self._anchor
+        trust_hash = bytes.fromhex(settings.trust_hash)
+        for peer in self._peers():
+            block = await self._light_block_from(peer, settings.trust_height)
+            if block is None:
+                continue
+            if block.header.block_id() != trust_hash:
+                log.error("state sync: a peer's block at the trust height is not the trusted one",
+                          extra={"peer": peer, "trust_height": settings.trust_height,
+                                 "block_id": block.header.block_id().hex(),
+                                 "trust_hash": settings.trust_hash})
+                continue
+            age_s = (self.clock_ns() - block.header.time_ns) / 1e9
+            if age_s > settings.trust_period_s:
+                raise StateSyncError(
+                    f"the trusted header (height {settings.trust_height}) is {age_s / 3600:.1f} h old, "
+                    f"more than statesync.trust_period ({settings.trust_period}): take a recent trust "
+                    "height and hash")
+            self._anchor = Anchor(settings.trust_height, block.header.validators_hash)
+            return self._anchor
+        raise _Failed(f"no peer serves the block of height {settings.trust_height} with the trusted hash "
+                      f"{settings.trust_hash}")
+
+    async def verified_header(self, height: int) -> LightBlock:
+        """The light block of ``height``, verified from the anchor (module docstring)."""
+        anchor = await self.anchor()
+        set_hash = anchor.set_hash
+        for end in span_ends(anchor.height, height, self.config):
+            set_hash = (await self._trusted_light_block(end, set_hash)).header.next_validators_hash
+        return await self._trusted_light_block(height, set_hash)
+
+    async def _trusted_light_block(self, height: int, set_hash: bytes) -> LightBlock:
+        """The light block of ``height`` from the first peer that serves one signed by the
+        set of ``set_hash``; a peer that serves one signed by another set is banned."""
+        for peer in self._peers():
+            block = await self._light_block_from(peer, height)
+            if block is None:
+                continue
+            try:
+                check_successor(block, set_hash)
+            except InvalidBlock as exc:
+                self.network.ban(peer, f"a light block not of this chain: {exc}")
+                continue
+            return block
+        raise _Failed(f"no peer serves a verifiable header of height {height}")
+
+    async def _light_block_from(self, peer: PeerId, height: int) -> LightBlock | None:
+        try:
+            return await self.exchange.fetch_light_block(peer, height)
+        except NetworkError as exc:
+            log.info("state sync: light block request failed", extra={"peer": peer, "height": height,
+                                                                       "error": str(exc)})
+            return None
+
+    def _peers(self) -> list[PeerId]:
+        peers = self.network.peers()
+        random.shuffle(peers)
+        return peers
+
+    # --- restoring -----------------------------------------------------------------
+
+    async def restore(self, candidate: Candidate) -> None:
+        """Restore the snapshot of ``candidate`` into the store; _Failed if its peers do
+        not serve what it takes."""
+        descriptor = candidate.descriptor
+        height = descriptor.height
+        header = (await self.verified_header(height + 1)).header
+        log.info("state sync: snapshot chosen", extra={
+            "height": height, "chunks": descriptor.chunks, "holders": len(candidate.holders),
+            "app_hash": header.app_hash.hex()})
+        holders = list(candidate.holders)
+        manifest = await self._manifest(descriptor, header.app_hash, holders)
+        store = self.chain.store
+        restore = await trio.to_thread.run_sync(store.begin_restore, height, header.app_hash)
+        await self._chunks(manifest, restore, holders)
+        block, commit = await self._anchor_block(height, header.last_block_id, restore.reader)
+        priorities = await trio.to_thread.run_sync(priorities_at, restore.reader, height, self.config)
+        await trio.to_thread.run_sync(store.finish_restore, restore, block, commit,
+                                      encode_priorities(priorities))
+        self.restored_height = height
+        log.info("state sync done", extra={"height": height, "app_hash": store.app_hash.hex()})
+
+    async def _manifest(self, descriptor: Descriptor, app_hash: bytes, holders: list[PeerId]) -> Manifest:
+        for peer in list(holders):
+            try:
+                manifest = await self.exchange.fetch_manifest(peer, descriptor, app_hash)
+            except NetworkError as exc:
+                log.warning("state sync: manifest refused", extra={"peer": peer, "error": str(exc)})
+                manifest = None
+            if manifest is not None:
+                return manifest
+            holders.remove(peer)
+        raise _Failed(f"no peer served the manifest of height {descriptor.height}")
+
+    async def _chunks(self, manifest: Manifest, restore: StateRestore, holders: list[PeerId]) -> None:
+        """Fetch, verify and write every chunk, from ``holders`` in turn, each asked at
+        most ``CHUNK_REQUESTS_PER_PEER_S`` times a second. A holder is dropped when it
+        does not have a chunk, fails ``MAX_FAILURES`` requests, or is banned (the
+        exchange bans one that serves a chunk that is not the state's)."""
+        todo = list(range(manifest.chunks))
+        done = 0
+        turn = 0
+        failures: dict[PeerId, int] = {}
+        next_slot: dict[PeerId, float] = {}
+        write = trio.Lock()
+
+        def drop(peer: PeerId) -> None:
+            if peer in holders:
+                holders.remove(peer)
+
+        async def fetcher() -> None:
+            nonlocal done, turn
+            while todo and holders:
+                index = todo.pop(0)
+                peer = holders[turn % len(holders)]
+                turn += 1
+                now = trio.current_time()
+                slot = max(now, next_slot.get(peer, now))
+                next_slot[peer] = slot + 1 / CHUNK_REQUESTS_PER_PEER_S
+                await trio.sleep_until(slot)
+                try:
+                    pairs = await self.exchange.fetch_chunk(peer, manifest, index)
+                except NetworkError as exc:
+                    log.warning("state sync: chunk refused", extra={"peer": peer, "chunk": index,
+                                                                    "error": str(exc)})
+                    todo.append(index)
+                    failures[peer] = failures.get(peer, 0) + 1
+                    if failures[peer] >= MAX_FAILURES or peer not in self.network.peers():
+                        drop(peer)
+                    continue
+                if pairs is None:
+                    todo.append(index)
+                    drop(peer)
+                    continue
+                async with write:
+                    await trio.to_thread.run_sync(restore.apply_chunk, pairs)
+                done += 1
+                log.info("state sync: chunk applied", extra={"chunk": index, "done": done,
+                                                             "chunks": manifest.chunks, "peer": peer})
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(min(CHUNK_FETCHERS, manifest.chunks)):
+                nursery.start_soon(fetcher)
+        if done < manifest.chunks:
+            raise _Failed(f"no peer left that serves the chunks of height {manifest.height} "
+                          f"({done} of {manifest.chunks} written)")
+
+    async def _anchor_block(self, height: int, block_id: bytes,
+                            restored: StateReader) -> tuple[Block, Commit]:
+        """Block ``height``, the one of ``block_id``, with a commit that finalizes it for
+        the restored validator set of ``height``."""
+        members = validator_set_at(Ledger(restored), height, self.config)
+        for peer in self._peers():
+            try:
+                fetched = await self.blocks.fetch_blocks(peer, height, 1)
+            except NetworkError:
+                continue
+            if not fetched:
+                continue
+            block, commit = fetched[0]
+            if block.block_id() != block_id:
+                self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"block {height} is not the chain's")
+                continue
+            try:
+                await trio.to_thread.run_sync(verify_commit, self.config.chain_id, commit, members, height,
+                                              block_id)
+            except InvalidBlock as exc:
+                self.network.penalize(peer, INVALID_MESSAGE_PENALTY, f"a commit that does not verify: {exc}")
+                continue
+            return block, commit
+        raise _Failed(f"no peer served block {height} with a commit that verifies")
+
+
+def priorities_at(state: StateReader, height: int, config: ChainConfig) -> Priorities:
+    """The proposer priorities of ``height`` (§7.4) from the validator sets in ``state``:
+    those of the first height, moved to each next height's set and stepped once, up to
+    ``height``. Costs a proposer step per height, and no signature."""
+    ledger = Ledger(state)
+    sets: dict[int, list[Voter]] = {}
+
+    def voters_of(h: int) -> list[Voter]:
+        start = set_start_height(h, config)
+        if start not in sets:
+            sets[start] = voters(validator_set_at(ledger, h, config))
+        return sets[start]
+
+    priorities = initial(voters_of(config.initial_height))
+    for h in range(config.initial_height + 1, height + 1):
+        priorities = next_height(priorities, voters_of(h))
+    return priorities

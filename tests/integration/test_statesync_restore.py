@@ -1,0 +1,251 @@
+"""State sync over the in-memory network: a node at genesis restores a peer's snapshot,
+verified from the genesis validator set across a set change (or from a trusted height
+and hash), bans a peer that serves a corrupted chunk or a header of another set, and
+then applies the next blocks to the source's state roots and proposer priorities."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import trio
+
+import storage.snapshots
+from chain import snapshot as snapshot_rules
+from chain.codec import dumps, loads_canonical
+from chain.commits import validators_hash
+from chain.crypto import VerifiedCache
+from chain.ledger import Ledger
+from chain.lightblock import LightBlock
+from chain.params import Params
+from chain.snapshot import Descriptor
+from chain.types import Block, Bond, Commit, SetMember, ValidatorRegister
+from chain.validatorsets import validator_set_at
+from node.chainstate import NodeChain
+from node.config import MempoolConfig, StateSyncConfig
+from node.mempool import Mempool
+from node.statesync import StateSync, StateSyncError, priorities_at
+from p2p.blocks import Announcement, BlockExchange
+from p2p.memory import MemoryHub
+from p2p.network import Validation
+from p2p.peers import PeerId
+from p2p.snapshots import SnapshotExchange
+from storage.memory import MemoryKV
+from storage.snapshots import SnapshotStore, build_snapshot
+from storage.store import Store
+
+from chainkit import SEED, LocalChain, key, sign_commit
+from storekit import GENESIS_HASH, transfers
+
+SNAPSHOT_HEIGHT = 24
+HEIGHTS = 30
+EPOCH = 5
+
+
+def node_chain(store: Store, local: LocalChain) -> NodeChain:
+    verified = VerifiedCache()
+    return NodeChain(store, local.genesis, local.config,
+                     Mempool(local.config, store.state, MempoolConfig(), verified), verified)
+
+
+@dataclasses.dataclass
+class Source:
+    """What a peer serves: its blocks, light blocks and snapshots; ``lie`` says how it
+    lies ("chunk": a value changed in every chunk; "header": light blocks signed by a set
+    of its own)."""
+
+    store: Store
+    config: object
+    snapshots: SnapshotStore
+    lie: str = ""
+
+    def block(self, height: int) -> Block | None:
+        return self.store.blocks.block(height)
+
+    def commit(self, height: int) -> Commit | None:
+        return self.store.blocks.commit(height)
+
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        return self.store.blocks.block_by_id(block_id)
+
+    def descriptors(self) -> list[Descriptor]:
+        return self.snapshots.descriptors()
+
+    def manifest(self, height: int) -> bytes | None:
+        return self.snapshots.manifest(height)
+
+    def chunk(self, height: int, index: int) -> bytes | None:
+        raw = self.snapshots.chunk(height, index)
+        if raw is None or self.lie != "chunk":
+            return raw
+        pairs = loads_canonical(raw, "chunk")
+        pairs[len(pairs) // 2][1] += b"\x00"
+        return dumps(pairs)
+
+    def light_block(self, height: int) -> LightBlock | None:
+        block, commit = self.block(height), self.commit(height)
+        if block is None or commit is None:
+            return None
+        members = validator_set_at(Ledger(self.store.state), height, self.config)  # type: ignore[arg-type]
+        if self.lie != "header":
+            return LightBlock(block.header, commit, tuple(members))
+        forger = key(777)
+        fake = (SetMember(forger.public_key, 10),)
+        forged = dataclasses.replace(block, header=dataclasses.replace(block.header,
+                                                                       validators_hash=validators_hash(fake)))
+        forged_commit = sign_commit(block.header.chain_id, {forger.public_key: forger}, fake, forged)
+        return LightBlock(forged.header, forged_commit, fake)
+
+
+async def ignore(_: PeerId, __: Announcement) -> Validation:
+    return Validation.IGNORE
+
+
+class Scene:
+    """A chain of ``HEIGHTS`` blocks whose validator set changes (a newcomer bonds in
+    block 1 and joins at the first epoch end), a snapshot of ``SNAPSHOT_HEIGHT``, and a
+    new node at genesis connected to one peer per ``lie`` ("" for an honest one)."""
+
+    def __init__(self, tmp_path: Path, local: LocalChain, store: Store, blocks: list[tuple[Block, Commit]],
+                 priorities: dict[int, bytes], lies: dict[str, str]) -> None:
+        self.local, self.source, self.blocks, self.priorities = local, store, blocks, priorities
+        self.hub = MemoryHub()
+        self.me = self.hub.join("me")
+        self.peers: dict[str, PeerId] = {}
+        snapshots = SnapshotStore(tmp_path / "snapshots", keep=2)
+        chain_id = local.config.chain_id
+        for name, lie in lies.items():
+            peer = self.hub.join(name)
+            self.hub.connect(self.me.local_id, peer.local_id)
+            served = Source(store, local.config, snapshots, lie)
+            SnapshotExchange(peer, chain_id, served)
+            BlockExchange(peer, chain_id, served, ignore, max_block_bytes=1 << 22)
+            self.peers[name] = peer.local_id
+        self.store = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+        self.chain = node_chain(self.store, local)
+        empty = Source(self.store, local.config, SnapshotStore(tmp_path / "mine", keep=1))
+        self.exchange = SnapshotExchange(self.me, chain_id, empty)
+        self.block_exchange = BlockExchange(self.me, chain_id, empty, ignore, max_block_bytes=1 << 22)
+
+    def statesync(self, **settings: object) -> StateSync:
+        return StateSync(self.chain, self.exchange, self.block_exchange, self.me,
+                         StateSyncConfig(enable=True, **settings),  # type: ignore[arg-type]
+                         clock_ns=lambda: self.local.genesis.genesis_time_ns + 3600 * 10**9)
+
+    def banned(self, name: str) -> bool:
+        return self.me.book.is_banned(self.peers[name], self.hub.clock())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalChain, Store, list[tuple[Block, Commit]],
+                                                            dict[int, bytes], Path]:
+    local = LocalChain(users=40, params=Params(epoch_length=EPOCH))
+    newcomer, consensus = local.users[0], key(4242)
+    local.add_signer(consensus)
+    store = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
+    chain = node_chain(store, local)
+    blocks: list[tuple[Block, Commit]] = []
+    priorities: dict[int, bytes] = {}
+    directory = tmp_path_factory.mktemp("source")
+
+    async def build() -> None:
+        for height in range(1, HEIGHTS + 1):
+            txs = transfers(local, 10, ) if height > 1 else [
+                local.tx(newcomer, ValidatorRegister(consensus.public_key, "newcomer")),
+                local.tx(newcomer, Bond(4_000 * SEED))]
+            block = local.next_block(txs)
+            local.apply(block)
+            assert local.last_commit is not None
+            await chain.apply_synced(block, local.last_commit)
+            blocks.append((block, local.last_commit))
+            stored = store.consensus_state()
+            assert stored is not None
+            priorities[height] = stored
+            if height == SNAPSHOT_HEIGHT:
+                with pytest.MonkeyPatch.context() as patch:  # small chunks: every peer is asked for some
+                    patch.setattr(storage.snapshots, "CHUNK_TARGET_BYTES", 512)
+                    patch.setattr(snapshot_rules, "PREFIX_TARGET_BYTES", 256)
+                    manifest, chunks = build_snapshot(height, store.app_hash, store.state.entries())
+                assert len(chunks) >= 8
+                SnapshotStore(directory / "snapshots", keep=2).write(manifest, chunks)
+
+    trio.run(build)
+    assert local.members(EPOCH + 2) != local.members(1)  # the set changed
+    return local, store, blocks, priorities, directory
+
+
+def scene(built, **lies: str) -> Scene:  # type: ignore[no-untyped-def]
+    local, store, blocks, priorities, directory = built
+    return Scene(directory, local, store, blocks, priorities, lies)
+
+
+async def test_restore_from_genesis_trust_then_follow(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, evil="chunk", honest="")
+    statesync = s.statesync()
+    with trio.fail_after(30):
+        await statesync.run()
+    h = SNAPSHOT_HEIGHT
+    assert (s.store.height, s.store.blocks.base) == (h, h + 1)
+    assert s.store.app_hash == s.blocks[h][0].header.app_hash  # header h + 1 commits to it
+    assert s.store.consensus_state() == s.priorities[h]  # recomputed from the state's sets
+    assert s.banned("evil") and not s.banned("honest")
+    await s.statesync().run()  # restored: a second run (a restart) leaves it as it is
+    assert s.store.height == h
+    # The next blocks apply as on the source: roots and priorities alike.
+    for block, commit in s.blocks[h:]:
+        await s.chain.apply_synced(block, commit)
+        assert s.store.consensus_state() == s.priorities[block.header.height]
+    assert s.store.app_hash == s.source.app_hash
+
+
+async def test_restore_from_a_trusted_height(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    trusted = s.blocks[19][0]  # height 20, after the set change
+    statesync = s.statesync(trust_height=20, trust_hash=trusted.block_id().hex())
+    with trio.fail_after(30):
+        await statesync.run()
+    assert s.store.height == SNAPSHOT_HEIGHT
+
+
+async def test_trust_hash_mismatch_refused(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    statesync = s.statesync(trust_height=20, trust_hash=s.blocks[18][0].block_id().hex())
+    with pytest.raises(Exception, match="trusted hash"):
+        await statesync.anchor()
+    with trio.move_on_after(1):
+        await statesync.run()  # keeps looking, restores nothing
+    assert s.store.height == 0 and statesync.restored_height is None
+
+
+async def test_trust_period_expired_refused(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    statesync = s.statesync(trust_height=20, trust_hash=s.blocks[19][0].block_id().hex(), trust_period="30m")
+    with pytest.raises(StateSyncError, match="trust_period"):
+        await statesync.anchor()
+
+
+async def test_light_client_across_a_set_change_bans_a_header_of_another_set(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, forger="header")
+    statesync = s.statesync()
+    with pytest.raises(Exception, match="no peer serves a verifiable header"):
+        await statesync.verified_header(SNAPSHOT_HEIGHT + 1)
+    assert s.banned("forger")
+    honest = scene(built, honest="")
+    light = await honest.statesync().verified_header(SNAPSHOT_HEIGHT + 1)
+    assert light.header == honest.blocks[SNAPSHOT_HEIGHT][0].header
+
+
+def test_priorities_from_state_match_the_chain(built) -> None:  # type: ignore[no-untyped-def]
+    local, store, _, priorities, _ = built
+    from node.chainstate import encode_priorities
+    for height in (1, 2, EPOCH + 1, EPOCH + 2, HEIGHTS):
+        assert encode_priorities(priorities_at(store.state, height, local.config)) == priorities[height]
+
+
+async def test_node_with_blocks_skips_state_sync(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    block, commit = s.blocks[0]
+    await s.chain.apply_synced(block, commit)
+    await s.statesync().run()  # returns at once
+    assert s.store.height == 1
