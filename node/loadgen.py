@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -272,6 +273,33 @@ def busy_while_sending(run: Run) -> tuple[float, float]:
     return (1 - idle / spent if spent > 0 else 0.0), (own / window if window > 0 else 0.0)
 
 
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    """A node's process and its children (its signature workers)."""
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
+
+
+def tree_cpu(process: psutil.Process) -> dict[int, float]:
+    """User + system seconds of a node's process and each of its children, by pid."""
+    out = {}
+    for p in _tree(process):
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            out[p.pid] = times.user + times.system
+    return out
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """The resident bytes of a node's process and its children."""
+    total = 0
+    for p in _tree(process):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
 def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else 0.0)
 
@@ -303,16 +331,16 @@ def run(args: Options) -> dict[str, Any]:
     try:
         wait_for_blocks(ports)
         usage = [psutil.Process(p.pid) for p in processes]
-        cpu_before = [u.cpu_times() for u in usage]
+        cpu_before = [tree_cpu(u) for u in usage]
         wall = time.monotonic()
         print(f"sending {total:,} txs at {args.rate:,.0f} tx/s for {args.seconds:.0f} s to "
               f"{len(ports)} nodes ...", flush=True)
         run = trio.run(drive, args, ports, txs)
         wall = time.monotonic() - wall
-        cpu_s = [u.cpu_times().user + u.cpu_times().system - b.user - b.system
-                 for u, b in zip(usage, cpu_before, strict=True)]
+        cpu_s = [sum(seconds - before.get(pid, 0.0) for pid, seconds in tree_cpu(u).items())
+                 for u, before in zip(usage, cpu_before, strict=True)]
         cpu = [round(s / wall, 2) for s in cpu_s]
-        rss = [round(u.memory_info().rss / 2**20) for u in usage]
+        rss = [round(tree_rss(u) / 2**20) for u in usage]
         named = sum(node_counter(p, "bizra_consensus_compact_txs_named") for p in ports)
         found = sum(node_counter(p, "bizra_consensus_compact_txs_found") for p in ports)
     finally:
@@ -359,8 +387,8 @@ def run(args: Options) -> dict[str, Any]:
     print(f"submit->commit p50 {figures['latency_p50_s']} s, p95 {figures['latency_p95_s']} s, "
           f"p99 {figures['latency_p99_s']} s; blocks every {figures['block_interval_mean_s']} s "
           f"(max {figures['block_interval_max_s']} s), up to {figures['max_txs_per_block']:,} txs")
-    print(f"CPU per node (cores): {cpu}; RSS (MiB): {rss}; while sending, the machine's "
-          f"{os.cpu_count()} cores were {busy:.0%} busy, {own_cores:.2f} core of it this load generator")
+    print(f"CPU per node (cores, its signature workers included): {cpu}; RSS (MiB): {rss}; "
+          f"while sending, the machine's {os.cpu_count()} cores were {busy:.0%} busy, {own_cores:.2f} core of it this load generator")
     print(f"CPU per committed tx per node (µs): {cpu_us_per_tx}; floor: {tx_floor_us:.0f} µs (signature "
           "check + execution, one core)")
     rate = figures["reconstruction_rate"]
