@@ -388,7 +388,8 @@ def run(args: Options) -> dict[str, Any]:
           f"p99 {figures['latency_p99_s']} s; blocks every {figures['block_interval_mean_s']} s "
           f"(max {figures['block_interval_max_s']} s), up to {figures['max_txs_per_block']:,} txs")
     print(f"CPU per node (cores, its signature workers included): {cpu}; RSS (MiB): {rss}; "
-          f"while sending, the machine's {os.cpu_count()} cores were {busy:.0%} busy, {own_cores:.2f} core of it this load generator")
+          f"while sending, the machine's {os.cpu_count()} cores were {busy:.0%} busy, "
+          f"{own_cores:.2f} core of it this load generator")
     print(f"CPU per committed tx per node (µs): {cpu_us_per_tx}; floor: {tx_floor_us:.0f} µs (signature "
           "check + execution, one core)")
     rate = figures["reconstruction_rate"]
