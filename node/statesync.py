@@ -2,8 +2,12 @@
 from a peer's snapshot, verified, without executing the blocks before it.
 
 1. **Trust.** With ``trust_height`` and ``trust_hash``, the light block of
-   ``trust_height`` from a peer whose header hashes to ``trust_hash`` (and no older than
-   ``trust_period``) is the anchor; without them, the genesis validator set is.
+   ``trust_height`` from a peer whose header hashes to ``trust_hash`` is the anchor;
+   without them, the genesis validator set is. Either is used only while younger than
+   ``trust_period`` (its signers may have unbonded since): an older genesis refuses
+   state sync at once (``trust_height`` and ``trust_hash`` are then required), an older
+   trusted header stops it when found, and an anchor that ages past it while in use
+   stops it then.
 2. **Snapshots.** Every connected peer is asked for its snapshots; the most recent one
    above the trusted height (most holders first among equals) is tried first.
 3. **The header.** The header of ``h + 1`` (its ``app_hash`` is the root of the state
@@ -71,7 +75,8 @@ LIST_TIMEOUT_S = 5.0
 
 
 class StateSyncError(BizraError):
-    """State sync cannot go on as configured (the trusted header is too old)."""
+    """State sync cannot go on as configured (the trusted header or the genesis is older
+    than the trust period); the message names the settings to change."""
 
 
 class _Failed(Exception):
@@ -88,14 +93,17 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """What state sync trusts: the validator set (by hash) of ``height``'s span."""
+    """What state sync trusts: the validator set (by hash) of ``height``'s span, as of
+    ``time_ns`` (the trusted header's time, or the genesis time)."""
 
     height: int
     set_hash: bytes
+    time_ns: int
 
 
 class StateSync:
-    """See the module docstring. ``clock_ns`` is the wall clock (trust period)."""
+    """See the module docstring. ``clock_ns`` is the wall clock (trust period).
+    StateSyncError at once if it would trust a genesis older than the trust period."""
 
     def __init__(self, chain: NodeChain, exchange: SnapshotExchange, blocks: BlockExchange, network: Network,
                  settings: StateSyncConfig, clock_ns: Callable[[], int] = time.time_ns) -> None:
@@ -107,6 +115,8 @@ class StateSync:
         self.clock_ns = clock_ns
         self.restored_height: int | None = None
         self._anchor: Anchor | None = None
+        if not settings.trust_height:
+            self._check_age(chain.genesis.genesis_time_ns, None)
 
     @property
     def config(self) -> ChainConfig:
@@ -161,15 +171,20 @@ class StateSync:
     # --- trust ---------------------------------------------------------------------
 
     async def anchor(self) -> Anchor:
-        """The trusted starting point (see the module docstring); _Failed if no peer
-        serves the trusted header, StateSyncError if it is older than the trust period."""
-        if self._anchor is not None:
-            return self._anchor
+        """The trusted starting point (see the module docstring), checked against the
+        trust period at every use; _Failed if no peer serves the trusted header,
+        StateSyncError if the anchor is older than the trust period."""
+        if self._anchor is None:
+            self._anchor = await self._find_anchor()
+        self._check_age(self._anchor.time_ns, self.settings.trust_height or None)
+        return self._anchor
+
+    async def _find_anchor(self) -> Anchor:
         settings = self.settings
         if not settings.trust_height:
             height = self.config.initial_height
-            self._anchor = Anchor(height, validators_hash(self.chain.members(height)))
-            return self._anchor
+            genesis_time_ns = self.chain.genesis.genesis_time_ns
+            return Anchor(height, validators_hash(self.chain.members(height)), genesis_time_ns)
         trust_hash = bytes.fromhex(settings.trust_hash)
         for peer in self._peers():
             block = await self._light_block_from(peer, settings.trust_height)
@@ -181,16 +196,27 @@ class StateSync:
                                  "block_id": block.header.block_id().hex(),
                                  "trust_hash": settings.trust_hash})
                 continue
-            age_s = (self.clock_ns() - block.header.time_ns) / 1e9
-            if age_s > settings.trust_period_s:
-                raise StateSyncError(
-                    f"the trusted header (height {settings.trust_height}) is {age_s / 3600:.1f} h old, "
-                    f"more than statesync.trust_period ({settings.trust_period}): take a recent trust "
-                    "height and hash")
-            self._anchor = Anchor(settings.trust_height, block.header.validators_hash)
-            return self._anchor
+            return Anchor(settings.trust_height, block.header.validators_hash, block.header.time_ns)
         raise _Failed(f"no peer serves the block of height {settings.trust_height} with the trusted hash "
                       f"{settings.trust_hash}")
+
+    def _check_age(self, time_ns: int, trust_height: int | None) -> None:
+        """StateSyncError unless ``time_ns`` (of the trusted header at ``trust_height``,
+        or of the genesis for None) is within the trust period of now."""
+        settings = self.settings
+        age_s = (self.clock_ns() - time_ns) / 1e9
+        if age_s <= settings.trust_period_s:
+            return
+        if trust_height is None:
+            raise StateSyncError(
+                f"state sync: the genesis is {age_s / 3600:.1f} h old, more than statesync.trust_period "
+                f"({settings.trust_period}), and its validators may have unbonded since: set "
+                "statesync.trust_height and statesync.trust_hash (a recent height and its block id, "
+                "from a node one trusts)")
+        raise StateSyncError(
+            f"the trusted header (height {trust_height}) is {age_s / 3600:.1f} h old, "
+            f"more than statesync.trust_period ({settings.trust_period}): take a recent trust "
+            "height and hash")
 
     async def verified_header(self, height: int) -> LightBlock:
         """The light block of ``height``, verified from the anchor (module docstring)."""

@@ -128,10 +128,13 @@ class Scene:
         self.exchange = SnapshotExchange(self.me, chain_id, empty)
         self.block_exchange = BlockExchange(self.me, chain_id, empty, ignore, max_block_bytes=1 << 22)
 
-    def statesync(self, **settings: object) -> StateSync:
+    def statesync(self, *, after_s: float = 3600, **settings: object) -> StateSync:
+        """A StateSync whose clock reads ``after_s`` after the genesis time (``self.after_s``
+        once made: a test moves it on)."""
+        self.after_s = after_s
         return StateSync(self.chain, self.exchange, self.block_exchange, self.me,
                          StateSyncConfig(enable=True, **settings),  # type: ignore[arg-type]
-                         clock_ns=lambda: self.local.genesis.genesis_time_ns + 3600 * 10**9)
+                         clock_ns=lambda: self.local.genesis.genesis_time_ns + int(self.after_s * 10**9))
 
     def banned(self, name: str) -> bool:
         return self.me.book.is_banned(self.peers[name], self.hub.clock())
@@ -223,6 +226,27 @@ async def test_trust_period_expired_refused(built) -> None:  # type: ignore[no-u
     statesync = s.statesync(trust_height=20, trust_hash=s.blocks[19][0].block_id().hex(), trust_period="30m")
     with pytest.raises(StateSyncError, match="trust_period"):
         await statesync.anchor()
+
+
+async def test_genesis_older_than_the_trust_period_refused_at_start(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    with pytest.raises(StateSyncError, match=r"statesync\.trust_height and statesync\.trust_hash"):
+        s.statesync(after_s=2 * 3600, trust_period="1h")
+    s.statesync(after_s=2 * 3600, trust_period="3h")  # younger than the trust period: used
+
+
+async def test_anchor_rechecked_against_the_trust_period_at_each_use(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    statesync = s.statesync(after_s=3600, trust_period="2h")
+    await statesync.anchor()
+    s.after_s = 3 * 3600  # the genesis anchor aged while in use
+    with pytest.raises(StateSyncError, match=r"genesis is 3\.0 h old"):
+        await statesync.verified_header(SNAPSHOT_HEIGHT + 1)
+    trusted = s.statesync(trust_height=20, trust_hash=s.blocks[19][0].block_id().hex(), trust_period="2h")
+    await trusted.anchor()
+    s.after_s = 4 * 3600
+    with pytest.raises(StateSyncError, match="trusted header"):
+        await trusted.anchor()
 
 
 async def test_light_client_across_a_set_change_bans_a_header_of_another_set(built) -> None:  # type: ignore[no-untyped-def]
