@@ -180,7 +180,7 @@ class Node:
                                                self.genesis.initial_height)
                 self.chain.listeners.append(self.snapshotter.on_commit)
             self.statesync = (StateSync(self.chain, self.snapshot_exchange, self.blocks, self.network,
-                                        statesync) if statesync.enable else None)
+                                        self.peer_heights, statesync) if statesync.enable else None)
             self.metrics = Metrics(self)
             self.rpc = RpcApp(Methods(self), config.rpc, self.metrics, self.not_ready, self.events,
                               home.rpc_token())

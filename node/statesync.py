@@ -8,12 +8,16 @@ from a peer's snapshot, verified, without executing the blocks before it.
    state sync at once (``trust_height`` and ``trust_hash`` are then required), an older
    trusted header stops it when found, and an anchor that ages past it while in use
    stops it then.
-2. **Snapshots.** Every connected peer is asked for its snapshots; the most recent one
-   above the trusted height (most holders first among equals) is tried first.
+2. **Snapshots.** Every connected peer whose height is known (its status) is asked for
+   its snapshots; one listed at or above that height is ignored (its next header is not
+   made yet), and one above it costs the peer ``LISTED_ABOVE_HEIGHT_PENALTY``. The most
+   recent one above the trusted height (most holders first among equals) is tried
+   first; one whose header or manifest could not be verified is not tried again.
 3. **The header.** The header of ``h + 1`` (its ``app_hash`` is the root of the state
    after ``h``, §4.5) is verified light-client style from the anchor: one light block
    per validator-set span between them (:func:`chain.lightblock.span_ends`), each signed
-   by the set the previous one named. A peer that serves a self-consistent light block
+   by the set the previous one named. Each span end is verified once and kept for every
+   later candidate and round. A peer that serves a self-consistent light block
    signed by another set is banned.
 4. **The state.** The manifest is fetched from a holder and must hash to the snapshot's
    descriptor and to that ``app_hash``; the chunks are fetched from the holders,
@@ -72,6 +76,9 @@ PEER_WAIT_S = 0.1
 """How often state sync looks for a first peer to ask."""
 LIST_TIMEOUT_S = 5.0
 """How long a peer has to list its snapshots."""
+LISTED_ABOVE_HEIGHT_PENALTY = 5.0
+"""What a peer's list costs it when it holds snapshots above the height the peer reports
+(a quarter of ``INVALID_MESSAGE_PENALTY``: its status may have been a little late)."""
 
 
 class StateSyncError(BizraError):
@@ -102,19 +109,26 @@ class Anchor:
 
 
 class StateSync:
-    """See the module docstring. ``clock_ns`` is the wall clock (trust period).
+    """See the module docstring. ``peer_heights`` gives the connected peers' heights as
+    their status says; ``clock_ns`` is the wall clock (trust period).
     StateSyncError at once if it would trust a genesis older than the trust period."""
 
     def __init__(self, chain: NodeChain, exchange: SnapshotExchange, blocks: BlockExchange, network: Network,
-                 settings: StateSyncConfig, clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 peer_heights: Callable[[], dict[PeerId, int]], settings: StateSyncConfig,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.chain = chain
         self.exchange = exchange
         self.blocks = blocks
         self.network = network
+        self.peer_heights = peer_heights
         self.settings = settings
         self.clock_ns = clock_ns
         self.restored_height: int | None = None
         self._anchor: Anchor | None = None
+        self._next_sets: dict[int, bytes] = {}
+        """Verified span ends from the anchor: the set hash each names for the next span."""
+        self._failed: set[Descriptor] = set()
+        """Snapshots whose header or manifest could not be verified: not tried again."""
         if not settings.trust_height:
             self._check_age(chain.genesis.genesis_time_ns, None)
 
@@ -148,24 +162,33 @@ class StateSync:
 
     async def discover(self) -> list[Candidate]:
         """The snapshots connected peers list that this node could use, the most recent
-        first (and, among equals, the most widely held)."""
+        first (and, among equals, the most widely held): each below its lister's height,
+        and not one that failed verification before. A peer whose height is not known yet
+        is not asked; one that lists snapshots above its height is penalized."""
         found: dict[Descriptor, Candidate] = {}
         anchor_height = self.settings.trust_height or self.config.initial_height
+        heights = self.peer_heights()
 
-        async def ask(peer: PeerId) -> None:
+        async def ask(peer: PeerId, peer_height: int) -> None:
             with trio.move_on_after(LIST_TIMEOUT_S):
                 try:
                     listed = await self.exchange.list_snapshots(peer)
                 except NetworkError:
                     return
+                above = [d.height for d in listed if d.height > peer_height]
+                if above:
+                    self.network.penalize(peer, LISTED_ABOVE_HEIGHT_PENALTY,
+                                          f"snapshots listed at {above}, above its height {peer_height}")
                 for descriptor in listed:
                     if descriptor.format == FORMAT and descriptor.height + 1 >= anchor_height \
-                            and descriptor.height >= self.config.initial_height:
+                            and self.config.initial_height <= descriptor.height < peer_height \
+                            and descriptor not in self._failed:
                         found.setdefault(descriptor, Candidate(descriptor)).holders.append(peer)
 
         async with trio.open_nursery() as nursery:
             for peer in self.network.peers():
-                nursery.start_soon(ask, peer)
+                if peer in heights:
+                    nursery.start_soon(ask, peer, heights[peer])
         return sorted(found.values(), key=lambda c: (-c.descriptor.height, -len(c.holders)))
 
     # --- trust ---------------------------------------------------------------------
@@ -219,11 +242,15 @@ class StateSync:
             "height and hash")
 
     async def verified_header(self, height: int) -> LightBlock:
-        """The light block of ``height``, verified from the anchor (module docstring)."""
+        """The light block of ``height``, verified from the anchor (module docstring);
+        the span ends on the way are fetched and verified only the first time."""
         anchor = await self.anchor()
         set_hash = anchor.set_hash
         for end in span_ends(anchor.height, height, self.config):
-            set_hash = (await self._trusted_light_block(end, set_hash)).header.next_validators_hash
+            if end not in self._next_sets:
+                span_end = await self._trusted_light_block(end, set_hash)
+                self._next_sets[end] = span_end.header.next_validators_hash
+            set_hash = self._next_sets[end]
         return await self._trusted_light_block(height, set_hash)
 
     async def _trusted_light_block(self, height: int, set_hash: bytes) -> LightBlock:
@@ -258,15 +285,21 @@ class StateSync:
 
     async def restore(self, candidate: Candidate) -> None:
         """Restore the snapshot of ``candidate`` into the store; _Failed if its peers do
-        not serve what it takes."""
+        not serve what it takes (and the snapshot is not tried again if its header or
+        manifest could not be verified)."""
         descriptor = candidate.descriptor
         height = descriptor.height
-        header = (await self.verified_header(height + 1)).header
-        log.info("state sync: snapshot chosen", extra={
-            "height": height, "chunks": descriptor.chunks, "holders": len(candidate.holders),
-            "app_hash": header.app_hash.hex()})
+        await self.anchor()
         holders = list(candidate.holders)
-        manifest = await self._manifest(descriptor, header.app_hash, holders)
+        try:
+            header = (await self.verified_header(height + 1)).header
+            log.info("state sync: snapshot chosen", extra={
+                "height": height, "chunks": descriptor.chunks, "holders": len(candidate.holders),
+                "app_hash": header.app_hash.hex()})
+            manifest = await self._manifest(descriptor, header.app_hash, holders)
+        except _Failed:
+            self._failed.add(descriptor)
+            raise
         store = self.chain.store
         restore = await trio.to_thread.run_sync(store.begin_restore, height, header.app_hash)
         await self._chunks(manifest, restore, holders)

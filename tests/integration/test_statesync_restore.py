@@ -53,7 +53,7 @@ def node_chain(store: Store, local: LocalChain) -> NodeChain:
 class Source:
     """What a peer serves: its blocks, light blocks and snapshots; ``lie`` says how it
     lies ("chunk": a value changed in every chunk; "header": light blocks signed by a set
-    of its own)."""
+    of its own; "list": a snapshot of its own listed first, at a height below the tip)."""
 
     store: Store
     config: object
@@ -70,7 +70,8 @@ class Source:
         return self.store.blocks.block_by_id(block_id)
 
     def descriptors(self) -> list[Descriptor]:
-        return self.snapshots.descriptors()
+        made_up = [Descriptor(HEIGHTS - 2, snapshot_rules.FORMAT, 1, bytes(32))] if self.lie == "list" else []
+        return made_up + self.snapshots.descriptors()
 
     def manifest(self, height: int) -> bytes | None:
         return self.snapshots.manifest(height)
@@ -122,6 +123,8 @@ class Scene:
             SnapshotExchange(peer, chain_id, served)
             BlockExchange(peer, chain_id, served, ignore, max_block_bytes=1 << 22)
             self.peers[name] = peer.local_id
+        self.heights = {peer: HEIGHTS for peer in self.peers.values()}
+        """The peers' heights, as their status would say."""
         self.store = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
         self.chain = node_chain(self.store, local)
         empty = Source(self.store, local.config, SnapshotStore(tmp_path / "mine", keep=1))
@@ -132,7 +135,7 @@ class Scene:
         """A StateSync whose clock reads ``after_s`` after the genesis time (``self.after_s``
         once made: a test moves it on)."""
         self.after_s = after_s
-        return StateSync(self.chain, self.exchange, self.block_exchange, self.me,
+        return StateSync(self.chain, self.exchange, self.block_exchange, self.me, lambda: dict(self.heights),
                          StateSyncConfig(enable=True, **settings),  # type: ignore[arg-type]
                          clock_ns=lambda: self.local.genesis.genesis_time_ns + int(self.after_s * 10**9))
 
@@ -258,6 +261,49 @@ async def test_light_client_across_a_set_change_bans_a_header_of_another_set(bui
     honest = scene(built, honest="")
     light = await honest.statesync().verified_header(SNAPSHOT_HEIGHT + 1)
     assert light.header == honest.blocks[SNAPSHOT_HEIGHT][0].header
+
+
+async def test_snapshots_at_or_above_the_listers_height_ignored_above_penalized(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    honest = s.peers["honest"]
+    statesync = s.statesync()
+    s.heights[honest] = SNAPSHOT_HEIGHT  # its header SNAPSHOT_HEIGHT + 1 is not made yet
+    assert await statesync.discover() == [] and s.me.score(honest) == 0
+    s.heights[honest] = SNAPSHOT_HEIGHT - 1  # listed above the height it reports
+    assert await statesync.discover() == [] and s.me.score(honest) < 0
+    del s.heights[honest]  # its status not known yet: not asked
+    assert await statesync.discover() == []
+    s.heights[honest] = SNAPSHOT_HEIGHT + 1
+    assert [c.descriptor.height for c in await statesync.discover()] == [SNAPSHOT_HEIGHT]
+
+
+async def test_span_ends_verified_once_for_every_candidate(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    statesync = s.statesync()
+    asked: list[int] = []
+    fetch = s.exchange.fetch_light_block
+
+    async def counted(peer: PeerId, height: int) -> LightBlock | None:
+        asked.append(height)
+        return await fetch(peer, height)
+
+    s.exchange.fetch_light_block = counted  # type: ignore[method-assign]
+    await statesync.verified_header(SNAPSHOT_HEIGHT + 1)
+    assert len(asked) > 2  # the span ends, then the header
+    asked.clear()
+    await statesync.verified_header(SNAPSHOT_HEIGHT + 2)
+    await statesync.verified_header(SNAPSHOT_HEIGHT - 3)
+    assert asked == [SNAPSHOT_HEIGHT + 2, SNAPSHOT_HEIGHT - 3]  # no span end again
+
+
+async def test_a_snapshot_that_failed_verification_is_not_tried_again(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, liar="list")
+    statesync = s.statesync()
+    made_up = await statesync.discover()
+    assert [c.descriptor.height for c in made_up] == [HEIGHTS - 2, SNAPSHOT_HEIGHT]
+    with pytest.raises(Exception, match="no peer served the manifest"):
+        await statesync.restore(made_up[0])
+    assert [c.descriptor.height for c in await statesync.discover()] == [SNAPSHOT_HEIGHT]
 
 
 def test_priorities_from_state_match_the_chain(built) -> None:  # type: ignore[no-untyped-def]
