@@ -54,6 +54,11 @@ MAX_MANIFEST_BYTES = 256 << 10
 """The largest manifest (4,096 entries of about 40 bytes, and 4,096 chunk starts)."""
 MAX_KEY_BYTES = 256
 """The longest state key a chunk may carry (the longest the chain makes is 50 bytes)."""
+MAX_CHUNK_PAIRS = 1 << 17
+"""The most pairs a chunk holds (131,072). A chunk above ``CHUNK_TARGET_BYTES`` holds one
+prefix, at depth 3 1/4,096 of the state's keys on average: this takes states of about
+500 million keys, and bounds what a hostile chunk costs to decode (tens of MB) whatever
+its pairs' sizes."""
 LEAF = 1
 NODE = 2
 
@@ -227,16 +232,66 @@ def encode_chunk(pairs: Sequence[tuple[bytes, bytes]]) -> bytes:
 
 
 def decode_chunk(data: bytes) -> list[tuple[bytes, bytes]]:
-    """The pairs of a chunk; DecodeError unless it is a list of ``[key, value]`` byte
-    strings, keys at most :data:`MAX_KEY_BYTES`, within :data:`MAX_CHUNK_BYTES`."""
+    """The pairs of a chunk; DecodeError unless it is the canonical encoding of a list of
+    at most :data:`MAX_CHUNK_PAIRS` ``[key, value]`` byte strings, within
+    :data:`MAX_CHUNK_BYTES`, keys of 1 to :data:`MAX_KEY_BYTES` bytes and values not empty
+    (the state holds no empty value: an empty one is a deletion), keys in strictly
+    increasing path order. Decoded a pair at a time: the count in the array's head is
+    checked before any pair is built, and a bad pair stops the decoding there."""
     if len(data) > MAX_CHUNK_BYTES:
         raise DecodeError(f"chunk: {len(data)} bytes, more than {MAX_CHUNK_BYTES}")
-    pairs = []
-    for item in expect_list(loads_canonical(data, "chunk"), "chunk"):
-        key, value = expect_array(item, 2, "chunk pair")
-        pairs.append((expect_bytes(key, "chunk key", max_bytes=MAX_KEY_BYTES),
-                      expect_bytes(value, "chunk value")))
+    count, pos = _head(data, 0, 4, "chunk")
+    if count > MAX_CHUNK_PAIRS:
+        raise DecodeError(f"chunk: {count} pairs, more than {MAX_CHUNK_PAIRS}")
+    pairs: list[tuple[bytes, bytes]] = []
+    last_path = b""
+    for _ in range(count):
+        length, pos = _head(data, pos, 4, "chunk pair")
+        if length != 2:
+            raise DecodeError(f"chunk pair: {length} items, expected 2")
+        key, pos = _byte_string(data, pos, "chunk key", MAX_KEY_BYTES)
+        value, pos = _byte_string(data, pos, "chunk value", MAX_CHUNK_BYTES)
+        path = key_path(key)
+        if path <= last_path:
+            raise DecodeError(f"chunk: key {len(pairs)} not in strictly increasing path order")
+        last_path = path
+        pairs.append((key, value))
+    if pos != len(data):
+        raise DecodeError(f"chunk: {len(data) - pos} bytes after its pairs")
     return pairs
+
+
+def _head(data: bytes, pos: int, major: int, what: str) -> tuple[int, int]:
+    """The argument of the canonical CBOR head of major type ``major`` at ``pos``, and
+    the position after it; DecodeError if there is none there."""
+    if pos >= len(data):
+        raise DecodeError(f"{what}: the data ends")
+    initial = data[pos]
+    if initial >> 5 != major:
+        raise DecodeError(f"{what}: expected CBOR major type {major}, got {initial >> 5}")
+    info = initial & 31
+    if info < 24:
+        return info, pos + 1
+    if info > 27:
+        raise DecodeError(f"{what}: not a definite length")
+    size = 1 << (info - 24)
+    if pos + 1 + size > len(data):
+        raise DecodeError(f"{what}: the data ends")
+    value = int.from_bytes(data[pos + 1:pos + 1 + size], "big")
+    if value < (24 if size == 1 else 1 << (4 * size)):
+        raise DecodeError(f"{what}: a length not in its shortest form")
+    return value, pos + 1 + size
+
+
+def _byte_string(data: bytes, pos: int, what: str, max_bytes: int) -> tuple[bytes, int]:
+    """The non-empty byte string of at most ``max_bytes`` at ``pos``, and the position
+    after it; DecodeError otherwise."""
+    length, pos = _head(data, pos, 2, what)
+    if not 1 <= length <= max_bytes:
+        raise DecodeError(f"{what}: {length} bytes, not 1 to {max_bytes}")
+    if pos + length > len(data):
+        raise DecodeError(f"{what}: the data ends")
+    return data[pos:pos + length], pos + length
 
 
 def verify_chunk(manifest: Manifest, index: int, pairs: Sequence[tuple[bytes, bytes]]) -> None:

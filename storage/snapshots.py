@@ -22,6 +22,7 @@ from chain.errors import DecodeError, StorageError
 from chain.snapshot import (
     CHUNK_TARGET_BYTES,
     MAX_CHUNK_BYTES,
+    MAX_CHUNK_PAIRS,
     Descriptor,
     Manifest,
     Subtree,
@@ -66,20 +67,24 @@ def build_snapshot(height: int, root: bytes, entries: Iterable[tuple[bytes, byte
         i = j
     starts = [0]
     chunks: list[bytes] = []
+    counts: list[int] = []
     pending: list[tuple[bytes, bytes]] = []
     pending_bytes = 0
     for prefix, first, end, size in groups:
         if pending and pending_bytes + size > CHUNK_TARGET_BYTES:
             chunks.append(encode_chunk(pending))
+            counts.append(len(pending))
             starts.append(prefix)
             pending, pending_bytes = [], 0
         pending.extend((k, v) for _, k, v in items[first:end])
         pending_bytes += size
     chunks.append(encode_chunk(pending))
-    for index, chunk in enumerate(chunks):
-        if len(chunk) > MAX_CHUNK_BYTES:
-            raise StorageError(f"snapshot of height {height}: chunk {index} would be {len(chunk)} bytes, "
-                               f"more than {MAX_CHUNK_BYTES}")
+    counts.append(len(pending))
+    for index, (chunk, count) in enumerate(zip(chunks, counts, strict=True)):
+        if len(chunk) > MAX_CHUNK_BYTES or count > MAX_CHUNK_PAIRS:
+            raise StorageError(f"snapshot of height {height}: chunk {index} would be {len(chunk)} bytes "
+                               f"of {count} pairs, more than {MAX_CHUNK_BYTES} bytes or "
+                               f"{MAX_CHUNK_PAIRS} pairs")
     manifest = make_manifest(height, depth, subtrees, starts)
     if manifest_root(manifest) != root:
         raise StorageError(f"snapshot of height {height}: the state read hashes to "

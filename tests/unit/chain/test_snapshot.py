@@ -150,6 +150,35 @@ def test_malformed_chunk_refused() -> None:
     assert decode_chunk(encode_chunk([(b"k", b"v")])) == [(b"k", b"v")]
 
 
+def test_hostile_chunk_refused_before_its_pairs_are_built() -> None:
+    from chain.codec import dumps
+    from chain.snapshot import MAX_CHUNK_PAIRS
+    from chain.statetree import key_path
+    # 1.2 MB of empty pairs: refused from the array's head, before a pair is built.
+    with pytest.raises(DecodeError, match="more than"):
+        decode_chunk(dumps([[b"", b""]] * 400_000))
+    keys = sorted((i.to_bytes(4, "big") for i in range(MAX_CHUNK_PAIRS + 1)), key=key_path)
+    with pytest.raises(DecodeError, match=f"{MAX_CHUNK_PAIRS + 1} pairs"):
+        decode_chunk(encode_chunk([(k, b"v") for k in keys]))
+    assert len(decode_chunk(encode_chunk([(k, b"v") for k in keys[:MAX_CHUNK_PAIRS]]))) == MAX_CHUNK_PAIRS
+    with pytest.raises(DecodeError, match="key: 0 bytes"):
+        decode_chunk(dumps([[b"", b"v"]]))
+    with pytest.raises(DecodeError, match="value: 0 bytes"):
+        decode_chunk(dumps([[b"k", b""]]))
+    with pytest.raises(DecodeError, match="not a definite length"):
+        decode_chunk(b"\x9f\xff")
+
+
+def test_chunk_out_of_path_order_fails_at_the_first_bad_pair() -> None:
+    from chain.codec import dumps
+    from chain.statetree import key_path
+    a, b = sorted([b"a", b"b"], key=key_path)
+    decode_chunk(encode_chunk([(a, b"v"), (b, b"v")]))
+    # The pair after the misordered one is not even a pair: the order stops the decoding first.
+    with pytest.raises(DecodeError, match="key 1 not in strictly increasing path order"):
+        decode_chunk(dumps([[b, b"v"], [a, b"v"], "not a pair"]))
+
+
 def test_subtree_kinds_place_single_keys_where_they_are_alone() -> None:
     values = {b"only": b"1"}
     manifest, _ = build_snapshot(1, root_of(values), list(values.items()))
