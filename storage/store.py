@@ -185,7 +185,10 @@ class Store:
 
     def txs_at(self, height: int) -> list[TxLocation] | None:
         """The txs of block ``height`` in block order, with their results (what
-        ``block_results`` shows); ``None`` if this node does not have the block."""
+        ``block_results`` shows); ``None`` if this node does not have the block or it is
+        below the block base (the anchor block of a restore, whose txs are not indexed)."""
+        if height < self.blocks.base:
+            return None
         block = self.blocks.block(height)
         if block is None:
             return None

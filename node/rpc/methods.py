@@ -199,13 +199,20 @@ class Methods:
         return self.node.store
 
     def _height(self, value: Any) -> int:
-        """A height this node has (default: the latest)."""
+        """A height whose block this node holds: ``value``, or the latest for none or 0
+        (at genesis, the latest, which has no block). InvalidParams above the latest or
+        below the lowest block held (``blocks.base``), naming it: right after a restore
+        the latest itself is below it (its block is kept as the anchor, not served)."""
         store = self._store
-        if value is None:
-            return int(store.height)
-        height = _int("height", value)
+        height = 0 if value is None else _int("height", value)
         if height == 0:
-            return int(store.height)
+            height = int(store.height)
+            if store.at_genesis:
+                return height
+            if height < store.blocks.base:
+                raise invalid(f"the latest height {height} is not available (restored from a snapshot of "
+                              f"it, no block since), lowest height is {store.blocks.base}")
+            return height
         if height > store.height:
             raise invalid(f"height {height} must be less than or equal to the current blockchain "
                           f"height {store.height}")
@@ -252,7 +259,11 @@ class Methods:
         node = self.node
         store = self._store
         latest = store.blocks.block(store.height)
-        earliest = store.blocks.block(store.blocks.base) if latest else None
+        # The lowest block served; none at genesis, nor right after a restore (block base
+        # above the latest height), when the earliest fields are CometBFT's of an empty
+        # block store: height 0, no hashes.
+        earliest = store.blocks.block(store.blocks.base) if latest and store.blocks.base <= store.height \
+            else None
         validator: JSON = {"address": "", "pub_key": None, "voting_power": "0"}
         if node.validator_key is not None:
             key = node.validator_key.public_key
@@ -284,7 +295,7 @@ class Methods:
                 "latest_block_time": when(latest),
                 "earliest_block_hash": hex_upper(earliest.block_id()) if earliest else "",
                 "earliest_app_hash": hex_upper(earliest.header.app_hash) if earliest else "",
-                "earliest_block_height": str(store.blocks.base if latest else 0),
+                "earliest_block_height": str(store.blocks.base if earliest else 0),
                 "earliest_block_time": when(earliest),
                 "catching_up": node.catching_up(),
                 **self._sync_progress(),

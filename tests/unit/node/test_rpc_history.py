@@ -26,8 +26,9 @@ from storekit import GENESIS_HASH, commit_next, transfers
 SNAPSHOT = 6
 
 
-@pytest.fixture
-def methods() -> tuple[Methods, list[bytes], int]:
+def restored(blocks_after: int) -> tuple[Methods, list[bytes], int]:
+    """The RPC of a store restored from a snapshot of height ``SNAPSHOT`` that then
+    applied ``blocks_after`` blocks; the txs before the snapshot; the lowest height held."""
     local = LocalChain(users=10)
     source = Store.open(MemoryKV(), local.genesis, GENESIS_HASH)
     old_txs = []
@@ -44,7 +45,7 @@ def methods() -> tuple[Methods, list[bytes], int]:
     for raw in chunks:
         restore.apply_chunk(decode_chunk(raw))
     store.finish_restore(restore, anchor, seen, b"")
-    for _ in range(2):
+    for _ in range(blocks_after):
         block = local.next_block(transfers(local, 3))
         outcome = apply_block(store.state, store.app_hash, block, local.config)
         local.apply(block)
@@ -53,8 +54,43 @@ def methods() -> tuple[Methods, list[bytes], int]:
     verified = VerifiedCache()
     chain = NodeChain(store, local.genesis, local.config,
                       Mempool(local.config, store.state, MempoolConfig(), verified), verified)
-    node: Any = SimpleNamespace(store=store, genesis=local.genesis, chain=chain, chain_config=local.config)
+    network = SimpleNamespace(local_id="me", node_id=lambda peer: peer)
+    node: Any = SimpleNamespace(store=store, genesis=local.genesis, chain=chain, chain_config=local.config,
+                                network=network, advertised_addresses=lambda: [], genesis_hash=GENESIS_HASH,
+                                config=SimpleNamespace(moniker="m", rpc=SimpleNamespace(host="h", port=1)),
+                                chain_id=local.config.chain_id, validator_key=None, catching_up=lambda: True,
+                                sync=SimpleNamespace(progress=None))
     return Methods(node), old_txs, SNAPSHOT + 1
+
+
+@pytest.fixture
+def methods() -> tuple[Methods, list[bytes], int]:
+    return restored(2)
+
+
+@pytest.mark.parametrize("method", ["m_block", "m_header", "m_commit", "m_block_results",
+                                    "m_consensus_params"])
+async def test_latest_height_right_after_a_restore_refused(method: str) -> None:
+    rpc, _, lowest = restored(0)
+    for height in (None, "0"):
+        with pytest.raises(RpcError) as refused:
+            await getattr(rpc, method)(height=height)
+        assert f"lowest height is {lowest}" in refused.value.data
+    assert rpc.node.store.txs_at(SNAPSHOT) is None  # the anchor block: stored, not indexed
+
+
+async def test_status_right_after_a_restore_and_after_a_block() -> None:
+    rpc, _, lowest = restored(0)
+    info = (await rpc.m_status())["sync_info"]
+    assert (info["latest_block_height"], info["earliest_block_height"]) == (str(SNAPSHOT), "0")
+    assert info["earliest_block_hash"] == info["earliest_app_hash"] == ""
+    rpc, _, lowest = restored(1)
+    info = (await rpc.m_status())["sync_info"]
+    block = rpc.node.store.blocks.block(lowest)
+    assert block is not None
+    assert (info["latest_block_height"], info["earliest_block_height"]) == (str(lowest), str(lowest))
+    assert info["earliest_block_hash"] == block.block_id().hex().upper() == info["latest_block_hash"]
+    assert (await rpc.m_block_results())["height"] == str(lowest)
 
 
 @pytest.mark.parametrize("method", ["m_block", "m_header", "m_commit", "m_block_results", "m_validators",
