@@ -92,10 +92,10 @@ class _Failed(Exception):
 
 @dataclass
 class Candidate:
-    """A snapshot and the peers that listed it."""
+    """A snapshot and the peers that listed it (each once, however often it did)."""
 
     descriptor: Descriptor
-    holders: list[PeerId] = field(default_factory=list)
+    holders: set[PeerId] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +183,7 @@ class StateSync:
                     if descriptor.format == FORMAT and descriptor.height + 1 >= anchor_height \
                             and self.config.initial_height <= descriptor.height < peer_height \
                             and descriptor not in self._failed:
-                        found.setdefault(descriptor, Candidate(descriptor)).holders.append(peer)
+                        found.setdefault(descriptor, Candidate(descriptor)).holders.add(peer)
 
         async with trio.open_nursery() as nursery:
             for peer in self.network.peers():

@@ -53,7 +53,8 @@ def node_chain(store: Store, local: LocalChain) -> NodeChain:
 class Source:
     """What a peer serves: its blocks, light blocks and snapshots; ``lie`` says how it
     lies ("chunk": a value changed in every chunk; "header": light blocks signed by a set
-    of its own; "list": a snapshot of its own listed first, at a height below the tip)."""
+    of its own; "list": a snapshot of its own listed first, at a height below the tip;
+    "repeat": each snapshot listed three times)."""
 
     store: Store
     config: object
@@ -71,7 +72,8 @@ class Source:
 
     def descriptors(self) -> list[Descriptor]:
         made_up = [Descriptor(HEIGHTS - 2, snapshot_rules.FORMAT, 1, bytes(32))] if self.lie == "list" else []
-        return made_up + self.snapshots.descriptors()
+        repeated = 3 if self.lie == "repeat" else 1
+        return made_up + self.snapshots.descriptors() * repeated
 
     def manifest(self, height: int) -> bytes | None:
         return self.snapshots.manifest(height)
@@ -304,6 +306,12 @@ async def test_a_snapshot_that_failed_verification_is_not_tried_again(built) -> 
     with pytest.raises(Exception, match="no peer served the manifest"):
         await statesync.restore(made_up[0])
     assert [c.descriptor.height for c in await statesync.discover()] == [SNAPSHOT_HEIGHT]
+
+
+async def test_a_peer_listing_a_snapshot_again_is_one_holder(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, repeater="repeat", honest="")
+    candidates = await s.statesync().discover()
+    assert [len(c.holders) for c in candidates] == [2]
 
 
 def test_priorities_from_state_match_the_chain(built) -> None:  # type: ignore[no-untyped-def]
