@@ -54,7 +54,7 @@ from chain.types import Block, Commit
 from chain.validatorsets import set_start_height, validator_set_at
 from consensus.proposer import Priorities, Voter, initial, next_height, voters
 from node.chainstate import NodeChain, encode_priorities
-from node.config import StateSyncConfig
+from node.config import ConfigError, StateSyncConfig
 from p2p.blocks import BlockExchange
 from p2p.network import INVALID_MESSAGE_PENALTY, Network
 from p2p.peers import PeerId
@@ -111,7 +111,8 @@ class Anchor:
 class StateSync:
     """See the module docstring. ``peer_heights`` gives the connected peers' heights as
     their status says; ``clock_ns`` is the wall clock (trust period).
-    StateSyncError at once if it would trust a genesis older than the trust period."""
+    StateSyncError at once if it would trust a genesis older than the trust period;
+    ConfigError if ``trust_height`` is below the chain's initial height."""
 
     def __init__(self, chain: NodeChain, exchange: SnapshotExchange, blocks: BlockExchange, network: Network,
                  peer_heights: Callable[[], dict[PeerId, int]], settings: StateSyncConfig,
@@ -131,6 +132,9 @@ class StateSync:
         """Snapshots whose header or manifest could not be verified: not tried again."""
         if not settings.trust_height:
             self._check_age(chain.genesis.genesis_time_ns, None)
+        elif settings.trust_height < chain.config.initial_height:
+            raise ConfigError(f"statesync.trust_height: {settings.trust_height} is below the chain's initial "
+                              f"height {chain.config.initial_height}: take a height of this chain")
 
     @property
     def config(self) -> ChainConfig:

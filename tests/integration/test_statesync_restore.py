@@ -23,7 +23,7 @@ from chain.snapshot import Descriptor
 from chain.types import Block, Bond, Commit, SetMember, ValidatorRegister
 from chain.validatorsets import validator_set_at
 from node.chainstate import NodeChain
-from node.config import MempoolConfig, StateSyncConfig
+from node.config import ConfigError, MempoolConfig, StateSyncConfig
 from node.mempool import Mempool
 from node.statesync import StateSync, StateSyncError, priorities_at
 from p2p.blocks import Announcement, BlockExchange
@@ -238,6 +238,13 @@ async def test_genesis_older_than_the_trust_period_refused_at_start(built) -> No
     with pytest.raises(StateSyncError, match=r"statesync\.trust_height and statesync\.trust_hash"):
         s.statesync(after_s=2 * 3600, trust_period="1h")
     s.statesync(after_s=2 * 3600, trust_period="3h")  # younger than the trust period: used
+
+
+async def test_trust_height_below_the_initial_height_refused_at_start(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, honest="")
+    s.chain.config = dataclasses.replace(s.chain.config, initial_height=10)
+    with pytest.raises(ConfigError, match=r"statesync\.trust_height: 9 is below the chain's initial height"):
+        s.statesync(trust_height=9, trust_hash=s.blocks[8][0].block_id().hex())
 
 
 async def test_anchor_rechecked_against_the_trust_period_at_each_use(built) -> None:  # type: ignore[no-untyped-def]
