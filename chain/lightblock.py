@@ -85,7 +85,8 @@ def span_ends(trusted: int, target: int, config: ChainConfig) -> Iterator[int]:
 
 
 def check_successor(block: LightBlock, trusted_set_hash: bytes) -> None:
-    """InvalidBlock unless ``block`` (already :meth:`~LightBlock.check`-ed) is signed by
-    the set that hashes to ``trusted_set_hash``."""
+    """InvalidBlock unless ``block``'s header names the set that hashes to
+    ``trusted_set_hash``: with :meth:`~LightBlock.check`, it is signed by that set.
+    Checked first, it costs a block of another set no signature check."""
     if block.header.validators_hash != trusted_set_hash:
         raise InvalidBlock(f"light block {block.header.height}: signed by a set other than the trusted one")

@@ -47,7 +47,7 @@ import trio
 from chain.commits import validators_hash, verify_commit
 from chain.errors import BizraError, InvalidBlock, NetworkError
 from chain.ledger import Ledger, StateReader
-from chain.lightblock import LightBlock, check_successor, span_ends
+from chain.lightblock import LightBlock, span_ends
 from chain.params import ChainConfig
 from chain.snapshot import FORMAT, Descriptor, Manifest
 from chain.types import Block, Commit
@@ -259,22 +259,18 @@ class StateSync:
 
     async def _trusted_light_block(self, height: int, set_hash: bytes) -> LightBlock:
         """The light block of ``height`` from the first peer that serves one signed by the
-        set of ``set_hash``; a peer that serves one signed by another set is banned."""
+        set of ``set_hash``; a peer that serves one whose header names another set is
+        banned, before any of its signatures is checked."""
         for peer in self._peers():
-            block = await self._light_block_from(peer, height)
-            if block is None:
-                continue
-            try:
-                check_successor(block, set_hash)
-            except InvalidBlock as exc:
-                self.network.ban(peer, f"a light block not of this chain: {exc}")
-                continue
-            return block
+            block = await self._light_block_from(peer, height, set_hash)
+            if block is not None:
+                return block
         raise _Failed(f"no peer serves a verifiable header of height {height}")
 
-    async def _light_block_from(self, peer: PeerId, height: int) -> LightBlock | None:
+    async def _light_block_from(self, peer: PeerId, height: int,
+                                set_hash: bytes | None = None) -> LightBlock | None:
         try:
-            return await self.exchange.fetch_light_block(peer, height)
+            return await self.exchange.fetch_light_block(peer, height, set_hash)
         except NetworkError as exc:
             log.info("state sync: light block request failed", extra={"peer": peer, "height": height,
                                                                        "error": str(exc)})

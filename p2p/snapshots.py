@@ -18,7 +18,9 @@ What a peer answers is checked before use: a list, manifest or chunk that does n
 decode, a manifest that is not the one its descriptor names, and a light block whose
 commit does not finalize its header for its validators cost the peer
 ``INVALID_MESSAGE_PENALTY``; a manifest or chunk that decodes but is not the state the
-verified header commits to is proof of a lie, and bans the peer at once.
+verified header commits to, and a light block whose header names another validator set
+than the trusted one (checked before its signatures), are proof of a lie, and ban the
+peer at once.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import trio
 
 from chain.codec import dumps, expect_array, expect_list, expect_uint, loads_canonical
 from chain.errors import DecodeError, InvalidBlock, InvalidProof, NetworkError
-from chain.lightblock import LightBlock
+from chain.lightblock import LightBlock, check_successor
 from chain.sizes import VALIDATORS_LIMIT
 from chain.snapshot import (
     FORMAT,
@@ -170,11 +172,15 @@ class SnapshotExchange:
         except InvalidProof as exc:
             raise self._liar(peer, f"a chunk that is not the chain's state: {exc}") from None
 
-    async def fetch_light_block(self, peer: PeerId, height: int) -> LightBlock | None:
+    async def fetch_light_block(self, peer: PeerId, height: int,
+                                set_hash: bytes | None = None) -> LightBlock | None:
         """The light block of ``height`` from ``peer``, self-consistent (its commit
-        finalizes its header for its validators); None if the peer does not have it.
-        NetworkError if the request fails or the answer is wrong (the peer is penalized).
-        Whether its validators are the ones to trust is the caller's question."""
+        finalizes its header for its validators) and, given ``set_hash``, signed by the
+        set of that hash; None if the peer does not have it. NetworkError if the request
+        fails or the answer is wrong (the peer is penalized), or, checked before any
+        signature, its header names another set than ``set_hash`` (a header not of this
+        chain: the peer is banned). Without ``set_hash``, whether its validators are the
+        ones to trust is the caller's question."""
         raw = await self.network.request(peer, self.light_protocol, dumps(height),
                                          max_response_bytes=MAX_LIGHT_BLOCK_BYTES, timeout=REQUEST_TIMEOUT_S)
         try:
@@ -184,6 +190,11 @@ class SnapshotExchange:
             raise self._fault(peer, f"unreadable light block: {exc}") from None
         if block is None:
             return None
+        if set_hash is not None:
+            try:
+                check_successor(block, set_hash)
+            except InvalidBlock as exc:
+                raise self._liar(peer, f"a light block not of this chain: {exc}") from None
         try:
             await trio.to_thread.run_sync(block.check, self.chain_id, height)
         except InvalidBlock as exc:

@@ -292,9 +292,9 @@ async def test_span_ends_verified_once_for_every_candidate(built) -> None:  # ty
     asked: list[int] = []
     fetch = s.exchange.fetch_light_block
 
-    async def counted(peer: PeerId, height: int) -> LightBlock | None:
+    async def counted(peer: PeerId, height: int, set_hash: bytes | None = None) -> LightBlock | None:
         asked.append(height)
-        return await fetch(peer, height)
+        return await fetch(peer, height, set_hash)
 
     s.exchange.fetch_light_block = counted  # type: ignore[method-assign]
     await statesync.verified_header(SNAPSHOT_HEIGHT + 1)
@@ -319,6 +319,22 @@ async def test_a_peer_listing_a_snapshot_again_is_one_holder(built) -> None:  # 
     s = scene(built, repeater="repeat", honest="")
     candidates = await s.statesync().discover()
     assert [len(c.holders) for c in candidates] == [2]
+
+
+async def test_a_header_of_another_set_costs_no_signature_check(built) -> None:  # type: ignore[no-untyped-def]
+    s = scene(built, forger="header")
+    checked: list[int] = []
+    check = LightBlock.check
+
+    def counted(self: LightBlock, chain_id: str, height: int) -> None:
+        checked.append(height)
+        check(self, chain_id, height)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LightBlock, "check", counted)
+        with pytest.raises(Exception, match="no peer serves a verifiable header"):
+            await s.statesync().verified_header(SNAPSHOT_HEIGHT + 1)
+    assert s.banned("forger") and checked == []
 
 
 def test_priorities_from_state_match_the_chain(built) -> None:  # type: ignore[no-untyped-def]
