@@ -17,8 +17,8 @@ from a peer's snapshot, verified, without executing the blocks before it.
    after ``h``, §4.5) is verified light-client style from the anchor: one light block
    per validator-set span between them (:func:`chain.lightblock.span_ends`), each signed
    by the set the previous one named. Each span end is verified once and kept for every
-   later candidate and round. A peer that serves a self-consistent light block
-   signed by another set is banned.
+   later candidate and round. A peer that serves a light block whose header names
+   another set is banned, before any of its signatures is checked.
 4. **The state.** The manifest is fetched from a holder and must hash to the snapshot's
    descriptor and to that ``app_hash``; the chunks are fetched from the holders,
    ``CHUNK_FETCHERS`` at a time, each verified against the manifest before it is
