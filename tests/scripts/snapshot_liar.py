@@ -3,8 +3,9 @@
 ``python snapshot_liar.py --genesis FILE --snapshots DIR --port PORT [--hold PEER_ID --stall SECONDS]``
 
 It speaks the node's own p2p stack (``p2p.host.Libp2pNetwork`` with a fresh key, and
-``p2p.status.StatusService`` with the chain id and genesis hash of ``--genesis``, height
-0, so nodes take it for a peer of their chain) and serves the state-sync protocols
+``p2p.status.StatusService`` with the chain id and genesis hash of ``--genesis``, and as
+its height the one above its newest snapshot, so nodes take it for a peer of their
+chain that may hold those snapshots) and serves the state-sync protocols
 (``p2p.snapshots.SnapshotExchange``) from ``--snapshots``, another node's snapshot
 directory: it lists the same snapshots and serves their manifests, but every chunk with
 one value changed. Until the peer ``--hold`` first disconnects from it (the node
@@ -68,8 +69,9 @@ async def main(args: argparse.Namespace) -> None:
     data = args.genesis.read_bytes()
     genesis = parse_genesis(data)
     net = Libp2pNetwork(os.urandom(32), port=args.port)
-    status = StatusService(net, genesis.chain_id, genesis_hash(data), lambda: 0, lambda: [])
     served = Corrupted(SnapshotStore(args.snapshots, keep=100), args.stall)
+    status = StatusService(net, genesis.chain_id, genesis_hash(data),
+                           lambda: max((d.height for d in served.descriptors()), default=0) + 1, lambda: [])
     SnapshotExchange(net, genesis.chain_id, served)
     events = net.peer_events()
     async with trio.open_nursery() as nursery:
