@@ -435,8 +435,15 @@ class Methods:
         return {"block_id": shapes.block_id(block.block_id()),
                 "block": shapes.block(block, self.node.chain.members)}
 
+    def _held_by_id(self, value: Any) -> Block | None:
+        """The block of hash ``value`` if this node holds it: none below the lowest height
+        held (the anchor block of a restore is kept, not served)."""
+        blocks = self._store.blocks
+        block = blocks.block_by_id(_hash("hash", value))
+        return block if block is not None and block.header.height >= blocks.base else None
+
     async def m_block_by_hash(self, hash: Any) -> JSON:
-        block = self._store.blocks.block_by_id(_hash("hash", hash))
+        block = self._held_by_id(hash)
         if block is None:
             return {"block_id": shapes.block_id(b""), "block": None}
         return self._final("block", block.header.height, lambda: self._rendered_block(block))
@@ -445,7 +452,7 @@ class Methods:
         return {"header": shapes.header(self._block(self._height(height)).header)}
 
     async def m_header_by_hash(self, hash: Any) -> JSON:
-        block = self._store.blocks.block_by_id(_hash("hash", hash))
+        block = self._held_by_id(hash)
         return {"header": shapes.header(block.header) if block is not None else None}
 
     async def m_block_search(self, query: Any, page: Any = None, per_page: Any = None,

@@ -79,6 +79,14 @@ async def test_latest_height_right_after_a_restore_refused(method: str) -> None:
     assert rpc.node.store.txs_at(SNAPSHOT) is None  # the anchor block: stored, not indexed
 
 
+async def test_the_anchor_block_not_served_by_hash() -> None:
+    rpc, _, _ = restored(0)
+    anchor = rpc.node.store.blocks.block(SNAPSHOT)
+    assert anchor is not None  # kept in the store
+    assert (await rpc.m_block_by_hash(hash=anchor.block_id().hex()))["block"] is None
+    assert (await rpc.m_header_by_hash(hash=anchor.block_id().hex()))["header"] is None
+
+
 async def test_status_right_after_a_restore_and_after_a_block() -> None:
     rpc, _, lowest = restored(0)
     info = (await rpc.m_status())["sync_info"]
