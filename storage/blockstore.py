@@ -97,6 +97,10 @@ class BlockStore:
         raw = self._kv.get(schema.commit(height))
         if raw is None:
             raw = self._kv.get(schema.seen_commit(height))
+            if raw is None:
+                # Block height + 1 was written between the two reads: its batch put the
+                # canonical commit in the same write that deleted the seen one.
+                raw = self._kv.get(schema.commit(height))
         return None if raw is None else _decode(Commit, raw, f"commit {height}")
 
     def seen_commit(self) -> Commit | None:

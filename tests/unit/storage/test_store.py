@@ -422,3 +422,33 @@ def test_latest_values_are_read_once_and_a_read_a_commit_overtook_is_not_kept() 
     assert store.state.get(account(newcomer)) is None  # read before the commit
     assert Ledger(store.state).account(newcomer).balance == 5
     assert store.state.get(account(newcomer)) == kv.get(schema.state(account(newcomer)))
+
+
+class WritesBeforeRead(MemoryKV):
+    """A memory store that, on a read of ``key``, first writes a batch held back
+    (``held``): another thread's commit landing between two reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key = b""
+        self.held: list[tuple[bytes, bytes | None]] = []
+
+    def get(self, key: bytes) -> bytes | None:
+        if key == self.key and self.held:
+            self.apply(self.held)
+            self.held = []
+        return super().get(key)
+
+
+def test_the_latest_commit_is_found_while_the_next_block_is_written(chain: LocalChain) -> None:
+    """``commit(h)`` of the latest height reads the canonical commit, then the seen one:
+    block h + 1 written between the two reads (it moves the commit from one to the
+    other) must not make it answer None."""
+    kv = WritesBeforeRead()
+    store = Store.open(kv, chain.genesis, GENESIS_HASH)
+    commit_next(chain, store)
+    latest = store.blocks.commit(1)
+    assert latest is not None
+    kv.key = schema.seen_commit(1)
+    kv.held = [(schema.commit(1), encode(latest)), (schema.seen_commit(1), None)]
+    assert store.blocks.commit(1) == latest
