@@ -73,7 +73,7 @@ MAX_FAILURES = 3
 RETRY_S = 2.0
 """How long state sync waits before looking for snapshots again, when none would do."""
 PEER_WAIT_S = 0.1
-"""How often state sync looks for a first peer to ask."""
+"""How often state sync looks for a first peer whose height it knows (one it can ask)."""
 LIST_TIMEOUT_S = 5.0
 """How long a peer has to list its snapshots."""
 LISTED_ABOVE_HEIGHT_PENALTY = 5.0
@@ -150,7 +150,8 @@ class StateSync:
             return
         log.info("state sync: looking for snapshots")
         while True:
-            while not self.network.peers():
+            # Peers are asked once their status says their height (see discover).
+            while not self.peer_heights().keys() & set(self.network.peers()):
                 await trio.sleep(PEER_WAIT_S)
             candidates = await self.discover()
             for candidate in candidates:
