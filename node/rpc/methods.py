@@ -306,8 +306,9 @@ class Methods:
     async def m_consensus_state(self) -> JSON:
         """Where consensus is (CometBFT's ``round_state``, abridged): height, round and
         step, the proposer (its address and index in the set), the round's proposal, the
-        locked and valid blocks, and who voted in each round. While the node syncs there
-        is no round state, and it says so."""
+        locked and valid blocks, and who voted in each round (every round from 0 to the
+        current one, as CometBFT lists them). While the node syncs there is no round
+        state, and it says so."""
         driver = self.node.driver
         machine = driver.machine if driver is not None else None
         if machine is None:
@@ -322,7 +323,9 @@ class Methods:
             votes = [vote_set.vote_of(i) for i in range(len(machine.voters))]
             return "".join("_" if v is None else "x" if v.block_id else "n" for v in votes)
 
-        rounds = sorted(set(machine.prevotes) | set(machine.precommits))
+        # As CometBFT's height vote set: every round from 0 to the current one, with or
+        # without votes, and any other round that has some.
+        rounds = sorted({*range(max(machine.round, 0) + 1), *machine.prevotes, *machine.precommits})
         proposer = machine.proposer(max(machine.round, 0))
         index = machine.index_of(proposer)
         return {"round_state": {

@@ -341,6 +341,8 @@ def test_consensus_state_shows_the_height_round_step_and_votes(node: tuple[int, 
     assert int(height_) >= height(port) and int(round_) >= -1
     assert (step, state["step"]) in (("1", "new_height"), ("3", "propose"), ("4", "prevote"),
                                      ("6", "precommit"))
+    # Every round from 0 to the current one, as CometBFT lists them, voted in or not.
+    assert [votes["round"] for votes in state["height_vote_set"]][:1] == [0]
     for votes in state["height_vote_set"]:
         assert set(votes["prevotes"] + votes["precommits"]) <= {"x", "n", "_"}
         assert len(votes["prevotes"]) == len(votes["precommits"]) == 1
