@@ -328,7 +328,7 @@ class StateSync:
         most ``CHUNK_REQUESTS_PER_PEER_S`` times a second. A holder is dropped when it
         does not have a chunk, fails ``MAX_FAILURES`` requests, or is banned (the
         exchange bans one that serves a chunk that is not the state's)."""
-        todo = list(range(manifest.chunks))
+        waiting = list(range(manifest.chunks))
         done = 0
         turn = 0
         failures: dict[PeerId, int] = {}
@@ -341,8 +341,8 @@ class StateSync:
 
         async def fetcher() -> None:
             nonlocal done, turn
-            while todo and holders:
-                index = todo.pop(0)
+            while waiting and holders:
+                index = waiting.pop(0)
                 peer = holders[turn % len(holders)]
                 turn += 1
                 now = trio.current_time()
@@ -354,13 +354,13 @@ class StateSync:
                 except NetworkError as exc:
                     log.warning("state sync: chunk refused", extra={"peer": peer, "chunk": index,
                                                                     "error": str(exc)})
-                    todo.append(index)
+                    waiting.append(index)
                     failures[peer] = failures.get(peer, 0) + 1
                     if failures[peer] >= MAX_FAILURES or peer not in self.network.peers():
                         drop(peer)
                     continue
                 if pairs is None:
-                    todo.append(index)
+                    waiting.append(index)
                     drop(peer)
                     continue
                 async with write:
