@@ -17,14 +17,16 @@ def bench() -> None:
 @click.option("--rate", default=2_000.0, show_default=True, help="Txs a second sent, over all nodes.")
 @click.option("--seconds", default=60.0, show_default=True, help="How long txs are sent.")
 @click.option("--accounts", default=2_000, show_default=True, help="Funded accounts the txs come from.")
+@click.option("--clients", default=4, show_default=True,
+              help="Clients sending to each node, each with its own accounts and one request in flight.")
 @click.option("--block-time-ms", default=6_000, show_default=True, help="The devnet's block time.")
 @click.option("--drain", default=300.0, show_default=True,
               help="After the last tx, wait this long at most for the accepted ones to be committed "
                    "(less if no block comes for 60 s).")
 @click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
               help="Make the devnet in this directory and keep it (homes, node logs).")
-def load_command(validators: int, rate: float, seconds: float, accounts: int, block_time_ms: int,
-                 drain: float, keep: Path | None) -> None:
+def load_command(validators: int, rate: float, seconds: float, accounts: int, clients: int,
+                 block_time_ms: int, drain: float, keep: Path | None) -> None:
     """Send pre-signed transfers to a devnet of node processes on this machine and
     report committed tx/s, txs lost, submit-to-commit latency, block intervals, and CPU
     and RSS per node, beside the floor (all cores' Ed25519 verifications a second
@@ -41,4 +43,4 @@ def load_command(validators: int, rate: float, seconds: float, accounts: int, bl
                    err=True)
         raise SystemExit(1) from None
     loadgen.run(loadgen.Options(validators=validators, rate=rate, seconds=seconds, accounts=accounts,
-                                block_time_ms=block_time_ms, drain=drain, keep=keep))
+                                clients=clients, block_time_ms=block_time_ms, drain=drain, keep=keep))
