@@ -16,11 +16,13 @@ from chain.validatorsets import validator_set_at
 def make_block(state: StateReader, app_hash: bytes, config: ChainConfig, *,
                txs: Sequence[bytes], proposer_address: bytes, time_ns: int,
                last_commit: Commit | None,
-               evidence: Sequence[DuplicateVoteEvidence] = ()) -> Block:
+               evidence: Sequence[DuplicateVoteEvidence] = (),
+               tx_hashes: Sequence[bytes] | None = None) -> Block:
     """The next block on top of ``state`` with every header hash filled in.
 
     ``time_ns`` must be the BFT time of ``last_commit`` (the genesis time for the first
-    block); the caller chooses txs, evidence and proposer. Nothing is validated here:
+    block); the caller chooses txs, evidence and proposer (``tx_hashes``: the txs'
+    hashes, if known already). Nothing is validated here:
     :func:`chain.transition.apply_block` does that.
     """
     ledger = Ledger(state)
@@ -33,7 +35,7 @@ def make_block(state: StateReader, app_hash: bytes, config: ChainConfig, *,
         time_ns=time_ns,
         last_block_id=meta.block_id,
         last_commit_hash=commit_hash(last_commit),
-        data_hash=merkle_root([sha256(t) for t in txs]),
+        data_hash=merkle_root(list(tx_hashes) if tx_hashes is not None else [sha256(t) for t in txs]),
         validators_hash=validators_hash(validator_set_at(ledger, height, config)),
         next_validators_hash=validators_hash(validator_set_at(ledger, height + 1, config)),
         app_hash=app_hash,

@@ -248,22 +248,64 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
         slashed = [_apply_evidence(ledger, ev, height, epoch, config) for ev in block.evidence]
         ctx = _TxContext(ledger, config, epoch, members, decoded)
         results = [ctx.execute(raw, i, tx_hashes[i]) for i, raw in enumerate(block.txs)]
-        epoch_ended = params.is_epoch_end(height, config.initial_height)
-        if epoch_ended:
-            end_epoch(ledger, height, epoch, config)
-        if ctx.fees:
-            operator = ledger.operator_of(header.proposer_address)
-            if operator is None:
-                raise InvalidBlock("proposer has no operator account")
-            acct = ledger.account(operator)
-            ledger.set_account(operator, Account(acct.balance + ctx.fees, acct.nonce))
-        res_hash = results_hash(results)
-        ledger.set_meta(ChainMeta(height, header.time_ns, block.block_id(), res_hash))
+        outcome = _finish(ctx, block, results, tx_hashes, slashed)
     finally:
         checks = pending.result()
     if not all(checks):
         raise InvalidBlock(f"block {height}: tx {unverified[checks.index(False)]} has an invalid signature")
+    return outcome
+
+
+def _finish(ctx: _TxContext, block: Block, results: list[TxResult], tx_hashes: list[bytes],
+            slashed: list[bytes]) -> BlockOutcome:
+    """What follows a block's txs: the epoch's end at its last block, the fees to the
+    proposer's operator, the chain's record of the block; the block's outcome."""
+    ledger, config = ctx.ledger, ctx.config
+    header = block.header
+    height = header.height
+    epoch_ended = config.params.is_epoch_end(height, config.initial_height)
+    if epoch_ended:
+        end_epoch(ledger, height, ctx.epoch, config)
+    if ctx.fees:
+        operator = ledger.operator_of(header.proposer_address)
+        if operator is None:
+            raise InvalidBlock("proposer has no operator account")
+        acct = ledger.account(operator)
+        ledger.set_account(operator, Account(acct.balance + ctx.fees, acct.nonce))
+    res_hash = results_hash(results)
+    ledger.set_meta(ChainMeta(height, header.time_ns, block.block_id(), res_hash))
     return BlockOutcome(ledger.diff(), results, res_hash, tx_hashes, epoch_ended, slashed)
+
+
+Seal = Callable[[list[bytes], list[bytes], list[DuplicateVoteEvidence]], Block]
+"""Makes the next block of the txs chosen (their encodings, then their hashes) and the
+evidence chosen: :func:`chain.blocks.make_block` with the proposer's header fields."""
+
+
+def build_block(state: StateReader, app_hash: bytes, config: ChainConfig, candidates: Iterable[bytes],
+                evidence: Iterable[DuplicateVoteEvidence], seal: Seal, *, max_txs: int, max_bytes: int,
+                stop: Callable[[], bool] | None = None, decoded: Decoded | None = None
+                ) -> tuple[Block, BlockOutcome]:
+    """A proposer's next block on top of ``state`` (whose root is ``app_hash``) and its
+    outcome, executing each tx once.
+
+    The evidence and the txs are chosen as :func:`includable_evidence` and
+    :func:`includable_txs` choose them (the same arguments), the evidence first, as a
+    block applies it; ``seal`` makes the block of them; the outcome is then the one
+    :func:`apply_block` gives for that block, so that the proposer commits it without
+    executing the block again. Signatures are not checked: the candidates are txs the
+    mempool admitted. Raises InvalidBlock if the sealed block breaks a rule of its
+    header.
+    """
+    ledger = Ledger(state)
+    height = ledger.meta().height + 1
+    epoch = config.params.epoch_of(height, config.initial_height)
+    ctx = _TxContext(ledger, config, epoch, validator_set_at(ledger, height, config), decoded)
+    chosen_evidence, slashed = _choose_evidence(ledger, evidence, height, epoch, config)
+    txs, hashes, results = _choose_txs(ctx, candidates, max_txs, max_bytes, stop)
+    block = seal(txs, hashes, chosen_evidence)
+    _check_header(Ledger(state), app_hash, block, hashes, config)
+    return block, _finish(ctx, block, results, hashes, slashed)
 
 
 def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable[bytes], *,
@@ -278,14 +320,23 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
     time): the txs chosen until then are still a valid block's. ``decoded``: as for
     :func:`apply_block`.
     """
-    params = config.params
-    max_txs = min(max_txs, params.max_block_txs)
-    max_bytes = min(max_bytes, params.max_block_bytes)
     ledger = Ledger(state)
     height = ledger.meta().height + 1
-    ctx = _TxContext(ledger, config, params.epoch_of(height, config.initial_height),
+    ctx = _TxContext(ledger, config, config.params.epoch_of(height, config.initial_height),
                      validator_set_at(ledger, height, config), decoded)
+    return _choose_txs(ctx, candidates, max_txs, max_bytes, stop)[0]
+
+
+def _choose_txs(ctx: _TxContext, candidates: Iterable[bytes], max_txs: int, max_bytes: int,
+                stop: Callable[[], bool] | None) -> tuple[list[bytes], list[bytes], list[TxResult]]:
+    """:func:`includable_txs`, executed on ``ctx``: the txs chosen, their hashes and their
+    results."""
+    params = ctx.config.params
+    max_txs = min(max_txs, params.max_block_txs)
+    max_bytes = min(max_bytes, params.max_block_bytes)
     chosen: list[bytes] = []
+    hashes: list[bytes] = []
+    results: list[TxResult] = []
     size = 0
     for raw in candidates:
         if len(chosen) == max_txs:
@@ -294,14 +345,16 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
             continue
         if stop is not None and len(chosen) % STOP_EVERY == 0 and chosen and stop():
             break
+        h = tx_hash(raw)
         try:
-            # raises before it changes anything
-            ctx.execute(raw, len(chosen), None if decoded is None else tx_hash(raw))
+            result = ctx.execute(raw, len(chosen), h)  # raises before it changes anything
         except InvalidBlock:
             continue
         chosen.append(raw)
+        hashes.append(h)
+        results.append(result)
         size += len(raw)
-    return chosen
+    return chosen, hashes, results
 
 
 def includable_evidence(state: StateReader, config: ChainConfig,
@@ -315,16 +368,25 @@ def includable_evidence(state: StateReader, config: ChainConfig,
     ledger = Ledger(state)
     height = ledger.meta().height + 1
     epoch = config.params.epoch_of(height, config.initial_height)
+    return _choose_evidence(ledger, candidates, height, epoch, config)[0]
+
+
+def _choose_evidence(ledger: Ledger, candidates: Iterable[DuplicateVoteEvidence], height: int, epoch: int,
+                     config: ChainConfig) -> tuple[list[DuplicateVoteEvidence], list[bytes]]:
+    """:func:`includable_evidence`, applied to ``ledger``: the evidence chosen and the
+    operators it slashed."""
     chosen: list[DuplicateVoteEvidence] = []
+    slashed: list[bytes] = []
     for ev in candidates:
         if len(chosen) == BLOCK_EVIDENCE_LIMIT:
             break
         try:
-            _apply_evidence(ledger, ev, height, epoch, config)
+            # raises before it changes anything
+            slashed.append(_apply_evidence(ledger, ev, height, epoch, config))
         except InvalidBlock:
             continue
         chosen.append(ev)
-    return chosen
+    return chosen, slashed
 
 
 def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list[bytes],

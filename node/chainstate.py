@@ -2,8 +2,9 @@
 validates and commits (:class:`consensus.driver.Chain`).
 
 Blocks are built from the mempool's txs (only those the block can carry), validated
-and executed in a worker thread (the event loop keeps serving peers and RPC meanwhile),
-and committed in one write together with the proposer priorities of their height, so
+and executed in a worker thread (the event loop keeps serving peers and RPC meanwhile);
+a block built here is executed as it is built, and committed with that outcome. Blocks
+are committed in one write together with the proposer priorities of their height, so
 a restarted node picks the same proposers as its peers. That write is synced, except
 for block sync's, which syncs one in ``DURABLE_EVERY`` (node/sync.py).
 """
@@ -28,8 +29,7 @@ from chain.sizes import ADDRESS_LEN
 from chain.transition import (
     BlockOutcome,
     apply_block,
-    includable_evidence,
-    includable_txs,
+    build_block,
     tx_sign_prefix,
     tx_signature,
 )
@@ -52,6 +52,9 @@ QUICK_HEIGHT = 0.5
 """The budget grows only after a height decided within this many propose timeouts."""
 
 PRUNE_EVERY = 100
+KEEP_OUTCOMES = 4
+"""Outcomes of blocks built or validated at the deciding height kept for its commit
+(one per round's proposal; an outcome holds a block's state changes)."""
 CommitListener = Callable[[Block, BlockOutcome], None]
 
 
@@ -179,15 +182,19 @@ class NodeChain:
         def out_of_time() -> bool:
             return deadline is not None and time.monotonic() > deadline
 
-        def build() -> Block:
-            txs = includable_txs(state, self.config, candidates, max_txs=params.max_block_txs,
-                                 max_bytes=max_bytes, stop=out_of_time, decoded=self.mempool.decoded)
-            return make_block(state, app_hash, self.config, txs=txs, proposer_address=proposer,
-                              time_ns=time_ns, last_commit=last_commit,
-                              evidence=includable_evidence(state, self.config, evidence))
+        def seal(txs: list[bytes], hashes: list[bytes], chosen: list[DuplicateVoteEvidence]) -> Block:
+            return make_block(state, app_hash, self.config, txs=txs, tx_hashes=hashes,
+                              proposer_address=proposer, time_ns=time_ns, last_commit=last_commit,
+                              evidence=chosen)
+
+        def build() -> tuple[Block, BlockOutcome]:
+            return build_block(state, app_hash, self.config, candidates, evidence, seal,
+                               max_txs=params.max_block_txs, max_bytes=max_bytes, stop=out_of_time,
+                               decoded=self.mempool.decoded)
 
         started = time.monotonic()
-        block = await trio.to_thread.run_sync(build)
+        block, outcome = await trio.to_thread.run_sync(build)
+        self._keep_outcome(block, outcome)
         log.debug("block built", extra={"height": block.header.height, "round": round_, "txs": len(block.txs),
                                         "candidates": len(candidates), "max_bytes": max_bytes,
                                         "seconds": round(time.monotonic() - started, 3)})
@@ -202,8 +209,14 @@ class NodeChain:
             return False
         log.debug("block checked", extra={"height": block.header.height, "txs": len(block.txs),
                                           "seconds": round(time.monotonic() - started, 3)})
-        self._outcomes[block.block_id()] = outcome
+        self._keep_outcome(block, outcome)
         return True
+
+    def _keep_outcome(self, block: Block, outcome: BlockOutcome) -> None:
+        """Keep what ``block`` does, for its commit: the last ``KEEP_OUTCOMES`` kept."""
+        self._outcomes[block.block_id()] = outcome
+        while len(self._outcomes) > KEEP_OUTCOMES:
+            del self._outcomes[next(iter(self._outcomes))]
 
     def _execute(self, block: Block) -> BlockOutcome:
         return apply_block(self.store.state, self.store.app_hash, block, self.config, self.verified,

@@ -7,7 +7,7 @@ rest, and a node restarted from its store picks the same proposers as the others
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -261,3 +261,52 @@ async def test_a_block_whose_signatures_were_checked_ahead_executes_without_chec
     assert checked == [40, 1]  # only the one not remembered yet
     await chain.apply_synced(block, local.last_commit)
     assert sum(checked) == 41 and chain.height == 1  # executed: no signature checked again
+
+
+async def test_a_block_built_here_is_committed_with_the_outcome_of_its_build(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proposer executes its block's txs as it chooses them; committing that block
+    executes nothing again, and leaves the state that applying the block gives."""
+    local = LocalChain(validators=1)
+    chain = node_chain(local, MemoryKV())
+    users = local.users
+    txs = [local.tx(users[i % 4], Transfer(address_of(users[4].public_key), 1 + i)) for i in range(300)]
+    await chain.mempool.add_many(txs)
+    me = address_of(local.validator_keys[0].public_key)
+    built = await chain.build_block(0, me, [])
+    executed: list[int] = []
+    monkeypatch.setattr(chain, "_execute", lambda block: executed.append(block.header.height))
+    local.apply(built)
+    assert local.last_commit is not None
+    await chain.commit(built, local.last_commit)
+    assert executed == [] and chain.height == 1 and len(built.txs) == 300
+    assert chain.store.app_hash == local.state.app_hash
+    assert len(chain.mempool) == 0
+
+
+async def test_outcomes_kept_for_commits_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proposer building a block in each of many rounds keeps the outcomes of the last
+    ``KEEP_OUTCOMES`` only: committing the last block built executes nothing, committing
+    the first executes it."""
+    local = LocalChain(validators=1)
+    users = local.users
+    me = address_of(local.validator_keys[0].public_key)
+    chains = [node_chain(local, MemoryKV()) for _ in range(2)]
+    executed: list[int] = []
+    for chain in chains:
+        def counting(block: Block, real: Callable[[Block], BlockOutcome] = chain._execute) -> BlockOutcome:
+            executed.append(block.header.height)
+            return real(block)
+        monkeypatch.setattr(chain, "_execute", counting)
+    built: list[list[Block]] = [[], []]
+    for round_ in range(node.chainstate.KEEP_OUTCOMES + 1):  # a tx more each round: another block
+        tx = local.tx(users[0], Transfer(address_of(users[4].public_key), 1))
+        for chain, blocks in zip(chains, built, strict=True):
+            await chain.mempool.add_many([tx])
+            blocks.append(await chain.build_block(round_, me, []))
+    last, first = built[0][-1], built[1][0]
+    commit = local.sign_commit(last)
+    await chains[0].commit(last, commit)
+    assert executed == []
+    await chains[1].commit(first, local.sign_commit(first))
+    assert executed == [1]

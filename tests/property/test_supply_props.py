@@ -3,13 +3,10 @@ and slashing, and both are accounted for exactly."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import cbor2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
 from chain.ledger import Ledger
 from chain.params import Params
@@ -25,8 +22,6 @@ from chain.types import (
     Unbond,
     Validator,
     ValidatorRegister,
-    Vote,
-    VoteType,
 )
 
 from chainkit import SEED, LocalChain, key
@@ -44,20 +39,6 @@ ops = st.lists(
     min_size=1,
     max_size=30,
 )
-
-
-def double_sign(chain: LocalChain, index: int) -> DuplicateVoteEvidence:
-    """Two conflicting prevotes of genesis validator ``index`` at the previous height."""
-    height = chain.height
-    members = chain.members(height)
-    signer = chain.validator_keys[index]
-    pos = [m.pubkey for m in members].index(signer.public_key)
-    votes = []
-    for block_id in (b"\x01" * 32, b"\x02" * 32):
-        v = Vote(VoteType.PREVOTE, height, 0, block_id, 1, address_of(signer.public_key), pos, b"")
-        sig = signer.sign(vote_sign_bytes(chain.config.chain_id, v))
-        votes.append(dataclasses.replace(v, signature=sig))
-    return DuplicateVoteEvidence(votes[0], votes[1])
 
 
 def total_supply(state: MemoryState) -> int:
@@ -100,7 +81,7 @@ def test_supply_is_conserved_up_to_issuance_and_slashes(sequence, per_block) -> 
             pending.append(chain.tx(user, PoiAttest(epoch, i.to_bytes(32, "big"), (amount % 10**6,) * 5, 0)))
         elif (op == "double_sign" and chain.height >= 1 and (a, chain.height) not in punished
               and chain.validator_keys[a].public_key in [m.pubkey for m in chain.members(chain.height)]):
-            ev = double_sign(chain, a)
+            ev = chain.double_sign(a, chain.height)
             punished.add((a, chain.height))
             operator = address_of(chain.operator_keys[a].public_key)
             bond = Ledger(chain.state).validator(operator).bond  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ from chain.types import (
     Commit,
     CommitFlag,
     CommitSig,
+    DuplicateVoteEvidence,
     SetMember,
     TxBody,
     Vote,
@@ -125,6 +126,19 @@ class LocalChain:
     def sign_commit(self, block: Block, absent: Sequence[int] = (), round_: int = 0) -> Commit:
         return sign_commit(self.config.chain_id, self.signers, self.members(block.header.height),
                            block, absent, round_)
+
+    def double_sign(self, index: int, height: int, round_: int = 0) -> DuplicateVoteEvidence:
+        """Two conflicting prevotes of genesis validator ``index`` at ``height`` (where it
+        must be in the set) and ``round_``."""
+        signer = self.validator_keys[index]
+        address = address_of(signer.public_key)
+        position = [m.pubkey for m in self.members(height)].index(signer.public_key)
+        votes = []
+        for block_id in (b"\x01" * 32, b"\x02" * 32):
+            vote = Vote(VoteType.PREVOTE, height, round_, block_id, 1, address, position, b"")
+            signature = signer.sign(vote_sign_bytes(self.config.chain_id, vote))
+            votes.append(dataclasses.replace(vote, signature=signature))
+        return DuplicateVoteEvidence(votes[0], votes[1])
 
     def run(self, txs: Sequence[bytes] = ()) -> BlockOutcome:
         """Make and apply the next block."""

@@ -5,14 +5,12 @@ the decoders accept."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 
 from chain import transition
 from chain.codec import dumps
-from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
 from chain.errors import DecodeError, InvalidBlock, InvalidGenesis, InvalidTx
 from chain.ledger import Ledger
@@ -29,13 +27,10 @@ from chain.transition import Code, apply_block, decode_tx, includable_evidence
 from chain.types import (
     Block,
     Commit,
-    DuplicateVoteEvidence,
     Header,
     Tx,
     TxResult,
     ValidatorRegister,
-    Vote,
-    VoteType,
     decode,
     encode,
 )
@@ -98,22 +93,10 @@ def _encoded_block(header: Any, txs: list[bytes], evidence: list[Any], last_comm
     return dumps([header, txs, evidence, last_commit])
 
 
-def double_sign(chain: LocalChain, round_: int) -> DuplicateVoteEvidence:
-    signer = chain.validator_keys[1]
-    members = chain.members(1)
-    index = [m.pubkey for m in members].index(signer.public_key)
-    votes = []
-    for block_id in (b"\x01" * 32, b"\x02" * 32):
-        vote = Vote(VoteType.PREVOTE, 1, round_, block_id, 1, address_of(signer.public_key), index, b"")
-        signature = signer.sign(vote_sign_bytes(chain.config.chain_id, vote))
-        votes.append(dataclasses.replace(vote, signature=signature))
-    return DuplicateVoteEvidence(votes[0], votes[1])
-
-
 def test_a_block_holds_at_most_the_limits_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
     chain = LocalChain()
     header, txs, _, last_commit = _block(chain)
-    ev = double_sign(chain, 0)
+    ev = chain.double_sign(1, 1, 0)
     assert len(encode(ev)) <= 319
     Block.from_cbor([header, txs, [ev.to_cbor()] * BLOCK_EVIDENCE_LIMIT, last_commit])
     too_many = [ev.to_cbor()] * (BLOCK_EVIDENCE_LIMIT + 1)
@@ -125,7 +108,7 @@ def test_a_block_holds_at_most_the_limits_evidence(monkeypatch: pytest.MonkeyPat
         apply_block(chain.state, chain.state.app_hash, block, chain.config)
     # ...and a proposer takes no more than it.
     monkeypatch.setattr(transition, "BLOCK_EVIDENCE_LIMIT", 2)
-    candidates = [double_sign(chain, r) for r in range(3)]
+    candidates = [chain.double_sign(1, 1, r) for r in range(3)]
     assert includable_evidence(chain.state, chain.config, candidates) == candidates[:2]
 
 

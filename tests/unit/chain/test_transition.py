@@ -9,7 +9,6 @@ import pytest
 
 from chain import statekeys
 from chain.codec import dumps
-from chain.commits import vote_sign_bytes
 from chain.crypto import address_of
 from chain.errors import ForgedTx, InvalidBlock, InvalidTx
 from chain.ledger import Ledger
@@ -33,15 +32,12 @@ from chain.transition import (
 )
 from chain.types import (
     Bond,
-    DuplicateVoteEvidence,
     PoiAttest,
     PoiEndorse,
     Transfer,
     Tx,
     Unbond,
     ValidatorRegister,
-    Vote,
-    VoteType,
     decode,
     sha256,
     tx_hash,
@@ -293,22 +289,11 @@ def test_only_active_validators_endorse_and_attestations_are_unique() -> None:
                                              Code.SCORE_OUT_OF_RANGE]
 
 
-def double_sign(chain: LocalChain, index: int, height: int) -> DuplicateVoteEvidence:
-    signer = chain.validator_keys[index]
-    members = chain.members(height)
-    pos = [m.pubkey for m in members].index(signer.public_key)
-    votes = []
-    for block_id in (b"\x01" * 32, b"\x02" * 32):
-        v = Vote(VoteType.PREVOTE, height, 0, block_id, 123, address_of(signer.public_key), pos, b"")
-        votes.append(dataclasses.replace(v, signature=signer.sign(vote_sign_bytes(chain.config.chain_id, v))))
-    return DuplicateVoteEvidence(votes[0], votes[1])
-
-
 def test_double_sign_evidence_slashes_jails_and_is_punished_once() -> None:
     chain = LocalChain(params=Params(epoch_length=6, jail_epochs=1))
     chain.run()
     chain.run()
-    evidence = double_sign(chain, 2, 2)
+    evidence = chain.double_sign(2, 2)
     operator = addr(chain.operator_keys[2])
     bond = Ledger(chain.state).validator(operator).bond  # type: ignore[union-attr]
     out = chain.apply(chain.next_block(evidence=[evidence]))
@@ -331,11 +316,11 @@ def test_forged_evidence_is_rejected() -> None:
     chain = LocalChain()
     chain.run()
     chain.run()
-    evidence = double_sign(chain, 1, 1)
+    evidence = chain.double_sign(1, 1)
     forged = dataclasses.replace(evidence, vote_b=dataclasses.replace(evidence.vote_b, signature=bytes(64)))
     with pytest.raises(InvalidBlock, match="invalid vote signature"):
         apply_block(chain.state, chain.state.app_hash, chain.next_block(evidence=[forged]), chain.config)
-    future = double_sign(chain, 1, 5)
+    future = chain.double_sign(1, 5)
     with pytest.raises(InvalidBlock, match="not a past height"):
         apply_block(chain.state, chain.state.app_hash, chain.next_block(evidence=[future]), chain.config)
 
@@ -344,9 +329,9 @@ def test_a_proposer_includes_only_evidence_the_next_block_can_carry() -> None:
     chain = LocalChain()
     chain.run()
     chain.run()
-    good, punished = double_sign(chain, 1, 1), double_sign(chain, 2, 2)
+    good, punished = chain.double_sign(1, 1), chain.double_sign(2, 2)
     chain.apply(chain.next_block(evidence=[punished]))
-    current = double_sign(chain, 3, chain.height + 1)  # seen in this height's rounds
+    current = chain.double_sign(3, chain.height + 1)  # seen in this height's rounds
     forged = dataclasses.replace(good, vote_b=dataclasses.replace(good.vote_b, signature=bytes(64)))
     candidates = [current, punished, forged, good, good]
     assert includable_evidence(chain.state, chain.config, candidates) == [good]
