@@ -37,6 +37,7 @@ from node.batch_verifier import BatchVerifier
 from node.chainstate import NodeChain
 from node.config import Config
 from node.consensus_gossip import ConsensusGossip
+from node.gcpauses import GcPauses
 from node.home import Home
 from node.looplag import LoopLag
 from node.mempool import Mempool, MempoolFull
@@ -126,6 +127,7 @@ class Node:
         node_key = load_or_create(home.node_key_file)
         self.counters = Counters()
         self.loop_lag = LoopLag()
+        self.gc_pauses = GcPauses()
         self.driver: Driver | None = None
         """Consensus, while it runs (not while the node syncs)."""
         self._announced: dict[PeerId, int] = {}
@@ -194,6 +196,7 @@ class Node:
         sync while behind), RPC. Ready once RPC listens; runs until cancelled, then closes
         the store."""
         config, store = self.config, self.store
+        self.gc_pauses.start()
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.loop_lag.run)
@@ -216,8 +219,10 @@ class Node:
                     "chain_id": self.chain_id, "height": store.height, "peer_id": self.network.local_id,
                     "validator": self._address.hex() if self._address else None,
                     "p2p": self.network.listen_addrs()})
+                self.gc_pauses.freeze()
                 task_status.started()
         finally:
+            self.gc_pauses.stop()
             self.close()
 
     def close(self) -> None:

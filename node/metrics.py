@@ -54,6 +54,15 @@ class _NodeCollector(Collector):
                       node.txs.sends_dropped)
         yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
                     node.loop_lag.seconds)
+        pauses = node.gc_pauses
+        seconds = CounterMetricFamily("bizra_node_gc_pause_seconds",
+                                      "Seconds the garbage collector stopped the node, by generation.",
+                                      labels=["generation"])
+        for generation, spent in enumerate(pauses.seconds):
+            seconds.add_metric([str(generation)], spent)
+        yield seconds
+        yield gauge("node_gc_longest_pause_seconds", "The longest pause of the garbage collector.",
+                    pauses.longest)
         yield gauge("p2p_peers", "Connected peers.", len(node.network.peers()))
         yield counter("p2p_gossip_dropped", "Gossip a full subscriber could not take.", node.network.dropped)
         yield counter("p2p_gossip_duplicates", "Gossip received again from another peer, dropped unchecked.",

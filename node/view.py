@@ -23,6 +23,7 @@ from node.batch_verifier import BatchVerifier
 from node.chainstate import NodeChain
 from node.config import Config
 from node.consensus_gossip import ConsensusGossip
+from node.gcpauses import GcPauses
 from node.looplag import LoopLag
 from node.mempool import Mempool, MempoolFull
 from node.rpc.events import EventBus
@@ -89,6 +90,9 @@ class NodeView(Protocol):
     def counters(self) -> Counters: ...
     @property
     def loop_lag(self) -> LoopLag: ...
+
+    @property
+    def gc_pauses(self) -> GcPauses: ...
     @property
     def driver(self) -> Driver | None:
         """Consensus, while it runs (not while the node syncs)."""

@@ -365,6 +365,11 @@ def test_probes_and_metrics_answer_as_operators_expect(node: tuple[int, Path]) -
                  "bizra_rpc_events_dropped_total", "bizra_consensus_bodies_not_gossiped_total"):
         assert name in values, name
     assert 'bizra_rpc_request_duration_seconds_count{method="status"}' in text
+    # the full collection before the start's objects are frozen was timed
+    assert values["bizra_node_gc_longest_pause_seconds"] > 0
+    full_passes = 'bizra_node_gc_pause_seconds_total{generation="2"}'
+    full = [line for line in text.splitlines() if line.startswith(full_passes)]
+    assert len(full) == 1 and float(full[0].split(" ")[1]) > 0
 
 
 async def test_websocket_connections_past_the_cap_and_other_sites_pages_are_refused(
