@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import trio
 
 from chain.transition import BlockOutcome
-from chain.types import Block
+from chain.types import Block, TxResult
 from node.rpc import shapes
 from node.rpc.shapes import JSON, b64, hex_upper
 
@@ -106,9 +106,10 @@ class EventBus:
                                                    "value": {"header": shapes.header(block.header)}},
                      "events": {"tm.event": ["NewBlockHeader"], "block.height": [str(h)]}}]
         if query.event == "NewBlock":
+            shaped: dict[TxResult, JSON] = {}  # most results are alike (success): shaped once
+            results = [shaped.get(r) or shaped.setdefault(r, shapes.tx_result(r)) for r in outcome.results]
             value = {"block": shapes.block(block, self.sets), "block_id": shapes.block_id(block.block_id()),
-                     "result_finalize_block": {"tx_results": [shapes.tx_result(r) for r in outcome.results],
-                                               "app_hash": b64(app_hash)}}
+                     "result_finalize_block": {"tx_results": results, "app_hash": b64(app_hash)}}
             return [{"query": query.text, "data": {"type": "tendermint/event/NewBlock", "value": value},
                      "events": {"tm.event": ["NewBlock"], "block.height": [str(h)]}}]
         out: list[JSON] = []
