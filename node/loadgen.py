@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -46,6 +47,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from hashlib import sha256
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,30 @@ class Options:
     keep: Path | None = None
 
 
+def follow_blocks(port: int, out: Connection) -> None:
+    """The block follower (run in a process of its own): subscribes to ``NewBlock`` on
+    the node of RPC port ``port`` (127.0.0.1), sends None on ``out`` once subscribed,
+    then for each block ``(height, header time ns, arrival time, tx hashes)``, the
+    arrival on ``time.monotonic()``, which every process of the machine shares."""
+
+    async def follow() -> None:
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/websocket", max_message_size=256 << 20) as ws:
+            await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": "blocks", "method": "subscribe",
+                                              "params": {"query": "tm.event='NewBlock'"}}))
+            await ws.get_message()
+            out.send(None)
+            while True:
+                message = json.loads(await ws.get_message())
+                if "result" not in message or "data" not in message["result"]:
+                    continue
+                arrival = time.monotonic()
+                block = message["result"]["data"]["value"]["block"]
+                out.send((int(block["header"]["height"]), parse_rfc3339_ns(block["header"]["time"]), arrival,
+                          [sha256(base64.b64decode(tx)).digest() for tx in block["data"]["txs"]]))
+
+    trio.run(follow)
+
+
 class Run:
     def __init__(self, args: Options, ports: list[int]) -> None:
         self.args = args
@@ -165,30 +191,53 @@ class Run:
         self.committed: dict[bytes, float] = {}
         self.blocks: list[tuple[int, int, int]] = []  # height, header time ns, txs
         self.window_start = self.window_end = 0.0
-        self.cpu_at_start = self.cpu_at_end = (psutil.cpu_times(), psutil.Process().cpu_times())
-        """The machine's and this process's CPU times when sending starts and ends."""
+        self.follower: psutil.Process | None = None
+        self.cpu_at_start = self.cpu_at_end = (psutil.cpu_times(), 0.0)
+        """The machine's CPU times and this load generator's CPU seconds (its process and
+        its follower's) when sending starts and ends."""
         self.last_block = time.monotonic()
         self.retried = 0
         self.unsent = 0
 
     async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with open_websocket_url(f"ws://127.0.0.1:{self.ports[0]}/websocket",
-                                      max_message_size=256 << 20) as ws:
-            await ws.send_message(json.dumps({"jsonrpc": "2.0", "id": "blocks", "method": "subscribe",
-                                              "params": {"query": "tm.event='NewBlock'"}}))
-            await ws.get_message()
+        """Note each committed block and when it arrived, as :func:`follow_blocks` reports
+        them from a process of its own: decoding a block event of 100,000 txs takes a
+        second, which on this process's event loop would hold every sender back."""
+        receiver, sender = multiprocessing.Pipe(duplex=False)
+        follower = multiprocessing.get_context("spawn").Process(
+            target=follow_blocks, args=(self.ports[0], sender), daemon=True)
+        follower.start()
+        sender.close()
+        self.follower = psutil.Process(follower.pid)
+
+        async def receive() -> Any:
+            while not receiver.poll():
+                await trio.sleep(0.01)
+            return receiver.recv()
+
+        try:
+            await receive()  # subscribed
             task_status.started()
             while True:
-                message = json.loads(await ws.get_message())
-                if "result" not in message or "data" not in message["result"]:
-                    continue
-                now = self.last_block = time.monotonic()
-                block = message["result"]["data"]["value"]["block"]
-                txs = block["data"]["txs"]
-                self.blocks.append((int(block["header"]["height"]),
-                                    parse_rfc3339_ns(block["header"]["time"]), len(txs)))
-                for tx in txs:
-                    self.committed.setdefault(sha256(base64.b64decode(tx)).digest(), now)
+                height, header_ns, arrival, hashes = await receive()
+                self.last_block = arrival
+                self.blocks.append((height, header_ns, len(hashes)))
+                for h in hashes:
+                    self.committed.setdefault(h, arrival)
+        finally:
+            follower.kill()
+            follower.join()
+            receiver.close()
+
+    def cpu_seconds(self) -> float:
+        """User + system seconds of this load generator: this process and its follower."""
+        total = 0.0
+        for process in (psutil.Process(), self.follower):
+            if process is not None:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+        return total
 
     async def send(self, node: int, queues: list[list[bytes]]) -> None:
         """One client's share of a node's load: its accounts' txs (the accounts taking
@@ -249,14 +298,14 @@ async def drive(args: Options, ports: list[int], txs: list[list[bytes]]) -> Run:
     async with trio.open_nursery() as nursery:
         await nursery.start(run.follow)
         run.window_start = time.monotonic()
-        run.cpu_at_start = (psutil.cpu_times(), psutil.Process().cpu_times())
+        run.cpu_at_start = (psutil.cpu_times(), run.cpu_seconds())
         async with trio.open_nursery() as senders:
             for node in range(len(ports)):
                 share = txs[node::len(ports)]
                 for client in range(args.clients):
                     senders.start_soon(run.send, node, share[client::args.clients])
         run.window_end = time.monotonic()
-        run.cpu_at_end = (psutil.cpu_times(), psutil.Process().cpu_times())
+        run.cpu_at_end = (psutil.cpu_times(), run.cpu_seconds())
         # The accepted txs still pending: wait while blocks keep coming, for --drain at most.
         deadline = time.monotonic() + args.drain
         while time.monotonic() < deadline and not run.accepted <= run.committed.keys():
@@ -274,7 +323,7 @@ def busy_while_sending(run: Run) -> tuple[float, float]:
     spent = sum(machine_end) - sum(machine_start)
     idle = (machine_end.idle - machine_start.idle) + (getattr(machine_end, "iowait", 0.0)
                                                       - getattr(machine_start, "iowait", 0.0))
-    own = own_end.user + own_end.system - own_start.user - own_start.system
+    own = own_end - own_start
     window = run.window_end - run.window_start
     return (1 - idle / spent if spent > 0 else 0.0), (own / window if window > 0 else 0.0)
 
