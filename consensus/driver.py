@@ -103,8 +103,13 @@ it is locked on or holds a valid block from) are sent again: a message lost on t
 is not lost for good, and peers learn where a node is stuck."""
 BUILD_AHEAD_MIN_S = 0.5
 """A round-0 proposer builds its block at least this long before its height starts,
-and twice as long before as its last build took (at most half a block time); the build
-may take that long at most, so that the proposal leaves as the height starts."""
+and ``LEAD_MARGIN`` times as long before as the chain expects the build of what is
+pending to take (at most half a block time); the build may take that long at most, so
+that the proposal leaves as the height starts."""
+LEAD_MARGIN = 1.5
+LEAD_RECHECK_S = 0.1
+"""While waiting to build ahead, how often the expected build time is asked again (it
+grows as txs arrive)."""
 BUILD_SHARE = 0.25
 """Of the propose timeout, what a block built when its round starts may take at most:
 its proposal must still reach the other validators, and be executed by them, in time."""
@@ -140,6 +145,10 @@ class Chain(Protocol):
         """A block for the next height, proposed by ``proposer`` at ``round_``; with
         ``within_s``, built in about that many seconds at most (it takes fewer txs than
         it could rather than be late)."""
+
+    def build_estimate_s(self) -> float:
+        """How long a round-0 build would take now (seconds), from what is pending and
+        how long the last build took."""
 
     async def validate(self, block: Block) -> bool:
         """Whether ``block`` can be the next block (every rule of the state transition)."""
@@ -194,8 +203,6 @@ class Driver:
         self._header_time = 0
         """This node's header time of the height being decided (its last commit's BFT time)."""
         self._built_ahead: _BuiltAhead | None = None
-        self._build_s = 0.0
-        """How long this node's last block took to build."""
         self._decided_in: tuple[int, float] | None = None
         """The last height this driver saw whole, from its start to its decision: its
         number and the seconds it took."""
@@ -551,19 +558,23 @@ class Driver:
 
     async def _build(self, round_: int, within_s: float) -> Block:
         assert self.address is not None
-        started = trio.current_time()
-        block = await self.chain.build_block(round_, self.address, list(self.evidence), within_s=within_s)
-        self._build_s = trio.current_time() - started
-        return block
+        return await self.chain.build_block(round_, self.address, list(self.evidence), within_s=within_s)
 
     async def _build_ahead(self, ahead: _BuiltAhead, start_at: int) -> None:
         """Build the round-0 block of ``ahead.height`` a little before the height starts
         (``start_at``, ns), so that its proposal leaves as the height starts: its state is
-        the last block's, and the txs that come meanwhile go in the next one."""
-        lead = min(max(BUILD_AHEAD_MIN_S, 2 * self._build_s), self.params.block_time_ms / 2000)
-        wait = (start_at - self.clock_ns()) / 1e9 - lead
-        if wait > 0:
-            await trio.sleep(wait)
+        the last block's, and the txs that come meanwhile go in the next one. The build
+        starts once the time left is its lead (``BUILD_AHEAD_MIN_S``), which follows
+        the build time the chain expects as txs arrive: a lead from the last build's
+        time alone made a long build start the next one early, with few txs, and a short
+        one late, with many (block sizes swung from height to height)."""
+        half = self.params.block_time_ms / 2000
+        while True:
+            lead = min(max(BUILD_AHEAD_MIN_S, LEAD_MARGIN * self.chain.build_estimate_s()), half)
+            wait = (start_at - self.clock_ns()) / 1e9 - lead
+            if wait <= 0:
+                break
+            await trio.sleep(min(wait, LEAD_RECHECK_S))
         ahead.block = await self._build(0, lead)
         ahead.done.set()
 

@@ -98,6 +98,8 @@ class NodeChain:
         self.proposal_bytes = FIRST_PROPOSAL_BYTES
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
+        self._last_build = (0.0, 0)
+        """How long the last build took (seconds) and how many txs it took."""
         self._too_big = config.params.max_block_bytes
         """The last budget whose height was slow or took more than one round: the budget
         grows by a quarter, not twice, past half of it."""
@@ -195,10 +197,22 @@ class NodeChain:
         started = time.monotonic()
         block, outcome = await trio.to_thread.run_sync(build)
         self._keep_outcome(block, outcome)
+        self._last_build = (time.monotonic() - started, len(block.txs))
         log.debug("block built", extra={"height": block.header.height, "round": round_, "txs": len(block.txs),
                                         "candidates": len(candidates), "max_bytes": max_bytes,
-                                        "seconds": round(time.monotonic() - started, 3)})
+                                        "seconds": round(self._last_build[0], 3)})
         return block
+
+    def build_estimate_s(self) -> float:
+        """The last build's time, scaled by the txs a round-0 build would carry now
+        (those pending, within the budget and ``max_block_txs``) against those it took."""
+        seconds, built = self._last_build
+        pending = len(self.mempool)
+        if not built or not pending:
+            return seconds
+        carried = min(pending, self.config.params.max_block_txs,
+                      pending * self.proposal_limit(0) // max(1, self.mempool.bytes))
+        return seconds * carried / built
 
     async def validate(self, block: Block) -> bool:
         started = time.monotonic()

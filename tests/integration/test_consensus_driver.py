@@ -85,10 +85,10 @@ async def test_header_times_stay_a_block_time_apart_when_nodes_saw_other_commits
 
 async def test_a_proposer_builds_its_block_before_its_height_starts(
         autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
-    """Blocks that take 1 s to build leave as their height starts: built ahead, twice as
-    long before as the proposer's last build took (a proposer's first, 0.5 s before, is
-    half a second late), so heights come every 6 s, not 7; header times are never
-    closer than 6 s."""
+    """Blocks that take 1 s to build leave as their height starts: built ahead, 1.5 times
+    as long before as the chain expects (a proposer's first, 0.5 s before, is half a
+    second late), so heights come every 6 s, not 7; header times are never closer than
+    6 s."""
     heights = 12
     drivers = await run_heights(tmp_path, heights, SlowBuildChain)
     first = drivers[0].chain

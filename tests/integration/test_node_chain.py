@@ -310,3 +310,28 @@ async def test_outcomes_kept_for_commits_are_bounded(monkeypatch: pytest.MonkeyP
     assert executed == []
     await chains[1].commit(first, local.sign_commit(first))
     assert executed == [1]
+
+
+async def test_the_expected_build_time_scales_the_last_build_by_the_txs_pending() -> None:
+    """What the driver's build ahead waits on: the last build's time, times the txs a
+    build would carry now over those the last one took (the mempool only, within the
+    budget); the last build's time alone when it took none or nothing is pending."""
+    local = LocalChain(validators=1)
+    chain = node_chain(local, MemoryKV())
+    users = local.users
+    me = address_of(local.validator_keys[0].public_key)
+    assert chain.build_estimate_s() == 0.0
+    to = address_of(users[4].public_key)
+    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(to, 1)) for i in range(200)])
+    built = await chain.build_block(0, me, [])
+    seconds, took = chain._last_build
+    assert took == len(built.txs) == 200 and seconds > 0
+    assert chain.build_estimate_s() == pytest.approx(seconds)  # the same 200 still pending
+    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(to, 1)) for i in range(200)])
+    assert chain.build_estimate_s() == pytest.approx(2 * seconds)
+
+    capped = LocalChain(validators=1, params=Params(max_block_txs=100))
+    chain = node_chain(capped, MemoryKV())
+    await chain.mempool.add_many([capped.tx(capped.users[i % 4], Transfer(to, 1)) for i in range(300)])
+    assert len((await chain.build_block(0, me, [])).txs) == 100
+    assert chain.build_estimate_s() == pytest.approx(chain._last_build[0])  # 300 pending, 100 carried

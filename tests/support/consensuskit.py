@@ -37,6 +37,8 @@ class MemoryChain:
         self.blocks: list[Block] = []
         self.commit_times: list[float] = []
         self.decided_in: list[float | None] = []
+        self.last_build_s = 0.0
+        """How long the last build took (what a node's chain expects the next to take)."""
 
     @property
     def height(self) -> int:
@@ -61,6 +63,9 @@ class MemoryChain:
 
     def next_block_time(self) -> int:
         return self.block_time()
+
+    def build_estimate_s(self) -> float:
+        return self.last_build_s
 
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
                           within_s: float | None = None) -> Block:
@@ -148,6 +153,7 @@ class SlowBuildChain(MemoryChain):
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
                           within_s: float | None = None) -> Block:
         await trio.sleep(self.build_s)
+        self.last_build_s = self.build_s
         return await super().build_block(round_, proposer, evidence)
 
 
