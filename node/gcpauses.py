@@ -2,15 +2,12 @@
 
 Every pass of the collector stops the whole process (the event loop, consensus, block
 execution), and a pass over the oldest generation walks every object the node holds
-(under load, every pending tx and its decoding, the caches): such passes took up to
-0.375 s each, 6.4 s over one run of a one-validator load (``bench/load.py``, 73 s of
-sending and the drain after, with Python's defaults). Almost every object the node
-makes is freed by reference counting as soon as it is unused, never by the collector,
+(under load, every pending tx and its decoding, the caches). Most objects the node
+makes are freed by reference counting as soon as they are unused, not by the collector,
 so the node starts a young-generation pass after ``YOUNG_THRESHOLD`` allocations rather
 than Python's 700, a middle one after 20 young passes (Python: 10) and a full one after
 10 middle ones (as Python), and freezes the objects of its start (modules, genesis,
-libraries), which no pass walks again. With these thresholds (measured without the
-freeze) the same load paused 1.8 s in all.
+libraries), which no pass walks again.
 
 Each pass is timed; ``/metrics`` gives the time spent per generation and the longest
 pause (``bizra_node_gc_*``).

@@ -201,9 +201,8 @@ class Run:
 
     async def follow(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Note each committed block and when it arrived, as :func:`follow_blocks` reports
-        them from a process of its own: a block event of 100,000 txs is 29 MB of JSON,
-        whose decoding and hashing alone take about 0.3 s, which on this process's event
-        loop would hold every sender back."""
+        them from a process of its own: decoding a block event of many txs on this
+        process's event loop would hold every sender back meanwhile."""
         receiver, sender = multiprocessing.Pipe(duplex=False)
         follower = multiprocessing.get_context("spawn").Process(
             target=follow_blocks, args=(self.ports[0], sender), daemon=True)
