@@ -213,7 +213,12 @@ class Run:
         async def receive() -> Any:
             while not receiver.poll():
                 await trio.sleep(0.01)
-            return receiver.recv()
+            try:
+                return receiver.recv()
+            except EOFError:
+                follower.join(timeout=5)
+                raise SystemExit(f"the block follower exited (code {follower.exitcode}); its error is "
+                                 "above") from None
 
         try:
             await receive()  # subscribed
