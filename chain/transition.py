@@ -84,7 +84,7 @@ BLOCK_VERSION = 1
 Decoded = Callable[[bytes], "Tx | None"]
 """Where txs decoded already are found by hash: a tx's decoding, or None."""
 STOP_EVERY = 256
-"""How many txs :func:`includable_txs` executes between two questions to its ``stop``."""
+"""How many txs :meth:`BlockBuilder.offer` executes between two questions to its ``stop``."""
 SLASH_REPUTATION = 50_000
 
 
@@ -282,30 +282,89 @@ Seal = Callable[[list[bytes], list[bytes], list[DuplicateVoteEvidence]], Block]
 evidence chosen: :func:`chain.blocks.make_block` with the proposer's header fields."""
 
 
+class BlockBuilder:
+    """A proposer's next block on top of ``state``, its txs executed as they are offered.
+
+    The evidence is chosen (as :func:`includable_evidence` chooses it) and applied first,
+    as a block applies it; then each :meth:`offer` executes candidates in their order and
+    keeps those the block can carry (as :func:`includable_txs` chooses them), at most
+    ``max_txs`` txs and ``max_bytes`` bytes (never more than the params allow); a tx left
+    out changes nothing. Offers may come in as many parts as the txs arrive in: the
+    choice is the one a single offer of them all makes. :meth:`seal` then makes the
+    block, and its outcome is the one :func:`apply_block` gives for it, so that the
+    proposer commits it without executing it again. Signatures are not checked: the
+    candidates are txs the mempool admitted. Not thread-safe: one caller at a time.
+    """
+
+    __slots__ = ("_ctx", "_results", "_slashed", "_state", "evidence", "hashes", "max_bytes", "max_txs",
+                 "offered_evidence", "size", "txs")
+
+    def __init__(self, state: StateReader, config: ChainConfig, evidence: Iterable[DuplicateVoteEvidence], *,
+                 max_txs: int, max_bytes: int, decoded: Decoded | None = None) -> None:
+        ledger = Ledger(state)
+        height = ledger.meta().height + 1
+        epoch = config.params.epoch_of(height, config.initial_height)
+        self._state = state
+        self._ctx = _TxContext(ledger, config, epoch, validator_set_at(ledger, height, config), decoded)
+        self.offered_evidence = tuple(evidence)
+        """The evidence it was given (the chosen evidence is :attr:`evidence`)."""
+        self.evidence, self._slashed = _choose_evidence(ledger, self.offered_evidence, height, epoch, config)
+        self.max_txs = min(max_txs, config.params.max_block_txs)
+        self.max_bytes = min(max_bytes, config.params.max_block_bytes)
+        self.txs: list[bytes] = []
+        self.hashes: list[bytes] = []
+        self._results: list[TxResult] = []
+        self.size = 0
+        """The bytes of the txs chosen."""
+
+    @property
+    def full(self) -> bool:
+        """Whether the block holds ``max_txs`` txs (an offer adds none)."""
+        return len(self.txs) >= self.max_txs
+
+    def offer(self, candidates: Iterable[bytes], stop: Callable[[], bool] | None = None) -> None:
+        """Execute ``candidates`` in their order on top of the txs chosen so far, keeping
+        those the block can carry. ``stop``, asked before every ``STOP_EVERY`` txs
+        executed, ends the offer there when it says so (a proposer out of time): the txs
+        chosen until then are still a valid block's."""
+        ctx, txs, hashes, results = self._ctx, self.txs, self.hashes, self._results
+        max_txs, max_bytes = self.max_txs, self.max_bytes
+        for raw in candidates:
+            if len(txs) >= max_txs:
+                break
+            if self.size + len(raw) > max_bytes:
+                continue
+            if stop is not None and len(txs) % STOP_EVERY == 0 and txs and stop():
+                break
+            h = tx_hash(raw)
+            try:
+                result = ctx.execute(raw, len(txs), h)  # raises before it changes anything
+            except InvalidBlock:
+                continue
+            txs.append(raw)
+            hashes.append(h)
+            results.append(result)
+            self.size += len(raw)
+
+    def seal(self, app_hash: bytes, seal: Seal) -> tuple[Block, BlockOutcome]:
+        """The block ``seal`` makes of what was chosen, and its outcome; ``app_hash``:
+        the root of ``state``. Once only: the builder is spent after. Raises InvalidBlock
+        if the sealed block breaks a rule of its header."""
+        block = seal(self.txs, self.hashes, self.evidence)
+        _check_header(Ledger(self._state), app_hash, block, self.hashes, self._ctx.config)
+        return block, _finish(self._ctx, block, self._results, self.hashes, self._slashed)
+
+
 def build_block(state: StateReader, app_hash: bytes, config: ChainConfig, candidates: Iterable[bytes],
                 evidence: Iterable[DuplicateVoteEvidence], seal: Seal, *, max_txs: int, max_bytes: int,
                 stop: Callable[[], bool] | None = None, decoded: Decoded | None = None
                 ) -> tuple[Block, BlockOutcome]:
-    """A proposer's next block on top of ``state`` (whose root is ``app_hash``) and its
-    outcome, executing each tx once.
-
-    The evidence and the txs are chosen as :func:`includable_evidence` and
-    :func:`includable_txs` choose them (the same arguments), the evidence first, as a
-    block applies it; ``seal`` makes the block of them; the outcome is then the one
-    :func:`apply_block` gives for that block, so that the proposer commits it without
-    executing the block again. Signatures are not checked: the candidates are txs the
-    mempool admitted. Raises InvalidBlock if the sealed block breaks a rule of its
-    header.
-    """
-    ledger = Ledger(state)
-    height = ledger.meta().height + 1
-    epoch = config.params.epoch_of(height, config.initial_height)
-    ctx = _TxContext(ledger, config, epoch, validator_set_at(ledger, height, config), decoded)
-    chosen_evidence, slashed = _choose_evidence(ledger, evidence, height, epoch, config)
-    txs, hashes, results = _choose_txs(ctx, candidates, max_txs, max_bytes, stop)
-    block = seal(txs, hashes, chosen_evidence)
-    _check_header(Ledger(state), app_hash, block, hashes, config)
-    return block, _finish(ctx, block, results, hashes, slashed)
+    """A proposer's next block on top of ``state`` (whose root is ``app_hash``) of
+    ``candidates`` and ``evidence``, and its outcome, each tx executed once: a
+    :class:`BlockBuilder` offered them all at once, then sealed."""
+    builder = BlockBuilder(state, config, evidence, max_txs=max_txs, max_bytes=max_bytes, decoded=decoded)
+    builder.offer(candidates, stop)
+    return builder.seal(app_hash, seal)
 
 
 def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable[bytes], *,
@@ -315,46 +374,12 @@ def includable_txs(state: StateReader, config: ChainConfig, candidates: Iterable
     carry: each decodes, pays its fee and has its sender's next nonce once the ones
     before it have executed; the others are left out. At most ``max_txs`` txs and
     ``max_bytes`` bytes (and never more than the params allow). Signatures are not
-    checked here (the mempool admitted only signed txs). ``stop``, asked before every
-    ``STOP_EVERY`` txs executed, ends the choice there when it says so (a proposer out of
-    time): the txs chosen until then are still a valid block's. ``decoded``: as for
-    :func:`apply_block`.
+    checked here (the mempool admitted only signed txs). ``stop``: as for
+    :meth:`BlockBuilder.offer`. ``decoded``: as for :func:`apply_block`.
     """
-    ledger = Ledger(state)
-    height = ledger.meta().height + 1
-    ctx = _TxContext(ledger, config, config.params.epoch_of(height, config.initial_height),
-                     validator_set_at(ledger, height, config), decoded)
-    return _choose_txs(ctx, candidates, max_txs, max_bytes, stop)[0]
-
-
-def _choose_txs(ctx: _TxContext, candidates: Iterable[bytes], max_txs: int, max_bytes: int,
-                stop: Callable[[], bool] | None) -> tuple[list[bytes], list[bytes], list[TxResult]]:
-    """:func:`includable_txs`, executed on ``ctx``: the txs chosen, their hashes and their
-    results."""
-    params = ctx.config.params
-    max_txs = min(max_txs, params.max_block_txs)
-    max_bytes = min(max_bytes, params.max_block_bytes)
-    chosen: list[bytes] = []
-    hashes: list[bytes] = []
-    results: list[TxResult] = []
-    size = 0
-    for raw in candidates:
-        if len(chosen) == max_txs:
-            break
-        if size + len(raw) > max_bytes:
-            continue
-        if stop is not None and len(chosen) % STOP_EVERY == 0 and chosen and stop():
-            break
-        h = tx_hash(raw)
-        try:
-            result = ctx.execute(raw, len(chosen), h)  # raises before it changes anything
-        except InvalidBlock:
-            continue
-        chosen.append(raw)
-        hashes.append(h)
-        results.append(result)
-        size += len(raw)
-    return chosen, hashes, results
+    builder = BlockBuilder(state, config, (), max_txs=max_txs, max_bytes=max_bytes, decoded=decoded)
+    builder.offer(candidates, stop)
+    return builder.txs
 
 
 def includable_evidence(state: StateReader, config: ChainConfig,

@@ -146,6 +146,11 @@ class Chain(Protocol):
         ``within_s``, built in about that many seconds at most (it takes fewer txs than
         it could rather than be late)."""
 
+    async def build_meanwhile(self, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> None:
+        """Until cancelled, prepare the next height's round-0 block of ``proposer`` with
+        ``evidence`` as txs arrive, so that its :meth:`build_block` takes less time (a
+        chain may do nothing here)."""
+
     def build_estimate_s(self) -> float:
         """How long a round-0 build would take now (seconds), from what is pending and
         how long the last build took."""
@@ -563,18 +568,23 @@ class Driver:
     async def _build_ahead(self, ahead: _BuiltAhead, start_at: int) -> None:
         """Build the round-0 block of ``ahead.height`` a little before the height starts
         (``start_at``, ns), so that its proposal leaves as the height starts: its state is
-        the last block's, and the txs that come meanwhile go in the next one. The build
+        the last block's, and the txs that come after go in the next one. Until then the
+        chain prepares it as txs arrive (:meth:`Chain.build_meanwhile`). The build
         starts once the time left is its lead (``BUILD_AHEAD_MIN_S``), which follows
         the build time the chain expects as txs arrive: a lead from the last build's
         time alone made a long build start the next one early, with few txs, and a short
         one late, with many (block sizes swung from height to height)."""
+        assert self.address is not None
         half = self.params.block_time_ms / 2000
-        while True:
-            lead = min(max(BUILD_AHEAD_MIN_S, LEAD_MARGIN * self.chain.build_estimate_s()), half)
-            wait = (start_at - self.clock_ns()) / 1e9 - lead
-            if wait <= 0:
-                break
-            await trio.sleep(min(wait, LEAD_RECHECK_S))
+        async with trio.open_nursery() as meanwhile:
+            meanwhile.start_soon(self.chain.build_meanwhile, self.address, list(self.evidence))
+            while True:
+                lead = min(max(BUILD_AHEAD_MIN_S, LEAD_MARGIN * self.chain.build_estimate_s()), half)
+                wait = (start_at - self.clock_ns()) / 1e9 - lead
+                if wait <= 0:
+                    break
+                await trio.sleep(min(wait, LEAD_RECHECK_S))
+            meanwhile.cancel_scope.cancel()
         ahead.block = await self._build(0, lead)
         ahead.done.set()
 

@@ -3,7 +3,9 @@ validates and commits (:class:`consensus.driver.Chain`).
 
 Blocks are built from the mempool's txs (only those the block can carry), validated
 and executed in a worker thread (the event loop keeps serving peers and RPC meanwhile);
-a block built here is executed as it is built, and committed with that outcome. Blocks
+a block built here is executed as it is built, and committed with that outcome. The
+next height's round-0 proposer builds its block while the txs arrive
+(:meth:`NodeChain.build_meanwhile`), so that making its proposal is only sealing it. Blocks
 are committed in one write together with the proposer priorities of their height, so
 a restarted node picks the same proposers as its peers. That write is synced, except
 for block sync's, which syncs one in ``DURABLE_EVERY`` (node/sync.py).
@@ -14,22 +16,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
 from chain.blocks import make_block
 from chain.codec import dumps, expect_array, expect_bytes, expect_list, loads_canonical
 from chain.commits import median_time, verify_commit
-from chain.crypto import BatchVerifier, VerifiedCache, verify_many_in_background
+from chain.crypto import BatchVerifier, VerifiedCache, address_of, verify_many_in_background
 from chain.errors import DecodeError, InvalidBlock, StorageError
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.params import ChainConfig
 from chain.sizes import ADDRESS_LEN
 from chain.transition import (
+    BlockBuilder,
     BlockOutcome,
     apply_block,
-    build_block,
     tx_sign_prefix,
     tx_signature,
 )
@@ -55,7 +58,21 @@ PRUNE_EVERY = 100
 KEEP_OUTCOMES = 4
 """Outcomes of blocks built or validated at the deciding height kept for its commit
 (one per round's proposal; an outcome holds a block's state changes)."""
+TAKE_ARRIVALS_S = 0.05
+"""How often a block built meanwhile takes the txs admitted since it last did."""
 CommitListener = Callable[[Block, BlockOutcome], None]
+
+
+@dataclass(slots=True)
+class _Meanwhile:
+    """The round-0 block of ``height`` by ``proposer``, built as txs arrive: ``builder``
+    was offered the mempool's ``arrivals`` up to ``taken``."""
+
+    height: int
+    proposer: bytes
+    builder: BlockBuilder
+    arrivals: list[bytes]
+    taken: int = 0
 
 
 def encode_priorities(p: Priorities) -> bytes:
@@ -83,8 +100,10 @@ class NodeChain:
 
     def __init__(self, store: Store, genesis: Genesis, config: ChainConfig, mempool: Mempool,
                  verified: VerifiedCache, verifier: BatchVerifier = verify_many_in_background, *,
-                 keep_heights: int = 0) -> None:
+                 keep_heights: int = 0, address: bytes | None = None) -> None:
+        """``address``: this node's validator's, if it is one."""
         self.store = store
+        self.address = address
         self.keep_heights = keep_heights
         """Prune the state older than this many heights (0: keep all), every PRUNE_EVERY blocks."""
         self.genesis = genesis
@@ -99,10 +118,17 @@ class NodeChain:
         """How many bytes of txs this node's round-0 proposals carry at most (see
         :meth:`proposal_limit`)."""
         self._last_build = (0.0, 0)
-        """How long the last build took (seconds) and how many txs it took."""
+        """How long the last build from scratch took (seconds) and how many txs it took."""
+        self._last_seal_s = 0.0
+        """How long the last build of a block built meanwhile took (its sealing)."""
+        self._meanwhile: _Meanwhile | None = None
+        self._builder_lock = trio.Lock()
+        """Held while a block built meanwhile executes txs in a worker thread."""
         self._too_big = config.params.max_block_bytes
         """The last budget whose height was slow or took more than one round: the budget
         grows by a quarter, not twice, past half of it."""
+        self._alone: tuple[int, bool] = (-1, False)
+        """A height, and whether this node's validator holds more than 2/3 of its power."""
 
     @property
     def height(self) -> int:
@@ -149,9 +175,25 @@ class NodeChain:
         block did reach the others in time: halving it would overshoot), and falls to
         what was decided in a later round; past half the last budget that was slow or
         took more than one round, it grows by a quarter, not twice. It never goes below
-        :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit.
+        :data:`MIN_PROPOSAL_BYTES` nor above the params' block limit. A validator holding
+        more than 2/3 of the next height's power decides it on its own votes, which no
+        other validator's execution can hold up: its budget is the block limit.
         """
+        if self.decides_alone():
+            return self.config.params.max_block_bytes
         return max(MIN_PROPOSAL_BYTES, self.proposal_bytes >> round_)
+
+    def decides_alone(self) -> bool:
+        """Whether this node's validator holds more than 2/3 of the next height's power."""
+        height = self.height + 1
+        if self._alone[0] != height:
+            alone = False
+            if self.address is not None:
+                members = self.members(height)
+                mine = sum(m.power for m in members if address_of(m.pubkey) == self.address)
+                alone = 3 * mine > 2 * sum(m.power for m in members)
+            self._alone = (height, alone)
+        return self._alone[1]
 
     def _adapt_proposal_limit(self, block: Block, decided_round: int, decided_in_s: float | None) -> None:
         propose_s = self.config.params.timeout_propose_ms / 1000
@@ -170,15 +212,46 @@ class NodeChain:
                 grown = self.proposal_bytes * 5 // 4
             self.proposal_bytes = min(grown, self.config.params.max_block_bytes)
 
+    async def build_meanwhile(self, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> None:
+        """Build the next height's round-0 block of ``proposer`` with ``evidence`` while
+        txs arrive, until cancelled: the pending txs, then those admitted since, every
+        ``TAKE_ARRIVALS_S``, each executed once (in a worker thread). A :meth:`build_block`
+        of round 0 for the same proposer and evidence then only executes what came since
+        and seals it; the next commit drops it. Stops offering once the block is full."""
+        params = self.config.params
+        builder = BlockBuilder(self.store.state, self.config, evidence, max_txs=params.max_block_txs,
+                               max_bytes=min(params.max_block_bytes, self.proposal_limit(0)),
+                               decoded=self.mempool.decoded)
+        arrivals = self.mempool.reap()
+        self.mempool.arrivals = arrivals
+        self._meanwhile = meanwhile = _Meanwhile(self.height + 1, proposer, builder, arrivals)
+        while not builder.full:
+            end = len(arrivals)
+            if end > meanwhile.taken:
+                async with self._builder_lock:
+                    if self._meanwhile is not meanwhile:
+                        return  # taken by a build, or dropped by a commit
+                    await trio.to_thread.run_sync(builder.offer, arrivals[meanwhile.taken:end])
+                    meanwhile.taken = end
+            await trio.sleep(TAKE_ARRIVALS_S)
+        self.mempool.arrivals = None
+
+    def _take_meanwhile(self, round_: int, proposer: bytes,
+                        evidence: list[DuplicateVoteEvidence]) -> _Meanwhile | None:
+        """The block built meanwhile, if it is the one asked for; it is dropped either way."""
+        meanwhile, self._meanwhile = self._meanwhile, None
+        self.mempool.arrivals = None
+        if meanwhile is None or round_ != 0 or meanwhile.height != self.height + 1 or \
+                meanwhile.proposer != proposer or meanwhile.builder.offered_evidence != tuple(evidence):
+            return None
+        return meanwhile
+
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
                           within_s: float | None = None) -> Block:
         params = self.config.params
-        max_bytes = min(params.max_block_bytes, self.proposal_limit(round_))
-        candidates = list(self.mempool.reap())  # here: the mempool changes while the thread runs
         state, app_hash = self.store.state, self.store.app_hash
         last_commit = self.store.blocks.seen_commit()
         time_ns = self.next_block_time()
-
         deadline = None if within_s is None else time.monotonic() + within_s
 
         def out_of_time() -> bool:
@@ -189,23 +262,40 @@ class NodeChain:
                               proposer_address=proposer, time_ns=time_ns, last_commit=last_commit,
                               evidence=chosen)
 
-        def build() -> tuple[Block, BlockOutcome]:
-            return build_block(state, app_hash, self.config, candidates, evidence, seal,
-                               max_txs=params.max_block_txs, max_bytes=max_bytes, stop=out_of_time,
-                               decoded=self.mempool.decoded)
-
         started = time.monotonic()
-        block, outcome = await trio.to_thread.run_sync(build)
+        async with self._builder_lock:
+            meanwhile = self._take_meanwhile(round_, proposer, evidence)
+            if meanwhile is not None:
+                builder, candidates = meanwhile.builder, meanwhile.arrivals[meanwhile.taken:]
+            else:
+                builder = BlockBuilder(state, self.config, evidence, max_txs=params.max_block_txs,
+                                       max_bytes=min(params.max_block_bytes, self.proposal_limit(round_)),
+                                       decoded=self.mempool.decoded)
+                candidates = self.mempool.reap()  # here: the mempool changes while the thread runs
+
+            def build() -> tuple[Block, BlockOutcome]:
+                builder.offer(candidates, out_of_time)
+                return builder.seal(app_hash, seal)
+
+            block, outcome = await trio.to_thread.run_sync(build)
         self._keep_outcome(block, outcome)
-        self._last_build = (time.monotonic() - started, len(block.txs))
+        seconds = time.monotonic() - started
+        if meanwhile is not None:
+            self._last_seal_s = seconds
+        else:
+            self._last_build = (seconds, len(block.txs))
         log.debug("block built", extra={"height": block.header.height, "round": round_, "txs": len(block.txs),
-                                        "candidates": len(candidates), "max_bytes": max_bytes,
-                                        "seconds": round(self._last_build[0], 3)})
+                                        "candidates": len(candidates), "max_bytes": builder.max_bytes,
+                                        "built_meanwhile": meanwhile is not None,
+                                        "seconds": round(seconds, 3)})
         return block
 
     def build_estimate_s(self) -> float:
-        """The last build's time, scaled by the txs a round-0 build would carry now
+        """How long the last sealing of a block built meanwhile took, while one is built;
+        else the last build's time, scaled by the txs a round-0 build would carry now
         (those pending, within the budget and ``max_block_txs``) against those it took."""
+        if self._meanwhile is not None:
+            return self._last_seal_s
         seconds, built = self._last_build
         pending = len(self.mempool)
         if not built or not pending:
@@ -268,6 +358,7 @@ class NodeChain:
             self._write(block, commit, outcome, priorities, durable)
             return outcome
 
+        await self._drop_meanwhile()
         outcome = await trio.to_thread.run_sync(check_execute_write)
         self._committed(block, commit, outcome, None)
 
@@ -275,14 +366,26 @@ class NodeChain:
         """Put the heights committed without ``durable`` on stable storage."""
         await trio.to_thread.run_sync(self.store.make_durable)
 
+    async def _drop_meanwhile(self) -> None:
+        """Drop the block built meanwhile, once no txs execute into it: the state it
+        reads is about to change."""
+        async with self._builder_lock:
+            self._meanwhile, self.mempool.arrivals = None, None
+
     async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
         height = block.header.height
+        await self._drop_meanwhile()
         outcome = self._outcomes.pop(block.block_id(), None)
         if outcome is None:
             outcome = await trio.to_thread.run_sync(self._execute, block)
         priorities = encode_priorities(self.priorities(height))
+        started = time.monotonic()
         await trio.to_thread.run_sync(self._write, block, commit, outcome, priorities, True)
+        stored = time.monotonic()
         self._committed(block, commit, outcome, decided_in_s)
+        log.debug("block stored", extra={"height": height, "txs": len(block.txs),
+                                         "write_seconds": round(stored - started, 3),
+                                         "listeners_seconds": round(time.monotonic() - stored, 3)})
 
     def _write(self, block: Block, commit: Commit, outcome: BlockOutcome, priorities: bytes,
                durable: bool) -> None:

@@ -148,7 +148,9 @@ class Node:
             self.mempool = Mempool(self.chain_config, store.state, config.mempool, self.verified,
                                    self.tx_signatures)
             self.chain = NodeChain(store, self.genesis, self.chain_config, self.mempool, self.verified,
-                                   self.tx_signatures, keep_heights=config.storage.keep_heights)
+                                   self.tx_signatures, keep_heights=config.storage.keep_heights,
+                                   address=None if self.validator_key is None
+                                   else address_of(self.validator_key.public_key))
             self.chain.listeners.append(self._on_commit)
             self.events = EventBus(self.chain.members)
             self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
@@ -269,7 +271,7 @@ class Node:
         runs later than ``mempool.max_loop_lag_ms``: so that the work it has (its
         peers' txs, votes, blocks) gets done, blocks keep coming, and a client learns
         at once that its tx was not taken rather than waiting for one that never comes."""
-        carried = PENDING_BLOCKS * self.chain.proposal_bytes
+        carried = PENDING_BLOCKS * self.chain.proposal_limit(0)
         if self.mempool.bytes > carried:
             return (f"the node is busy: its mempool holds {self.mempool.bytes:,} bytes of txs, more than "
                     f"the next {PENDING_BLOCKS} blocks carry; retry later")

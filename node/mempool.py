@@ -15,14 +15,17 @@ pending (evicted, or refused with a valid signature: the pool was full, or its s
 earlier tx was refused; or gossiped while the pool was full, kept unchecked:
 :meth:`keep`), kept up to ``RECENT_BYTES``, least recently seen out.
 
-Pending txs come out (:meth:`Mempool.reap`) in their sender's nonce order, senders
-taking turns in the order they arrived. After each block (:meth:`Mempool.update`) the
-committed txs leave and the rest are checked again against the new state: those whose
-nonce has passed, or whose sender can no longer pay, are evicted.
+Pending txs come out (:meth:`Mempool.reap`) in the order they were admitted, first come
+first served (as CometBFT's mempool), which is each sender's nonce order; while a block
+is built ahead, each tx admitted is also handed to it (:attr:`Mempool.arrivals`).
+After each block (:meth:`Mempool.update`) the committed txs leave and the rest are
+checked again against the new state: those whose nonce has passed, or whose sender can
+no longer pay, are evicted.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,6 +81,10 @@ class Mempool:
         self._fees: dict[bytes, int] = {}
         """Each sender's pending fees, summed (so that admission does not sum them)."""
         self._hashes: dict[bytes, _Pending] = {}
+        """Pending txs by hash, in the order they were admitted."""
+        self.arrivals: list[bytes] | None = None
+        """When a list, the encoding of each tx admitted is appended to it (the block
+        being built ahead takes them from there as they come)."""
         self.bytes = 0
         self._recent: OrderedDict[bytes, bytes] = OrderedDict()
         self._recent_bytes = 0
@@ -267,26 +274,17 @@ class Mempool:
         self._hashes[h] = pending
         self._short.setdefault(short_id(h), h)
         self.bytes += len(raw)
+        if self.arrivals is not None:
+            self.arrivals.append(raw)
 
-    def reap(self) -> Iterable[bytes]:
-        """Pending txs in block order: senders take turns (first come, first served),
-        each sender's txs in nonce order."""
-        queues = [list(pending) for pending in self._senders.values()]
-        depth = 0
-        while queues:
-            queues = [q for q in queues if len(q) > depth]
-            for q in queues:
-                yield q[depth].raw
-            depth += 1
+    def reap(self) -> list[bytes]:
+        """Pending txs in block order: the order they were admitted in (each sender's
+        in nonce order)."""
+        return [p.raw for p in self._hashes.values()]
 
     def pending(self, limit: int) -> list[bytes]:
         """Up to ``limit`` pending txs, in block order (``unconfirmed_txs``)."""
-        out: list[bytes] = []
-        for raw in self.reap():
-            if len(out) == limit:
-                break
-            out.append(raw)
-        return out
+        return [p.raw for p in itertools.islice(self._hashes.values(), limit)]
 
     def update(self, committed: Iterable[bytes]) -> int:
         """After a block: drop its txs (``committed``: their hashes) and those the new

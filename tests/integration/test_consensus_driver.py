@@ -100,6 +100,18 @@ async def test_a_proposer_builds_its_block_before_its_height_starts(
     header_times = [b.header.time_ns for b in first.blocks[:heights]]
     assert min(b - a for a, b in itertools.pairwise(header_times)) >= 6_000_000_000  # never closer
     assert all(r == 0 for d in drivers for r in list(d.committed_rounds.values())[:heights])
+    # Each round-0 proposer prepared its block from its height before's commit until
+    # its build's lead before its height started (1.5 s, once it has built a block and
+    # expects 1 s); the others did not.
+    for driver in drivers:
+        chain = driver.chain
+        assert isinstance(chain, MemoryChain)
+        own = {b.header.height for b in chain.blocks[:heights] if b.header.proposer_address == driver.address}
+        spans = {h: (start, end) for h, start, end in chain.built_meanwhile if h <= heights}
+        assert own and set(spans) == own
+        for h in sorted(own)[1:]:
+            start, end = spans[h]
+            assert start == chain.commit_times[h - 2] and round(chain.commit_times[h - 1] - end, 6) == 1.5
 
 
 async def test_a_validator_cut_off_for_a_while_catches_up(autojump_clock: trio.testing.MockClock,

@@ -19,7 +19,7 @@ from chain.crypto import SignedItem, VerifiedCache, address_of, verify_many_in_b
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config
-from chain.transition import STOP_EVERY, BlockOutcome
+from chain.transition import STOP_EVERY, BlockBuilder, BlockOutcome
 from chain.types import Block, DuplicateVoteEvidence, Transfer, tx_hash
 from consensus.driver import Driver
 from consensus.equivocation import Equivocator
@@ -335,3 +335,127 @@ async def test_the_expected_build_time_scales_the_last_build_by_the_txs_pending(
     await chain.mempool.add_many([capped.tx(capped.users[i % 4], Transfer(to, 1)) for i in range(300)])
     assert len((await chain.build_block(0, me, [])).txs) == 100
     assert chain.build_estimate_s() == pytest.approx(chain._last_build[0])  # 300 pending, 100 carried
+
+
+def record_offers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of candidates of each :meth:`BlockBuilder.offer` from now on."""
+    offers: list[int] = []
+    real = BlockBuilder.offer
+
+    def recording(self: BlockBuilder, candidates: Sequence[bytes],
+                  stop: Callable[[], bool] | None = None) -> None:
+        offers.append(len(candidates))
+        real(self, candidates, stop)
+
+    monkeypatch.setattr(BlockBuilder, "offer", recording)
+    return offers
+
+
+async def test_a_block_built_meanwhile_executes_the_txs_as_they_arrive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next height's round-0 proposer executes the pending txs, then those admitted
+    after, while it waits for its height; its build then executes only those admitted
+    since and seals the block: the block a build from scratch makes (first come, first
+    served), committed without executing it again, with the state applying it gives."""
+    local = LocalChain(validators=1)
+    chain, scratch = node_chain(local, MemoryKV()), node_chain(local, MemoryKV())
+    users, me = local.users, address_of(local.validator_keys[0].public_key)
+    to = address_of(users[4].public_key)
+    batches = [[local.tx(users[i % 4], Transfer(to, 1 + i)) for i in range(n)] for n in (100, 60, 30)]
+    offers = record_offers(monkeypatch)
+    await chain.mempool.add_many(batches[0])
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chain.build_meanwhile, me, [])
+            while offers != [100]:
+                await trio.sleep(0.01)
+            await chain.mempool.add_many(batches[1])
+            while offers != [100, 60]:
+                await trio.sleep(0.01)
+            await chain.mempool.add_many(batches[2])  # not taken before the build
+            nursery.cancel_scope.cancel()
+    built = await chain.build_block(0, me, [])
+    assert offers == [100, 60, 30]
+    everything = [tx for batch in batches for tx in batch]
+    await scratch.mempool.add_many(everything)
+    assert built.txs == tuple(everything)
+    assert built.block_id() == (await scratch.build_block(0, me, [])).block_id()
+    monkeypatch.setattr(chain, "_execute", lambda block: pytest.fail("executed again"))
+    local.apply(built)
+    assert local.last_commit is not None
+    await chain.commit(built, local.last_commit)
+    assert chain.store.app_hash == local.state.app_hash and len(chain.mempool) == 0
+
+
+@pytest.mark.parametrize("other", ["round 1", "another proposer", "new evidence", "a commit"])
+async def test_a_block_built_meanwhile_is_not_the_one_asked_for(
+        monkeypatch: pytest.MonkeyPatch, other: str) -> None:
+    """A build for another round, proposer or evidence than the block built meanwhile's,
+    or after a commit, builds from scratch; and the mempool stops handing on its txs."""
+    local = LocalChain(validators=2)
+    chain = node_chain(local, MemoryKV())
+    users, me = local.users, address_of(local.validator_keys[0].public_key)
+    to = address_of(users[4].public_key)
+    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(to, 1)) for i in range(20)])
+    offers = record_offers(monkeypatch)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chain.build_meanwhile, me, [])
+            while offers != [20]:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    round_, proposer, evidence = 0, me, []
+    if other == "round 1":
+        round_ = 1
+    elif other == "another proposer":
+        proposer = address_of(local.validator_keys[1].public_key)
+    elif other == "new evidence":
+        evidence = [local.double_sign(0, 1)]
+    else:
+        block = local.next_block([])
+        local.apply(block)
+        assert local.last_commit is not None
+        await chain.commit(block, local.last_commit)
+        assert chain.mempool.arrivals is None
+    await chain.build_block(round_, proposer, evidence)
+    assert offers == [20, 20] and chain.mempool.arrivals is None
+
+
+async def test_a_block_built_meanwhile_stops_once_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    local = LocalChain(validators=1, params=Params(max_block_txs=100))
+    chain = node_chain(local, MemoryKV())
+    users, me = local.users, address_of(local.validator_keys[0].public_key)
+    to = address_of(users[4].public_key)
+    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(to, 1)) for i in range(150)])
+    offers = record_offers(monkeypatch)
+    with trio.fail_after(10):
+        await chain.build_meanwhile(me, [])  # returns by itself
+    assert offers == [150] and chain.mempool.arrivals is None
+    assert len((await chain.build_block(0, me, [])).txs) == 100
+    assert offers == [150, 0]
+
+
+@pytest.mark.parametrize(("bonds", "alone"), [((1,), True), ((1, 1, 1, 1), False), ((50, 1), True)])
+async def test_a_validator_that_decides_alone_proposes_up_to_the_block_limit(
+        bonds: tuple[int, ...], alone: bool) -> None:
+    """No other validator's execution can hold up a height whose proposer holds more
+    than 2/3 of the power: its budget is the block limit from the first height (and its
+    clients are refused only past twice that), where the others' budget starts small."""
+    local = LocalChain(validators=len(bonds))
+    genesis = dataclasses.replace(local.genesis, validators=tuple(
+        dataclasses.replace(v, bond=v.bond * times) for v, times in zip(local.genesis.validators, bonds,
+                                                                        strict=True)))
+    store = Store.open(MemoryKV(), genesis, GENESIS_HASH)
+    config = chain_config(genesis)
+    cache = VerifiedCache()
+    mempool = Mempool(config, store.state, MempoolConfig(), cache)
+    chains = [NodeChain(store, genesis, config, mempool, cache, address=address_of(k.public_key))
+              for k in local.validator_keys]
+    powers = [m.power for m in chains[0].members(1)]
+    assert (3 * max(powers) > 2 * sum(powers)) is alone
+    first, limit = node.chainstate.FIRST_PROPOSAL_BYTES, genesis.params.max_block_bytes
+    assert chains[0].decides_alone() is alone
+    assert chains[0].proposal_limit(0) == (limit if alone else first)
+    assert chains[0].proposal_limit(1) == (limit if alone else first >> 1)
+    assert not any(chain.decides_alone() for chain in chains[1:])
+    assert all(chain.proposal_limit(1) == first >> 1 for chain in chains[1:])

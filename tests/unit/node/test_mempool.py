@@ -87,14 +87,30 @@ async def test_a_full_pool_refuses_with_the_limit_it_hit(limits: dict[str, int],
         await mempool.add(pay(chain, 0))
 
 
-async def test_txs_leave_in_nonce_order_senders_taking_turns() -> None:
+async def test_txs_leave_first_come_first_served() -> None:
     chain = LocalChain()
     mempool = pool(chain)
     a = [pay(chain, 0) for _ in range(3)]
     b = [pay(chain, 1) for _ in range(2)]
     await mempool.add_many([a[0], b[0], a[1], a[2], b[1]])
-    assert list(mempool.reap()) == [a[0], b[0], a[1], b[1], a[2]]
+    refused = pay(chain, 1, nonce=7)
+    await mempool.add_many([refused])
+    assert mempool.reap() == [a[0], b[0], a[1], a[2], b[1]]
     assert mempool.pending(2) == [a[0], b[0]]
+    chain.run([a[0]])
+    mempool.update([tx_hash(a[0])])
+    assert mempool.reap() == [b[0], a[1], a[2], b[1]]
+
+
+async def test_the_txs_admitted_are_handed_on_while_arrivals_are_watched() -> None:
+    chain = LocalChain()
+    mempool = pool(chain)
+    before = pay(chain, 0)
+    await mempool.add(before)
+    mempool.arrivals = []
+    after = [pay(chain, 0), pay(chain, 1)]
+    await mempool.add_many([*after, pay(chain, 1, nonce=9)])
+    assert mempool.arrivals == after
 
 
 async def test_a_block_takes_its_txs_out_and_evicts_the_stale_ones() -> None:
