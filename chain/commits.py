@@ -76,7 +76,14 @@ def check_body(block: Block, tx_hashes: Sequence[bytes] | None) -> None:
 
 def results_hash(results: Sequence[TxResult]) -> bytes:
     """``last_results_hash``: merkle root over the hashes of ``[code, data]`` per tx."""
-    return merkle_root([sha256(encode(r)) for r in results])
+    hashed: dict[TxResult, bytes] = {}  # a block's results are mostly the same few
+    leaves = []
+    for r in results:
+        leaf = hashed.get(r)
+        if leaf is None:
+            leaf = hashed[r] = sha256(encode(r))
+        leaves.append(leaf)
+    return merkle_root(leaves)
 
 
 def verify_commit(chain_id: str, commit: Commit, members: Sequence[SetMember],

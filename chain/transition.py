@@ -351,7 +351,8 @@ class BlockBuilder:
         the root of ``state``. Once only: the builder is spent after. Raises InvalidBlock
         if the sealed block breaks a rule of its header."""
         block = seal(self.txs, self.hashes, self.evidence)
-        _check_header(Ledger(self._state), app_hash, block, self.hashes, self._ctx.config)
+        # The seal hashed these very txs into the header: their hash is not checked again.
+        _check_header(Ledger(self._state), app_hash, block, None, self._ctx.config)
         return block, _finish(self._ctx, block, self._results, self.hashes, self._slashed)
 
 
@@ -414,8 +415,11 @@ def _choose_evidence(ledger: Ledger, candidates: Iterable[DuplicateVoteEvidence]
     return chosen, slashed
 
 
-def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list[bytes],
+def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list[bytes] | None,
                   config: ChainConfig) -> None:
+    """InvalidBlock unless ``block``'s header follows the state of ``ledger`` (whose root
+    is ``app_hash``) and commits to its body; ``tx_hashes``: as for
+    :func:`~chain.commits.check_body`."""
     h = block.header
     meta = ledger.meta()
     params = config.params

@@ -12,6 +12,9 @@ from chain.types import TX_SENDER, TxResult
 from storage import schema
 from storage.kv import KeyValueStore, WriteBatch, prefix_end
 
+_ENTRY_HEAD = b"\x85"
+"""The head of a tx entry's encoding: an array of 5 items (and of 3 for its tail's)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TxLocation:
@@ -36,12 +39,25 @@ class TxIndex:
         """Put the entries of block ``height``'s executed ``txs`` into ``batch``."""
         put = batch.put
         # The txs decoded when their block executed, so each holds its sender's key at
-        # TX_SENDER.
-        senders = [address_of(raw[TX_SENDER]) for raw in txs]
+        # TX_SENDER. A block's txs come from fewer senders, and have fewer distinct
+        # results, than it has txs: each is worked out once.
+        addresses: dict[bytes, bytes] = {}
+        senders = []
+        for raw in txs:
+            key = raw[TX_SENDER]
+            address = addresses.get(key)
+            if address is None:
+                address = addresses[key] = address_of(key)
+            senders.append(address)
+        head = _ENTRY_HEAD + dumps(height)
+        tails: dict[TxResult, bytes] = {}
         entries = zip(schema.tx_keys(tx_hashes), schema.sender_tx_keys(senders, height), tx_hashes,
                       results, strict=True)
         for index, (tx_key, sender_key, tx_hash, result) in enumerate(entries):
-            put(tx_key, dumps([height, index, result.code, result.data, result.log]))
+            tail = tails.get(result)
+            if tail is None:
+                tail = tails[result] = dumps([result.code, result.data, result.log])[1:]
+            put(tx_key, head + dumps(index) + tail)  # = dumps([height, index, code, data, log])
             put(sender_key, tx_hash)
 
     def get(self, tx_hash: bytes) -> TxLocation | None:

@@ -16,11 +16,12 @@ from chain.ledger import Ledger
 from chain.statekeys import account
 from chain.statetree import verify_state_proof
 from chain.transition import apply_block
-from chain.types import Account, Transfer, encode, tx_hash
+from chain.types import Account, Transfer, TxResult, encode, sha256, tx_hash
 from storage import schema
 from storage.kv import KeyValueStore
 from storage.memory import MemoryKV
 from storage.store import Store
+from storage.txindex import TxIndex, TxLocation
 
 from chainkit import LocalChain, key
 from storekit import BACKENDS, GENESIS_HASH, Backend, commit_next, transfers
@@ -452,3 +453,22 @@ def test_the_latest_commit_is_found_while_the_next_block_is_written(chain: Local
     kv.key = schema.seen_commit(1)
     kv.held = [(schema.commit(1), encode(latest)), (schema.seen_commit(1), None)]
     assert store.blocks.commit(1) == latest
+
+
+def test_tx_entries_read_back_as_staged_at_any_index_and_height(chain: LocalChain) -> None:
+    """Entries are encoded a part at a time (the results' parts once each): they decode,
+    canonically, to what was staged, past every size of an index's and height's encoding."""
+    kv = MemoryKV()
+    index = TxIndex(kv)
+    raws = [chain.tx(chain.users[i % 3], Transfer(bytes(20), 1)) for i in range(3)]
+    results = [TxResult(0), TxResult(0, bytes(range(32))), TxResult(5, b"", "balance too low: ü")]
+    count, height = 70_000, 2**40 + 7
+    hashes = [sha256(i.to_bytes(4, "big")) for i in range(count)]
+    batch = kv.write_batch(sync=False)
+    index.stage(batch, height, [raws[i % 3] for i in range(count)], hashes,
+                [results[i % 3] for i in range(count)])
+    batch.write()
+    for i in (0, 1, 23, 24, 255, 256, 65_535, 65_536, count - 1):
+        assert index.get(hashes[i]) == TxLocation(hashes[i], height, i, results[i % 3])
+    sender = address_of(chain.users[1].public_key)
+    assert index.by_sender(sender, limit=2) == [(height, 1, hashes[1]), (height, 4, hashes[4])]
