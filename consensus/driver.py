@@ -101,7 +101,7 @@ REGOSSIP_INTERVAL_S = 2.0
 """How often the node's own proposal and votes of its current round (and of the rounds
 it is locked on or holds a valid block from) are sent again: a message lost on the way
 is not lost for good, and peers learn where a node is stuck."""
-BUILD_AHEAD_MIN_S = 0.5
+BUILD_AHEAD_MIN_S = 0.25
 """A round-0 proposer builds its block at least this long before its height starts,
 and ``LEAD_MARGIN`` times as long before as the chain expects the build of what is
 pending to take (at most half a block time); the build may take that long at most, so

@@ -292,32 +292,35 @@ class Mempool:
         gone = set(committed)
         evicted = 0
         ledger = Ledger(self.state)
-        for sender in list(self._senders):
+        hashes, short, recent = self._hashes, self._short, self._recent
+        dropped_bytes = 0
+        for sender, queue in list(self._senders.items()):
             account = ledger.account(sender)
-            kept, nonce, fees = [], account.nonce, 0
-            for p in self._senders[sender]:
-                if p.hash in gone:
-                    continue
-                if p.nonce == nonce and fees + p.fee <= account.balance:
+            kept: list[_Pending] = []
+            nonce, fees = account.nonce, 0
+            for p in queue:
+                h = p.hash
+                if h not in gone and p.nonce == nonce and fees + p.fee <= account.balance:
                     kept.append(p)
                     nonce += 1
                     fees += p.fee
+                    continue
+                del hashes[h]
+                dropped_bytes += len(p.raw)
+                if h in gone:
+                    sid = short_id(h)
+                    if short.get(sid) == h and h not in recent:
+                        del short[sid]
                 else:
                     evicted += 1
-                    self._remember(p.hash, p.raw)
-            self._replace(sender, kept)
+                    self._remember(h, p.raw)
+            if len(kept) == len(queue):
+                continue
+            if kept:
+                self._senders[sender] = kept
+                self._fees[sender] = fees
+            else:
+                del self._senders[sender]
+                del self._fees[sender]
+        self.bytes -= dropped_bytes
         return evicted
-
-    def _replace(self, sender: bytes, kept: list[_Pending]) -> None:
-        staying = {p.hash for p in kept}
-        for p in self._senders[sender]:
-            if p.hash not in staying:
-                del self._hashes[p.hash]
-                self.bytes -= len(p.raw)
-                self._forget(p.hash)
-        if kept:
-            self._senders[sender] = kept
-            self._fees[sender] = sum(p.fee for p in kept)
-        else:
-            del self._senders[sender]
-            del self._fees[sender]

@@ -86,16 +86,15 @@ async def test_header_times_stay_a_block_time_apart_when_nodes_saw_other_commits
 async def test_a_proposer_builds_its_block_before_its_height_starts(
         autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
     """Blocks that take 1 s to build leave as their height starts: built ahead, 1.5 times
-    as long before as the chain expects (a proposer's first, 0.5 s before, is half a
-    second late), so heights come every 6 s, not 7; header times are never closer than
-    6 s."""
+    as long before as the chain expects (a proposer's first, 0.25 s before, is 0.75 s
+    late), so heights come every 6 s, not 7; header times are never closer than 6 s."""
     heights = 12
     drivers = await run_heights(tmp_path, heights, SlowBuildChain)
     first = drivers[0].chain
     assert isinstance(first, MemoryChain)
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(first.commit_times[:heights])]
-    # Each validator's first proposal is half a second late, which shifts a gap or two.
-    assert set(gaps[:5]) <= {5.5, 6.0, 6.5} and sum(gaps[:5]) == 30.0
+    # Each validator's first proposal is 0.75 s late, which shifts a gap or two.
+    assert set(gaps[:5]) <= {5.25, 6.0, 6.75} and sum(gaps[:5]) == 30.0
     assert gaps[5:] == [6.0] * (heights - 6)
     header_times = [b.header.time_ns for b in first.blocks[:heights]]
     assert min(b - a for a, b in itertools.pairwise(header_times)) >= 6_000_000_000  # never closer
