@@ -14,7 +14,8 @@ chain on a WebSocket (``NewBlock``) and reports:
   blocks keep coming, ``--drain`` seconds at most); txs refused, by reason. A tx
   refused for now (code 101: a full mempool or a busy node, which is back-pressure,
   not loss) is sent again a second later, as a client would, and counted;
-- submit→commit latency p50/p95/p99 (send time to the arrival of the block's event);
+- submit→commit latency p50/p95/p99 (send time to the arrival of the block's event,
+  its whole message received, before the follower decodes it);
 - block intervals (header times) and txs per block;
 - CPU (cores: user + system seconds over wall seconds, drain included) and RSS of each
   node process; and, over the sending window, how busy the machine's cores were (every
@@ -67,6 +68,7 @@ from chain.transition import apply_block, least_fee, sign_tx
 from chain.types import Transfer
 from chain.validatorsets import validator_set_at
 from node import devnet
+from node.rpc import jsontext
 
 CHAIN = "bizra-load-1"
 BATCH = 250
@@ -170,10 +172,11 @@ def follow_blocks(port: int, out: Connection) -> None:
             await ws.get_message()
             out.send(None)
             while True:
-                message = json.loads(await ws.get_message())
+                text = await ws.get_message()
+                arrival = time.monotonic()  # delivered: what follows is this client's own work
+                message = jsontext.loads(text)
                 if "result" not in message or "data" not in message["result"]:
                     continue
-                arrival = time.monotonic()
                 block = message["result"]["data"]["value"]["block"]
                 out.send((int(block["header"]["height"]), parse_rfc3339_ns(block["header"]["time"]), arrival,
                           [sha256(base64.b64decode(tx)).digest() for tx in block["data"]["txs"]]))
