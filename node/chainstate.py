@@ -234,7 +234,8 @@ class NodeChain:
                     await trio.to_thread.run_sync(builder.offer, arrivals[meanwhile.taken:end])
                     meanwhile.taken = end
             await trio.sleep(TAKE_ARRIVALS_S)
-        self.mempool.arrivals = None
+        if self.mempool.arrivals is arrivals:
+            self.mempool.arrivals = None
 
     def _take_meanwhile(self, round_: int, proposer: bytes,
                         evidence: list[DuplicateVoteEvidence]) -> _Meanwhile | None:
