@@ -347,6 +347,7 @@ class Node:
         started = False
         if self.statesync is not None:
             await self.statesync.run()
+            self.mempool.update([])  # what was admitted meanwhile, checked against the restored state
             # The heights peers told before the restore are old now: block sync aims at theirs.
             async with trio.open_nursery() as nursery:
                 for peer in self.network.peers():

@@ -37,7 +37,7 @@ from chain.errors import BizraError, InvalidTx
 from chain.ledger import Ledger, StateReader
 from chain.params import ChainConfig
 from chain.transition import decode_tx, forged_tx, tx_sign_prefix, tx_signature, verify_tx_signature
-from chain.types import Tx, tx_hash
+from chain.types import Account, Tx, tx_hash
 from node.config import MempoolConfig
 from p2p.blocks import short_id
 
@@ -47,6 +47,8 @@ ADMIT_TURN = 256
 """Txs admitted between two turns of the event loop."""
 RECENT_BYTES = 32 << 20
 """Txs seen lately and not pending, kept for rebuilding blocks (~250,000 transfers)."""
+ACCOUNTS_KEPT = 65_536
+"""Senders' accounts read for admission and kept until the next block (at most)."""
 
 
 class MempoolFull(BizraError):
@@ -82,6 +84,9 @@ class Mempool:
         """Each sender's pending fees, summed (so that admission does not sum them)."""
         self._hashes: dict[bytes, _Pending] = {}
         """Pending txs by hash, in the order they were admitted."""
+        self._accounts: dict[bytes, Account] = {}
+        """Senders' accounts as admission read them since the last block (each read and
+        decoded once, not once per tx)."""
         self.arrivals: list[bytes] | None = None
         """When a list, the encoding of each tx admitted is appended to it (the block
         being built ahead takes them from there as they come)."""
@@ -237,7 +242,11 @@ class Mempool:
         if h in self._hashes:
             raise InvalidTx("tx already in the mempool")
         sender = address_of(tx.sender)
-        account = Ledger(self.state).account(sender)
+        account = self._accounts.get(sender)
+        if account is None:
+            if len(self._accounts) >= ACCOUNTS_KEPT:
+                self._accounts.clear()
+            account = self._accounts[sender] = Ledger(self.state).account(sender)
         queue = self._senders.get(sender, [])
         if queue and queue[0].nonce < account.nonce:
             # Pending txs the state has already passed are committed ones this pool has
@@ -291,6 +300,7 @@ class Mempool:
         state makes stale; the number evicted (not counting the committed ones)."""
         gone = set(committed)
         evicted = 0
+        self._accounts.clear()
         ledger = Ledger(self.state)
         hashes, short, recent = self._hashes, self._short, self._recent
         dropped_bytes = 0

@@ -3,7 +3,7 @@ leave it in, and how a block cleans it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 
 import pytest
@@ -221,3 +221,28 @@ async def test_a_tx_is_found_by_hash_pending_or_seen_lately_with_a_valid_signatu
     gossiped = pay(chain, 4)  # while the pool was full: kept unchecked, not admitted
     mempool.keep([gossiped, bytes(chain.config.params.max_tx_bytes + 1)])
     assert by_short_id(gossiped) == (tx_hash(gossiped), gossiped) and tx_hash(gossiped) not in mempool
+
+
+async def test_a_senders_account_is_read_once_between_blocks() -> None:
+    """Admission reads each sender's account once until the next block (whose recheck
+    reads it again): a block that moves the nonce on is seen after it."""
+    chain = LocalChain()
+    reads: list[bytes] = []
+
+    class Counting:
+        def get(self, key: bytes) -> bytes | None:
+            reads.append(key)
+            return chain.state.get(key)
+
+        def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+            return chain.state.iter_prefix(prefix)
+
+    mempool = Mempool(chain.config, Counting(), MempoolConfig(), VerifiedCache())
+    txs = [pay(chain, 0) for _ in range(5)]
+    await mempool.add_many(txs[:3])
+    await mempool.add_many(txs[3:])
+    assert len(reads) == 1
+    chain.run(txs[:4])
+    mempool.update([tx_hash(t) for t in txs[:4]])
+    with pytest.raises(InvalidTx, match="nonce 0 was used already: the account's next nonce is 4"):
+        await mempool.add(pay(chain, 0, nonce=0))
