@@ -337,6 +337,15 @@ async def test_the_expected_build_time_scales_the_last_build_by_the_txs_pending(
     assert chain.build_estimate_s() == pytest.approx(chain._last_build[0])  # 300 pending, 100 carried
 
 
+async def with_transfers_pending(local: LocalChain, count: int) -> tuple[NodeChain, bytes]:
+    """A node chain of ``local`` whose mempool holds ``count`` transfers, and the address
+    of ``local``'s first validator."""
+    chain = node_chain(local, MemoryKV())
+    to = address_of(local.users[4].public_key)
+    await chain.mempool.add_many([local.tx(local.users[i % 4], Transfer(to, 1)) for i in range(count)])
+    return chain, address_of(local.validator_keys[0].public_key)
+
+
 def record_offers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of candidates of each :meth:`BlockBuilder.offer` from now on."""
     offers: list[int] = []
@@ -393,10 +402,7 @@ async def test_a_block_built_meanwhile_is_not_the_one_asked_for(
     """A build for another round, proposer or evidence than the block built meanwhile's,
     or after a commit, builds from scratch; and the mempool stops handing on its txs."""
     local = LocalChain(validators=2)
-    chain = node_chain(local, MemoryKV())
-    users, me = local.users, address_of(local.validator_keys[0].public_key)
-    to = address_of(users[4].public_key)
-    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(to, 1)) for i in range(20)])
+    chain, me = await with_transfers_pending(local, 20)
     offers = record_offers(monkeypatch)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
@@ -422,11 +428,7 @@ async def test_a_block_built_meanwhile_is_not_the_one_asked_for(
 
 
 async def test_a_block_built_meanwhile_stops_once_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    local = LocalChain(validators=1, params=Params(max_block_txs=100))
-    chain = node_chain(local, MemoryKV())
-    users, me = local.users, address_of(local.validator_keys[0].public_key)
-    to = address_of(users[4].public_key)
-    await chain.mempool.add_many([local.tx(users[i % 4], Transfer(to, 1)) for i in range(150)])
+    chain, me = await with_transfers_pending(LocalChain(validators=1, params=Params(max_block_txs=100)), 150)
     offers = record_offers(monkeypatch)
     with trio.fail_after(10):
         await chain.build_meanwhile(me, [])  # returns by itself
