@@ -60,6 +60,9 @@ KEEP_OUTCOMES = 4
 (one per round's proposal; an outcome holds a block's state changes)."""
 TAKE_ARRIVALS_S = 0.05
 """How often a block built meanwhile takes the txs admitted since it last did."""
+TAKE_AT_ONCE = 2_048
+"""Txs a block built meanwhile executes in one trip to a worker thread: the build that
+takes it waits for one such trip at most, not for all that was pending."""
 CommitListener = Callable[[Block, BlockOutcome], None]
 
 
@@ -215,7 +218,8 @@ class NodeChain:
     async def build_meanwhile(self, proposer: bytes, evidence: list[DuplicateVoteEvidence]) -> None:
         """Build the next height's round-0 block of ``proposer`` with ``evidence`` while
         txs arrive, until cancelled: the pending txs, then those admitted since, every
-        ``TAKE_ARRIVALS_S``, each executed once (in a worker thread). A :meth:`build_block`
+        ``TAKE_ARRIVALS_S``, each executed once (in a worker thread, ``TAKE_AT_ONCE`` at
+        a time). A :meth:`build_block`
         of round 0 for the same proposer and evidence then only executes what came since
         and seals it; the next commit drops it. Stops offering once the block is full."""
         params = self.config.params
@@ -226,13 +230,15 @@ class NodeChain:
         self.mempool.arrivals = arrivals
         self._meanwhile = meanwhile = _Meanwhile(self.height + 1, proposer, builder, arrivals)
         while not builder.full:
-            end = len(arrivals)
+            end = min(len(arrivals), meanwhile.taken + TAKE_AT_ONCE)
             if end > meanwhile.taken:
                 async with self._builder_lock:
                     if self._meanwhile is not meanwhile:
                         return  # taken by a build, or dropped by a commit
                     await trio.to_thread.run_sync(builder.offer, arrivals[meanwhile.taken:end])
                     meanwhile.taken = end
+                if end < len(arrivals):
+                    continue
             await trio.sleep(TAKE_ARRIVALS_S)
         if self.mempool.arrivals is arrivals:
             self.mempool.arrivals = None

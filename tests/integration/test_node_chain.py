@@ -427,6 +427,23 @@ async def test_a_block_built_meanwhile_is_not_the_one_asked_for(
     assert offers == [20, 20] and chain.mempool.arrivals is None
 
 
+async def test_a_block_built_meanwhile_executes_a_few_txs_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was pending is executed ``TAKE_AT_ONCE`` txs at a time: a build that takes
+    the block waits for one such trip at most, and the rest is executed by the build."""
+    monkeypatch.setattr(node.chainstate, "TAKE_AT_ONCE", 40)
+    chain, me = await with_transfers_pending(LocalChain(validators=1), 100)
+    offers = record_offers(monkeypatch)
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chain.build_meanwhile, me, [])
+            while not offers:
+                await trio.sleep(0)
+            nursery.cancel_scope.cancel()
+    assert offers[0] == 40
+    built = await chain.build_block(0, me, [])
+    assert len(built.txs) == 100 and sum(offers) == 100 and max(offers) <= 100 - 40
+
+
 async def test_a_block_built_meanwhile_stops_once_full(monkeypatch: pytest.MonkeyPatch) -> None:
     chain, me = await with_transfers_pending(LocalChain(validators=1, params=Params(max_block_txs=100)), 150)
     offers = record_offers(monkeypatch)
