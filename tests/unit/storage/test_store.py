@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import plyvel
 import pytest
 
 from chain.crypto import address_of
@@ -19,6 +20,7 @@ from chain.transition import apply_block
 from chain.types import Account, Transfer, TxResult, encode, sha256, tx_hash
 from storage import schema
 from storage.kv import KeyValueStore
+from storage.leveldb import LevelDB
 from storage.memory import MemoryKV
 from storage.store import Store
 from storage.txindex import TxIndex, TxLocation
@@ -129,6 +131,41 @@ def test_reopening_finds_everything(backend: Backend, chain: LocalChain) -> None
     commit_next(chain, store, transfers(chain, 3))
     assert store.app_hash == chain.state.app_hash
     store.close()
+
+
+def test_a_store_written_with_snappy_compression_opens_as_it_is(tmp_path: Path, chain: LocalChain) -> None:
+    store = Store.open_leveldb(tmp_path / "store", chain.genesis, GENESIS_HASH)
+    last = [commit_next(chain, store, transfers(chain, 3)) for _ in range(2)][-1]
+    store.close()
+    # The same entries in a database whose blocks are snappy-compressed, as the node
+    # once wrote them.
+    source, older = plyvel.DB(str(tmp_path / "store")), plyvel.DB(
+        str(tmp_path / "older"), create_if_missing=True, compression="snappy")
+    with older.write_batch() as batch:
+        for k, v in source.iterator():
+            batch.put(k, v)
+    source.close()
+    older.compact_range()
+    older.close()
+    store = Store.open_leveldb(tmp_path / "older", chain.genesis, GENESIS_HASH)
+    assert (store.height, store.app_hash) == (2, chain.state.app_hash)
+    assert store.blocks.block(2) == last
+    commit_next(chain, store, transfers(chain, 3))
+    assert store.app_hash == chain.state.app_hash
+    store.close()
+
+
+def test_leveldb_stores_its_tables_uncompressed(tmp_path: Path) -> None:
+    value = b"bizra " * 1_000  # what snappy would shrink to a few dozen bytes
+    kv = LevelDB(tmp_path / "kv")
+    batch = kv.write_batch(sync=True)
+    batch.put(b"k", value)
+    batch.write()
+    kv.compact()
+    kv.close()
+    tables = list((tmp_path / "kv").glob("*.ldb"))
+    assert tables
+    assert any(value in table.read_bytes() for table in tables)
 
 
 def test_pruning_keeps_the_last_heights(store: Store, chain: LocalChain) -> None:
