@@ -127,7 +127,11 @@ class StateStore:
     # --- reads ----------------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
-        """The value of ``key`` at the latest height (from any thread)."""
+        """The value of ``key`` at the latest height (from any thread), counting a
+        staged height whose batch is not written yet (:meth:`stage`)."""
+        staged = self._staged
+        if key in staged:
+            return staged[key]
         cache = self._cache
         with self._lock:
             if key in cache:
@@ -150,9 +154,20 @@ class StateStore:
         return ((key_of(key), value) for key, value in iter_prefix(self._kv, schema.STATE))
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """The latest entries whose key starts with ``prefix``, in key order."""
-        for key, value in iter_prefix(self._kv, schema.state(prefix)):
-            yield schema.state_key_of(key), value
+        """The latest entries whose key starts with ``prefix``, in key order (a staged
+        height counted, as by :meth:`get`)."""
+        staged = {k: v for k, v in self._staged.items() if k.startswith(prefix)}
+        key_of = schema.state_key_of
+        on_disk = ((key_of(key), value) for key, value in iter_prefix(self._kv, schema.state(prefix)))
+        if not staged:
+            yield from on_disk
+            return
+        merged: dict[bytes, bytes | None] = dict(on_disk)
+        merged.update(staged)
+        for key in sorted(merged):
+            value = merged[key]
+            if value is not None:
+                yield key, value
 
     def _check_height(self, height: int) -> None:
         if not self.base <= height <= self.height:
@@ -303,7 +318,8 @@ class StateStore:
     def written(self, height: int) -> None:
         """The batch :meth:`stage` filled for ``height`` is on disk: ``height`` is the
         latest now (not before: readers on other threads that see a height find its
-        block)."""
+        block). Its values move from the staged ones to the cache (in that order, so
+        a concurrent :meth:`get` finds them in one or the other, or on disk)."""
         cache = self._cache
         with self._lock:
             self._generation += 1

@@ -11,6 +11,7 @@ and the node must restart, which rebuilds the root from the disk.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from chain.codec import dumps, expect_array, expect_bytes, expect_text, expect_uint, loads_canonical
@@ -22,13 +23,23 @@ from chain.transition import BlockOutcome
 from chain.types import Block, Commit, tx_hash
 from storage import schema
 from storage.blockstore import BlockStore
-from storage.kv import KeyValueStore
+from storage.kv import KeyValueStore, WriteBatch
 from storage.leveldb import LevelDB
 from storage.restore import StateRestore, discard_interrupted, restoring
 from storage.statestore import StateStore
 from storage.txindex import TxIndex, TxLocation
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedBlock:
+    """A block :meth:`Store.stage_block` made ready: the state root after it, and the
+    batch that stores it."""
+
+    height: int
+    app_hash: bytes
+    batch: WriteBatch
 
 
 class Store:
@@ -142,6 +153,19 @@ class Store:
 
         If :meth:`advance_state` ran for this height, it must have been given
         ``outcome.changes``. After a failure here the store refuses all further writes.
+        It is :meth:`stage_block`, then :meth:`write_staged`.
+        """
+        staged = self.stage_block(block, seen_commit, outcome, consensus_state=consensus_state,
+                                  durable=durable)
+        self.write_staged(staged)
+        return staged.app_hash
+
+    def stage_block(self, block: Block, seen_commit: Commit, outcome: BlockOutcome, *,
+                    consensus_state: bytes | None = None, durable: bool = True) -> StagedBlock:
+        """The first half of :meth:`commit_block` (same arguments): the state root moves
+        to the block's and its batch is made, not written. Until :meth:`write_staged`
+        writes it, the latest state reads (:meth:`StateStore.get`) see the block's
+        changes, :attr:`height` stays the one before, and no other block can be staged.
         """
         self._check_usable()
         height = block.header.height
@@ -159,12 +183,21 @@ class Store:
             batch.put(schema.LATEST, dumps([height, app_hash]))
             if consensus_state is not None:
                 batch.put(schema.CONSENSUS, consensus_state)
-            batch.write()
         except Exception as exc:
             self._failed = f"writing block {height}: {exc}"
             raise StorageError(f"cannot write block {height}: {exc}") from exc
-        self.state.written(height)
-        return app_hash
+        return StagedBlock(height, app_hash, batch)
+
+    def write_staged(self, staged: StagedBlock) -> None:
+        """Write the batch :meth:`stage_block` made (from any one thread: the key/value
+        store's write releases the interpreter lock, so the next block can execute
+        meanwhile); the block's height is then the latest."""
+        try:
+            staged.batch.write()
+        except Exception as exc:
+            self._failed = f"writing block {staged.height}: {exc}"
+            raise StorageError(f"cannot write block {staged.height}: {exc}") from exc
+        self.state.written(staged.height)
 
     def make_durable(self) -> None:
         """Put every height written so far on stable storage (one synced write; the

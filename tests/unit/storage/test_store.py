@@ -14,7 +14,7 @@ import pytest
 from chain.crypto import address_of
 from chain.errors import StorageError
 from chain.ledger import Ledger
-from chain.statekeys import account
+from chain.statekeys import ACCOUNT, account
 from chain.statetree import verify_state_proof
 from chain.transition import apply_block
 from chain.types import Account, Transfer, TxResult, encode, sha256, tx_hash
@@ -22,6 +22,7 @@ from storage import schema
 from storage.kv import KeyValueStore
 from storage.leveldb import LevelDB
 from storage.memory import MemoryKV
+from storage.statestore import StateStore
 from storage.store import Store
 from storage.txindex import TxIndex, TxLocation
 
@@ -295,6 +296,37 @@ def test_a_new_height_shows_only_once_its_block_is_written(backend: Backend, cha
     assert seen == [(0, True), (1, True), (2, True)]
     assert store.height == 3
     store.close()
+
+
+def test_the_latest_state_reads_count_a_staged_block_before_it_is_written() -> None:
+    """Block sync executes a block while the one before is written: the state it reads
+    must be the staged one, deletions and prefix scans included."""
+    kv = MemoryKV()
+    state = StateStore(kv, 0, 0)
+    a, b, c = (bytes((ACCOUNT,)) + bytes([i]) * 20 for i in (1, 2, 3))
+
+    def stage(height: int, changes: dict[bytes, bytes | None]) -> Callable[[], None]:
+        state.advance(height, changes)
+        batch = kv.write_batch(sync=False)
+        state.stage(batch, height)
+
+        def write() -> None:
+            batch.write()
+            state.written(height)
+        return write
+
+    def reads_height_2() -> None:
+        assert (state.get(a), state.get(b), state.get(c)) == (None, b"b1", b"c2")
+        assert list(state.iter_prefix(bytes((ACCOUNT,)))) == [(b, b"b1"), (c, b"c2")]
+
+    stage(1, {a: b"a1", b: b"b1"})()
+    assert state.get(a) == b"a1"  # cached, and changed by the staged height
+    write = stage(2, {a: None, c: b"c2"})
+    reads_height_2()
+    assert state.height == 1
+    write()
+    reads_height_2()
+    assert state.height == 2
 
 
 def test_a_store_of_another_schema_version_is_refused_untouched(backend: Backend,
