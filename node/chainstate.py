@@ -8,12 +8,15 @@ next height's round-0 proposer builds its block while the txs arrive
 (:meth:`NodeChain.build_meanwhile`), so that making its proposal is only sealing it. Blocks
 are committed in one write together with the proposer priorities of their height, so
 a restarted node picks the same proposers as its peers. That write is synced, except
-for block sync's, which syncs one in ``DURABLE_EVERY`` (node/sync.py).
+for block sync's, which syncs one in ``DURABLE_EVERY`` (node/sync.py) and runs beside the
+next synced block's execution (:meth:`NodeChain.apply_synced`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +43,7 @@ from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember, tx_hash
 from chain.validatorsets import validator_set_at
 from consensus.proposer import Priorities, initial, next_height, voters
 from node.mempool import Mempool
-from storage.store import Store
+from storage.store import StagedBlock, Store
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,39 @@ class _Meanwhile:
     builder: BlockBuilder
     arrivals: list[bytes]
     taken: int = 0
+
+
+class _Writing:
+    """A synced block whose store write (``write(staged)``) runs on a thread of its own,
+    and what the chain's listeners are told of it once written."""
+
+    __slots__ = ("_error", "_thread", "block", "commit", "outcome")
+
+    def __init__(self, block: Block, commit: Commit, outcome: BlockOutcome, staged: StagedBlock,
+                 write: Callable[[StagedBlock], None]) -> None:
+        self.block = block
+        self.commit = commit
+        self.outcome = outcome
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                write(staged)
+            except BaseException as exc:  # handed to wait(), on the event loop
+                self._error = exc
+
+        # Not a daemon: an interpreter that exits lets the write finish.
+        self._thread = threading.Thread(target=run, name=f"block-write-{staged.height}")
+        self._thread.start()
+
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Block until written; raises what the write raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def encode_priorities(p: Priorities) -> bytes:
@@ -125,6 +161,8 @@ class NodeChain:
         self._last_seal_s = 0.0
         """How long the last build of a block built meanwhile took (its sealing)."""
         self._meanwhile: _Meanwhile | None = None
+        self._writing: _Writing | None = None
+        """The synced block being written, if one is (:meth:`apply_synced`)."""
         self._builder_lock = trio.Lock()
         """Held while a block built meanwhile executes txs in a worker thread."""
         self._too_big = config.params.max_block_bytes
@@ -350,27 +388,61 @@ class NodeChain:
                 self.verified.add(hashes[i])
 
     async def apply_synced(self, block: Block, commit: Commit, *, durable: bool = True) -> None:
-        """Check that ``commit`` finalizes ``block`` (the next height) with the validator
-        set of its height, execute it and commit it (``durable``: as
-        :meth:`Store.commit_block` takes it). InvalidBlock if either fails."""
-        height = block.header.height
-        if height != self.height + 1:
-            raise InvalidBlock(f"block {height} does not follow height {self.height}")
-        members = self.members(height)
-        priorities = encode_priorities(self.priorities(height))
+        """Check that ``commit`` finalizes ``block`` (the block after :attr:`tip`) with
+        the validator set of its height, execute it and commit it (``durable``: as
+        :meth:`Store.commit_block` takes it). InvalidBlock if either fails.
 
-        def check_execute_write() -> BlockOutcome:  # one trip to a thread: sync's path
+        Block sync's path. The block executes while the one before it is written, and
+        returns once its own write has started, on a thread of its own
+        (:meth:`settle` waits for it and tells the listeners): meanwhile :attr:`tip`
+        is its height, :attr:`height` the one before, and the latest state reads count
+        its changes. A kill loses nothing written; a crash leaves whole heights."""
+        height = block.header.height
+        if height != self.tip + 1:
+            raise InvalidBlock(f"block {height} does not follow height {self.tip}")
+        members = self.members(height)
+
+        def check_execute() -> BlockOutcome:
             verify_commit(self.config.chain_id, commit, members, height, block.block_id())
-            outcome = self._execute(block)
-            self._write(block, commit, outcome, priorities, durable)
-            return outcome
+            return self._execute(block)
 
         await self._drop_meanwhile()
-        outcome = await trio.to_thread.run_sync(check_execute_write)
-        self._committed(block, commit, outcome, None)
+        outcome = await trio.to_thread.run_sync(check_execute)
+        await self.settle()
+        priorities = encode_priorities(self.priorities(height))
+        staged = await trio.to_thread.run_sync(functools.partial(
+            self.store.stage_block, block, commit, outcome, consensus_state=priorities, durable=durable))
+        self._writing = _Writing(block, commit, outcome, staged, self._write_staged)
+
+    @property
+    def tip(self) -> int:
+        """The height of the last block applied: :attr:`height`, or the synced block
+        still being written after it."""
+        return self._writing.block.header.height if self._writing is not None else self.height
+
+    async def settle(self) -> None:
+        """Wait for the synced block being written, if one is, and tell the listeners of
+        it (raises StorageError if its write failed)."""
+        writing = self._writing
+        if writing is None:
+            return
+        try:
+            if writing.running():
+                await trio.to_thread.run_sync(writing.wait)
+            else:
+                writing.wait()
+        except BaseException:
+            if self._writing is writing:
+                self._writing = None
+            raise
+        if self._writing is writing:  # told once, by the first of concurrent settles
+            self._writing = None
+            self._committed(writing.block, writing.commit, writing.outcome, None)
 
     async def make_durable(self) -> None:
-        """Put the heights committed without ``durable`` on stable storage."""
+        """Put the heights committed without ``durable`` on stable storage (the block
+        being written first)."""
+        await self.settle()
         await trio.to_thread.run_sync(self.store.make_durable)
 
     async def _drop_meanwhile(self) -> None:
@@ -381,6 +453,7 @@ class NodeChain:
 
     async def commit(self, block: Block, commit: Commit, decided_in_s: float | None = None) -> None:
         height = block.header.height
+        await self.settle()
         await self._drop_meanwhile()
         outcome = self._outcomes.pop(block.block_id(), None)
         if outcome is None:
@@ -397,8 +470,12 @@ class NodeChain:
     def _write(self, block: Block, commit: Commit, outcome: BlockOutcome, priorities: bytes,
                durable: bool) -> None:
         """The store's writes of a block (in a worker thread, one at a time)."""
-        height = block.header.height
-        self.store.commit_block(block, commit, outcome, consensus_state=priorities, durable=durable)
+        self._write_staged(self.store.stage_block(block, commit, outcome, consensus_state=priorities,
+                                                  durable=durable))
+
+    def _write_staged(self, staged: StagedBlock) -> None:
+        height = staged.height
+        self.store.write_staged(staged)
         if self.keep_heights and height % PRUNE_EVERY == 0:
             pruned = self.store.prune(self.keep_heights)
             log.info("state pruned", extra={"height": height, "heights_pruned": pruned})

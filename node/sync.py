@@ -9,9 +9,10 @@ every rule of the state transition. A peer that sends a block that fails is pena
 and its range is asked of another peer.
 
 Blocks are executed one at a time, and everything else happens beside them: ranges
-are fetched ahead, and the tx signatures of the ``PRECHECK_AHEAD`` fetched blocks that
+are fetched ahead, the tx signatures of the ``PRECHECK_AHEAD`` fetched blocks that
 come next are checked on other cores while a block executes (a block whose check is
-still running waits for it rather than checking again). Each height is committed
+still running waits for it rather than checking again), and each block's write runs
+while the next one executes (:meth:`NodeChain.apply_synced`). Each height is committed
 atomically but synced to disk only every ``DURABLE_EVERY`` blocks and when the sync
 ends: a killed node loses nothing, and a power cut can cost only the heights after the
 last synced one, which it fetches again.
@@ -156,7 +157,7 @@ class BlockSync:
         return max(self.heights().values(), default=0)
 
     def behind(self) -> bool:
-        return self.target() > self.chain.height + 1
+        return self.target() > self.chain.tip + 1
 
     async def confirm_behind(self) -> bool:
         """Whether a peer that reports a height above the next one proves it: it serves
@@ -165,7 +166,7 @@ class BlockSync:
         claimers are asked at once and the first proof ends the asking, so a slow or
         mute peer delays nothing; one that does not serve is doubted, one that sends a
         commit that does not verify is penalized as for an invalid block."""
-        start = self.chain.height + 1
+        start = self.chain.tip + 1
         heights = self.heights()
         claimers = sorted((p for p, h in heights.items() if h > start), key=heights.__getitem__, reverse=True)
         proved = False
@@ -207,8 +208,8 @@ class BlockSync:
         if not self.behind():
             return
         now = trio.current_time()
-        self.progress = Progress(self.chain.height, now, self.chain.height, self.target())
-        log.info("catching up", extra={"height": self.chain.height, "target": self.target()})
+        self.progress = Progress(self.chain.tip, now, self.chain.tip, self.target())
+        log.info("catching up", extra={"height": self.chain.tip, "target": self.target()})
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._report)
@@ -221,12 +222,14 @@ class BlockSync:
                 nursery.cancel_scope.cancel()
             await self.chain.make_durable()
         finally:
+            with trio.CancelScope(shield=True):  # no write may outlive the sync: the store closes after
+                await self.chain.settle()
             self._fetched.clear()
             self._prechecks.clear()
             self._failures.clear()
             self.progress = None
             self.display.done()
-        log.info("caught up", extra={"height": self.chain.height})
+        log.info("caught up", extra={"height": self.chain.tip})
 
     def _request_more(self, nursery: trio.Nursery) -> None:
         """Ask for the next ranges not asked yet, up to ``PARALLEL`` requests at once and
@@ -234,7 +237,7 @@ class BlockSync:
         ends at the highest peer's height (a window that moved by a block or two waits
         until a whole range fits: peers limit their requests per second)."""
         heights = self.heights()
-        start = self.chain.height + 1
+        start = self.chain.tip + 1
         top = max(heights.values(), default=0)
         limit = min(top, start + RANGE * PARALLEL * 2 - 1)
         while self._requests < PARALLEL:
@@ -255,7 +258,7 @@ class BlockSync:
         """Check, in worker threads, the tx signatures of the ``PRECHECK_AHEAD`` fetched
         blocks from the next one on: while a block executes, the signatures of those
         that follow are checked, and each comes to execution with its own done."""
-        following = self.chain.height + 1
+        following = self.chain.tip + 1
         wanted = {}
         for height in range(following, following + PRECHECK_AHEAD):
             entry = self._fetched.get(height)
@@ -313,10 +316,10 @@ class BlockSync:
         """Apply the fetched blocks that come next (asking for more, and checking ahead
         the signatures of those that follow, as each goes); whether any was."""
         applied = False
-        while (entry := self._fetched.get(self.chain.height + 1)) is not None:
+        while (entry := self._fetched.get(self.chain.tip + 1)) is not None:
             self._request_more(nursery)
             self._precheck_more(nursery)
-            del self._fetched[self.chain.height + 1]
+            del self._fetched[self.chain.tip + 1]
             peer, block, commit = entry
             checking = self._prechecks.get(block.block_id())
             if checking is not None:
@@ -332,8 +335,8 @@ class BlockSync:
             applied = True
             self.blocks_applied += 1
             if self.progress is not None:
-                self.progress.height = self.chain.height
-        self._fetched = {h: e for h, e in self._fetched.items() if h > self.chain.height}
+                self.progress.height = self.chain.tip
+        self._fetched = {h: e for h, e in self._fetched.items() if h > self.chain.tip}
         return applied
 
     async def _report(self) -> None:

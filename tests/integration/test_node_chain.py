@@ -7,6 +7,8 @@ rest, and a node restarted from its store picks the same proposers as the others
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -16,11 +18,12 @@ import trio
 
 import node.chainstate
 from chain.crypto import SignedItem, VerifiedCache, address_of, verify_many_in_background
+from chain.errors import InvalidBlock, StorageError
 from chain.ledger import Ledger
 from chain.params import Params
 from chain.state import chain_config
 from chain.transition import STOP_EVERY, BlockBuilder, BlockOutcome
-from chain.types import Block, DuplicateVoteEvidence, Transfer, tx_hash
+from chain.types import Block, Commit, DuplicateVoteEvidence, Transfer, tx_hash
 from consensus.driver import Driver
 from consensus.equivocation import Equivocator
 from consensus.signer import FileSigner
@@ -28,7 +31,7 @@ from consensus.wal import Wal
 from node.chainstate import NodeChain, decode_priorities, encode_priorities
 from node.config import MempoolConfig
 from node.mempool import Mempool
-from storage.memory import MemoryKV
+from storage.memory import MemoryBatch, MemoryKV
 from storage.store import Store
 
 from chainkit import SEED, LocalChain
@@ -260,7 +263,102 @@ async def test_a_block_whose_signatures_were_checked_ahead_executes_without_chec
     await trio.to_thread.run_sync(chain.precheck, block)
     assert checked == [40, 1]  # only the one not remembered yet
     await chain.apply_synced(block, local.last_commit)
+    await chain.settle()
     assert sum(checked) == 41 and chain.height == 1  # executed: no signature checked again
+
+
+class GatedKV(MemoryKV):
+    """A memory store whose batch writes wait until ``gate`` is set, or fail while
+    ``failing`` is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failing = False
+
+    def write_batch(self, *, sync: bool) -> MemoryBatch:
+        return GatedBatch(self)
+
+
+class GatedBatch(MemoryBatch):
+    def __init__(self, store: GatedKV) -> None:
+        super().__init__(store)
+        self.kv = store
+
+    def write(self) -> None:
+        assert self.kv.gate.wait(30)
+        if self.kv.failing:
+            raise OSError("disk full")
+        super().write()
+
+
+def synced_blocks(local: LocalChain, count: int) -> list[tuple[Block, Commit]]:
+    """``count`` blocks of ``local``'s, each of transfers from four users, with their commits."""
+    users = local.users
+    blocks = []
+    for i in range(count):
+        block = local.next_block([local.tx(users[j], Transfer(address_of(users[4].public_key), 1 + i))
+                                  for j in range(4)])
+        local.apply(block)
+        assert local.last_commit is not None
+        blocks.append((block, local.last_commit))
+    return blocks
+
+
+async def test_a_synced_block_executes_while_the_one_before_is_written(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block 2 executes over block 1's state while block 1 is still being written (its
+    txs' nonces follow block 1's); each block's listeners are told once it is written,
+    in order, and the state is the one the blocks make."""
+    local = LocalChain(validators=1)
+    kv = GatedKV()
+    chain = node_chain(local, kv)
+    told: list[int] = []
+    chain.listeners.append(lambda block, outcome: told.append(block.header.height))
+    executed: list[int] = []
+    execute = chain._execute
+
+    def recorded(block: Block) -> BlockOutcome:
+        outcome = execute(block)
+        executed.append(block.header.height)
+        return outcome
+
+    monkeypatch.setattr(chain, "_execute", recorded)
+    blocks = synced_blocks(local, 3)
+    kv.gate.clear()
+    await chain.apply_synced(*blocks[0])
+    assert (chain.tip, chain.height, told) == (1, 0, [])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(functools.partial(chain.apply_synced, *blocks[1]))
+        with trio.fail_after(30):
+            while executed != [1, 2]:
+                await trio.sleep(0.01)
+        assert (chain.tip, chain.height, told) == (1, 0, [])  # block 1 not written yet
+        kv.gate.set()
+    assert (chain.tip, told) == (2, [1])
+    await chain.apply_synced(*blocks[2])
+    await chain.settle()
+    assert (chain.tip, chain.height, told) == (3, 3, [1, 2, 3])
+    assert chain.store.app_hash == local.state.app_hash
+    with pytest.raises(InvalidBlock, match="block 3 does not follow height 3"):
+        await chain.apply_synced(*blocks[2])
+
+
+async def test_a_synced_block_whose_write_fails_is_not_told_and_stops_the_store() -> None:
+    local = LocalChain(validators=1)
+    kv = GatedKV()
+    chain = node_chain(local, kv)
+    told: list[int] = []
+    chain.listeners.append(lambda block, outcome: told.append(block.header.height))
+    blocks = synced_blocks(local, 1)
+    kv.failing = True
+    await chain.apply_synced(*blocks[0])
+    with pytest.raises(StorageError, match="cannot write block 1: disk full"):
+        await chain.settle()
+    assert (chain.tip, chain.height, told) == (0, 0, [])
+    with pytest.raises(StorageError, match=r"the store failed earlier .* restart the node"):
+        await chain.make_durable()
 
 
 async def test_a_block_built_here_is_committed_with_the_outcome_of_its_build(

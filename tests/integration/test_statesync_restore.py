@@ -166,6 +166,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalChain, Store, 
             local.apply(block)
             assert local.last_commit is not None
             await chain.apply_synced(block, local.last_commit)
+            await chain.settle()
             blocks.append((block, local.last_commit))
             stored = store.consensus_state()
             assert stored is not None
@@ -203,6 +204,7 @@ async def test_restore_from_genesis_trust_then_follow(built) -> None:  # type: i
     # The next blocks apply as on the source: roots and priorities alike.
     for block, commit in s.blocks[h:]:
         await s.chain.apply_synced(block, commit)
+        await s.chain.settle()
         assert s.store.consensus_state() == s.priorities[block.header.height]
     assert s.store.app_hash == s.source.app_hash
 
@@ -348,5 +350,6 @@ async def test_node_with_blocks_skips_state_sync(built) -> None:  # type: ignore
     s = scene(built, honest="")
     block, commit = s.blocks[0]
     await s.chain.apply_synced(block, commit)
+    await s.chain.settle()
     await s.statesync().run()  # returns at once
     assert s.store.height == 1
