@@ -1,7 +1,8 @@
 """Kill -9 a node at random instants while it block-syncs a long chain (it syncs its
 writes to disk only one block in ``DURABLE_EVERY`` while it syncs), then restart it:
-each time its store opens consistent, holding every height it had reported, and in the
-end it reaches the tip with the validator's state.
+each time its store opens consistent, holding every height it had reported; stopped
+with SIGTERM mid-sync, it exits cleanly, and in the end it reaches the tip with the
+validator's state.
 
 ``BIZRA_CRASH_SEED`` sets the random heights.
 """
@@ -85,6 +86,20 @@ def test_a_node_killed_while_it_syncs_restarts_consistent_and_reaches_the_tip(tm
             assert on_disk >= seen > reported, (kill, on_disk, seen, reported)
             assert on_disk < BLOCKS, "the sync ended before the kill: make the chain longer"
             reported = seen
+
+        # A stop mid-sync (SIGTERM, as a service manager's) is clean: the block being
+        # written when it comes is written before the store closes.
+        stopping = start(full.home.path)
+        started.append(stopping)
+        stop_at = reported + 20
+        wait_until(lambda: height(full.rpc_port) >= stop_at or stopping.poll() is not None, 120,
+                   f"the full node syncs to height {stop_at}", logs)
+        seen = height(full.rpc_port)
+        stopping.send_signal(signal.SIGTERM)
+        assert stopping.wait(timeout=30) == 0, tail(logs[1])
+        assert "Traceback" not in logs[1].read_text()
+        on_disk = stored_height(full.home)
+        assert seen <= on_disk < BLOCKS, (on_disk, seen)
 
         started.append(start(full.home.path))
         wait_until(lambda: height(full.rpc_port) >= BLOCKS, 120, "the full node reaches the tip", logs)

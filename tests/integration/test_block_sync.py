@@ -30,7 +30,7 @@ from storage.memory import MemoryBatch, MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
-from storekit import GENESIS_HASH, commit_next, transfers
+from storekit import GENESIS_HASH, GatedKV, commit_next, transfers
 
 HEIGHTS = 6
 FLAKY_FAILURES = node.sync.FAILURES_TO_DOUBT - 1
@@ -72,7 +72,7 @@ class ForgedCommits(Blocks):
         return dataclasses.replace(commit, signatures=forged)
 
 
-class WritesKV(MemoryKV):
+class WritesKV(GatedKV):
     """A memory store that notes, of each batch written, whether it was synced."""
 
     def __init__(self) -> None:
@@ -285,6 +285,30 @@ async def test_sync_syncs_one_block_write_in_durable_every_and_its_end(
     assert scene.behind.height == HEIGHTS
     # Heights 1 to 6, durable at 2, 4 and 6; then the end's.
     assert scene.kv.synced == [False, True, False, True, False, True, True]
+
+
+async def test_a_sync_stopped_while_a_block_is_written_ends_once_it_is_written(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store closes after the sync: a write must not outlive it, and the block
+    written is told to the listeners."""
+    scene = Scene(honest="chain")
+    scene.claims[scene.peers["honest"]] = HEIGHTS
+    chain = scene.sync.chain
+    told: list[int] = []
+    chain.listeners.append(lambda block, outcome: told.append(block.header.height))
+    apply_synced = chain.apply_synced
+
+    async def apply_then_stop(block: Block, commit: Commit, *, durable: bool = True) -> None:
+        await apply_synced(block, commit, durable=durable)  # returns as its write starts
+        nursery.cancel_scope.cancel()
+        threading.Timer(0.3, scene.kv.gate.set).start()
+
+    monkeypatch.setattr(chain, "apply_synced", apply_then_stop)
+    scene.kv.gate.clear()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(scene.sync.catch_up)
+    assert (chain.tip, chain.height, scene.behind.height, told) == (1, 1, 1, [1])
 
 
 async def test_a_peer_whose_requests_fail_a_few_times_is_not_doubted(monkeypatch: pytest.MonkeyPatch) -> None:

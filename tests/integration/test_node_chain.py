@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -31,12 +30,12 @@ from consensus.wal import Wal
 from node.chainstate import NodeChain, decode_priorities, encode_priorities
 from node.config import MempoolConfig
 from node.mempool import Mempool
-from storage.memory import MemoryBatch, MemoryKV
+from storage.memory import MemoryKV
 from storage.store import Store
 
 from chainkit import SEED, LocalChain
 from consensuskit import Hub
-from storekit import GENESIS_HASH
+from storekit import GENESIS_HASH, GatedKV
 
 FAST = Params(epoch_length=5, block_time_ms=100, timeout_propose_ms=1_000, timeout_prevote_ms=300,
               timeout_precommit_ms=300)
@@ -265,32 +264,6 @@ async def test_a_block_whose_signatures_were_checked_ahead_executes_without_chec
     await chain.apply_synced(block, local.last_commit)
     await chain.settle()
     assert sum(checked) == 41 and chain.height == 1  # executed: no signature checked again
-
-
-class GatedKV(MemoryKV):
-    """A memory store whose batch writes wait until ``gate`` is set, or fail while
-    ``failing`` is."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.failing = False
-
-    def write_batch(self, *, sync: bool) -> MemoryBatch:
-        return GatedBatch(self)
-
-
-class GatedBatch(MemoryBatch):
-    def __init__(self, store: GatedKV) -> None:
-        super().__init__(store)
-        self.kv = store
-
-    def write(self) -> None:
-        assert self.kv.gate.wait(30)
-        if self.kv.failing:
-            raise OSError("disk full")
-        super().write()
 
 
 def synced_blocks(local: LocalChain, count: int) -> list[tuple[Block, Commit]]:

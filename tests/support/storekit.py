@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from chain.transition import BlockOutcome, apply_block
 from chain.types import Block, Transfer
 from storage.kv import KeyValueStore
 from storage.leveldb import LevelDB
-from storage.memory import MemoryKV
+from storage.memory import MemoryBatch, MemoryKV
 from storage.store import Store
 
 from chainkit import LocalChain
@@ -57,3 +58,29 @@ def transfers(chain: LocalChain, count: int, amount: int = 1) -> list[bytes]:
     return [chain.tx(users[i % len(users)],
                      Transfer(address_of(users[(i + 1) % len(users)].public_key), amount))
             for i in range(count)]
+
+
+class GatedKV(MemoryKV):
+    """A memory store whose batch writes wait until ``gate`` is set (it is, at first),
+    and fail while ``failing`` is true."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failing = False
+
+    def write_batch(self, *, sync: bool) -> MemoryBatch:
+        return GatedBatch(self)
+
+
+class GatedBatch(MemoryBatch):
+    def __init__(self, store: GatedKV) -> None:
+        super().__init__(store)
+        self.kv = store
+
+    def write(self) -> None:
+        assert self.kv.gate.wait(30)
+        if self.kv.failing:
+            raise OSError("disk full")
+        super().write()
