@@ -35,11 +35,11 @@ class LevelDB:
     """A LevelDB database in ``path``, created when missing unless ``create`` is false.
 
     ``cache_mib`` sizes the block cache; a 10-bit bloom filter makes a get of an absent
-    key cost no disk read. Blocks are stored uncompressed: what the node writes is
-    mostly hashes, keys and signatures, which snappy barely shrinks, while compressing
-    every block written and compacted cost the syncing node a sizeable share of its
-    CPU (as Bitcoin Core's chainstate does, for the same reason). A store written with
-    compression opens as it is; LevelDB records each block's own. Raises StorageError
+    key cost no disk read. Tables are stored uncompressed (as Bitcoin Core keeps its
+    chainstate, for the same reason): what the node writes is mostly hashes, keys and
+    signatures, which snappy barely shrinks, while compressing every table written and
+    compacted cost a syncing node a sizeable share of its CPU. A store written with
+    compression opens as it is: LevelDB records each table block's own. Raises StorageError
     when the directory is locked by another process, is missing (``create=False``), or
     is not a readable LevelDB.
     """
