@@ -176,7 +176,7 @@ class NodeChain:
         return self.store.height
 
     def members(self, height: int) -> list[SetMember]:
-        return validator_set_at(Ledger(self.store.state), height, self.config)
+        return validator_set_at(Ledger(self.store.state.ahead), height, self.config)
 
     def priorities(self, height: int) -> Priorities:
         """Those of ``height``, the next one to decide (or the one deciding)."""
@@ -261,7 +261,7 @@ class NodeChain:
         of round 0 for the same proposer and evidence then only executes what came since
         and seals it; the next commit drops it. Stops offering once the block is full."""
         params = self.config.params
-        builder = BlockBuilder(self.store.state, self.config, evidence, max_txs=params.max_block_txs,
+        builder = BlockBuilder(self.store.state.ahead, self.config, evidence, max_txs=params.max_block_txs,
                                max_bytes=min(params.max_block_bytes, self.proposal_limit(0)),
                                decoded=self.mempool.decoded)
         arrivals = self.mempool.reap()
@@ -294,7 +294,7 @@ class NodeChain:
     async def build_block(self, round_: int, proposer: bytes, evidence: list[DuplicateVoteEvidence], *,
                           within_s: float | None = None) -> Block:
         params = self.config.params
-        state, app_hash = self.store.state, self.store.app_hash
+        state, app_hash = self.store.state.ahead, self.store.app_hash
         last_commit = self.store.blocks.seen_commit()
         time_ns = self.next_block_time()
         deadline = None if within_s is None else time.monotonic() + within_s
@@ -368,7 +368,7 @@ class NodeChain:
             del self._outcomes[next(iter(self._outcomes))]
 
     def _execute(self, block: Block) -> BlockOutcome:
-        return apply_block(self.store.state, self.store.app_hash, block, self.config, self.verified,
+        return apply_block(self.store.state.ahead, self.store.app_hash, block, self.config, self.verified,
                            self.verifier, self.mempool.decoded)
 
     def precheck(self, block: Block) -> None:
@@ -395,8 +395,10 @@ class NodeChain:
         Block sync's path. The block executes while the one before it is written, and
         returns once its own write has started, on a thread of its own
         (:meth:`settle` waits for it and tells the listeners): meanwhile :attr:`tip`
-        is its height, :attr:`height` the one before, and the latest state reads count
-        its changes. A kill loses nothing written; a crash leaves whole heights."""
+        is its height, :attr:`height` the one before, and this chain's state reads
+        (:attr:`StateStore.ahead`) count its changes, while the store's own (the RPC's,
+        the mempool's) do not yet. A kill loses nothing written; a crash leaves whole
+        heights."""
         height = block.header.height
         if height != self.tip + 1:
             raise InvalidBlock(f"block {height} does not follow height {self.tip}")

@@ -127,11 +127,7 @@ class StateStore:
     # --- reads ----------------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
-        """The value of ``key`` at the latest height (from any thread), counting a
-        staged height whose batch is not written yet (:meth:`stage`)."""
-        staged = self._staged
-        if key in staged:
-            return staged[key]
+        """The value of ``key`` at the latest height (from any thread)."""
         cache = self._cache
         with self._lock:
             if key in cache:
@@ -154,20 +150,16 @@ class StateStore:
         return ((key_of(key), value) for key, value in iter_prefix(self._kv, schema.STATE))
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """The latest entries whose key starts with ``prefix``, in key order (a staged
-        height counted, as by :meth:`get`)."""
-        staged = {k: v for k, v in self._staged.items() if k.startswith(prefix)}
-        key_of = schema.state_key_of
-        on_disk = ((key_of(key), value) for key, value in iter_prefix(self._kv, schema.state(prefix)))
-        if not staged:
-            yield from on_disk
-            return
-        merged: dict[bytes, bytes | None] = dict(on_disk)
-        merged.update(staged)
-        for key in sorted(merged):
-            value = merged[key]
-            if value is not None:
-                yield key, value
+        """The latest entries whose key starts with ``prefix``, in key order."""
+        for key, value in iter_prefix(self._kv, schema.state(prefix)):
+            yield schema.state_key_of(key), value
+
+    @property
+    def ahead(self) -> StagedReads:
+        """The latest state counting a height staged (:meth:`stage`) and not written
+        yet: what the next block executes on. The reads above see written heights only,
+        as :attr:`height` does."""
+        return StagedReads(self)
 
     def _check_height(self, height: int) -> None:
         if not self.base <= height <= self.height:
@@ -319,7 +311,7 @@ class StateStore:
         """The batch :meth:`stage` filled for ``height`` is on disk: ``height`` is the
         latest now (not before: readers on other threads that see a height find its
         block). Its values move from the staged ones to the cache (in that order, so
-        a concurrent :meth:`get` finds them in one or the other, or on disk)."""
+        that a read through :attr:`ahead` finds them in one or the other)."""
         cache = self._cache
         with self._lock:
             self._generation += 1
@@ -371,6 +363,34 @@ class StateStore:
             batch.delete(older[0])
         if self._kv.get(at) == _DELETED:
             batch.delete(at)
+
+
+class StagedReads:
+    """:attr:`StateStore.ahead`: the store's latest reads, with the staged height's
+    values (None: deleted) over them."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+
+    def get(self, key: bytes) -> bytes | None:
+        staged = self._state._staged
+        if key in staged:
+            return staged[key]
+        return self._state.get(key)
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        staged = {k: v for k, v in self._state._staged.items() if k.startswith(prefix)}
+        if not staged:
+            yield from self._state.iter_prefix(prefix)
+            return
+        merged: dict[bytes, bytes | None] = dict(self._state.iter_prefix(prefix))
+        merged.update(staged)
+        for key in sorted(merged):
+            value = merged[key]
+            if value is not None:
+                yield key, value
 
 
 @dataclass(frozen=True, slots=True)

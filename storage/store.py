@@ -164,8 +164,9 @@ class Store:
                     consensus_state: bytes | None = None, durable: bool = True) -> StagedBlock:
         """The first half of :meth:`commit_block` (same arguments): the state root moves
         to the block's and its batch is made, not written. Until :meth:`write_staged`
-        writes it, the latest state reads (:meth:`StateStore.get`) see the block's
-        changes, :attr:`height` stays the one before, and no other block can be staged.
+        writes it, :attr:`height` and the state's reads stay at the height before (but
+        for :attr:`StateStore.ahead`'s, which count the block), and no other block can
+        be staged.
         """
         self._check_usable()
         height = block.header.height

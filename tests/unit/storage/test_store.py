@@ -13,7 +13,7 @@ import pytest
 
 from chain.crypto import address_of
 from chain.errors import StorageError
-from chain.ledger import Ledger
+from chain.ledger import Ledger, StateReader
 from chain.statekeys import ACCOUNT, account
 from chain.statetree import verify_state_proof
 from chain.transition import apply_block
@@ -298,9 +298,10 @@ def test_a_new_height_shows_only_once_its_block_is_written(backend: Backend, cha
     store.close()
 
 
-def test_the_latest_state_reads_count_a_staged_block_before_it_is_written() -> None:
+def test_reads_ahead_count_a_staged_block_before_it_is_written() -> None:
     """Block sync executes a block while the one before is written: the state it reads
-    must be the staged one, deletions and prefix scans included."""
+    (``ahead``) is the staged one, deletions and prefix scans included, while the
+    store's own reads stay at the written height."""
     kv = MemoryKV()
     state = StateStore(kv, 0, 0)
     a, b, c = (bytes((ACCOUNT,)) + bytes([i]) * 20 for i in (1, 2, 3))
@@ -315,18 +316,17 @@ def test_the_latest_state_reads_count_a_staged_block_before_it_is_written() -> N
             state.written(height)
         return write
 
-    def reads_height_2() -> None:
-        assert (state.get(a), state.get(b), state.get(c)) == (None, b"b1", b"c2")
-        assert list(state.iter_prefix(bytes((ACCOUNT,)))) == [(b, b"b1"), (c, b"c2")]
+    def reads(reader: StateReader) -> tuple[list[bytes | None], list[tuple[bytes, bytes]]]:
+        return [reader.get(k) for k in (a, b, c)], list(reader.iter_prefix(bytes((ACCOUNT,))))
 
+    at_1 = ([b"a1", b"b1", None], [(a, b"a1"), (b, b"b1")])
+    at_2 = ([None, b"b1", b"c2"], [(b, b"b1"), (c, b"c2")])
     stage(1, {a: b"a1", b: b"b1"})()
-    assert state.get(a) == b"a1"  # cached, and changed by the staged height
+    assert reads(state) == reads(state.ahead) == at_1  # a is cached now
     write = stage(2, {a: None, c: b"c2"})
-    reads_height_2()
-    assert state.height == 1
+    assert (reads(state), reads(state.ahead), state.height) == (at_1, at_2, 1)
     write()
-    reads_height_2()
-    assert state.height == 2
+    assert (reads(state), reads(state.ahead), state.height) == (at_2, at_2, 2)
 
 
 def test_a_store_of_another_schema_version_is_refused_untouched(backend: Backend,
