@@ -138,7 +138,7 @@ def test_a_store_written_with_snappy_compression_opens_as_it_is(tmp_path: Path, 
     store = Store.open_leveldb(tmp_path / "store", chain.genesis, GENESIS_HASH)
     last = [commit_next(chain, store, transfers(chain, 3)) for _ in range(2)][-1]
     store.close()
-    # The same entries in a database whose blocks are snappy-compressed, as the node
+    # The same entries in a database whose tables are snappy-compressed, as the node
     # once wrote them.
     source, older = plyvel.DB(str(tmp_path / "store")), plyvel.DB(
         str(tmp_path / "older"), create_if_missing=True, compression="snappy")
