@@ -28,6 +28,7 @@ def make_block(state: StateReader, app_hash: bytes, config: ChainConfig, *,
     ledger = Ledger(state)
     meta = ledger.meta()
     height = meta.height + 1
+    hashes = tuple(tx_hashes) if tx_hashes is not None else tuple([sha256(t) for t in txs])
     header = Header(
         version=BLOCK_VERSION,
         chain_id=config.chain_id,
@@ -35,7 +36,7 @@ def make_block(state: StateReader, app_hash: bytes, config: ChainConfig, *,
         time_ns=time_ns,
         last_block_id=meta.block_id,
         last_commit_hash=commit_hash(last_commit),
-        data_hash=merkle_root(list(tx_hashes) if tx_hashes is not None else [sha256(t) for t in txs]),
+        data_hash=merkle_root(hashes),
         validators_hash=validators_hash(validator_set_at(ledger, height, config)),
         next_validators_hash=validators_hash(validator_set_at(ledger, height + 1, config)),
         app_hash=app_hash,
@@ -43,4 +44,4 @@ def make_block(state: StateReader, app_hash: bytes, config: ChainConfig, *,
         evidence_hash=evidence_hash(evidence),
         proposer_address=proposer_address,
     )
-    return Block(header, tuple(txs), tuple(evidence), last_commit)
+    return Block.hashed(header, tuple(txs), hashes, tuple(evidence), last_commit)

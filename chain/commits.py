@@ -60,13 +60,13 @@ def evidence_hash(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
     return merkle_root([sha256(encode(e)) for e in evidence])
 
 
-def check_body(block: Block, tx_hashes: Sequence[bytes] | None) -> None:
-    """InvalidBlock unless the block's txs (``tx_hashes``, in order), evidence and last
-    commit are the ones its header commits to: a body that passes belongs to the header,
-    so to the block id (what a node checks of a body fetched from a peer). ``None``: the
-    txs are not known yet (a compact block's, checked once it is rebuilt)."""
+def check_body(block: Block, *, txs: bool = True) -> None:
+    """InvalidBlock unless the block's txs, evidence and last commit are the ones its
+    header commits to: a body that passes belongs to the header, so to the block id
+    (what a node checks of a body fetched from a peer). ``txs=False``: the txs are not
+    known yet (a compact block's, checked once it is rebuilt)."""
     h = block.header
-    if tx_hashes is not None and h.data_hash != merkle_root(list(tx_hashes)):
+    if txs and h.data_hash != block.data_root():
         raise InvalidBlock(f"block {h.height}: data_hash does not match the txs")
     if h.evidence_hash != evidence_hash(block.evidence):
         raise InvalidBlock(f"block {h.height}: evidence_hash does not match")

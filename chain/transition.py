@@ -117,7 +117,7 @@ class BlockOutcome:
     changes: dict[bytes, bytes | None]
     results: list[TxResult]
     results_hash: bytes
-    tx_hashes: list[bytes]
+    tx_hashes: tuple[bytes, ...]
     epoch_ended: bool = False
     slashed: list[bytes] = field(default_factory=list)
 
@@ -234,8 +234,8 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     ledger = Ledger(state)
     header = block.header
     height = header.height
-    tx_hashes = [tx_hash(t) for t in block.txs]
-    _check_header(ledger, app_hash, block, tx_hashes, config)
+    tx_hashes = block.tx_hashes()
+    _check_header(ledger, app_hash, block, config)
     members = validator_set_at(ledger, height, config)
 
     prefix = tx_sign_prefix(config.chain_id)
@@ -256,7 +256,7 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     return outcome
 
 
-def _finish(ctx: _TxContext, block: Block, results: list[TxResult], tx_hashes: list[bytes],
+def _finish(ctx: _TxContext, block: Block, results: list[TxResult], tx_hashes: tuple[bytes, ...],
             slashed: list[bytes]) -> BlockOutcome:
     """What follows a block's txs: the epoch's end at its last block, the fees to the
     proposer's operator, the chain's record of the block; the block's outcome."""
@@ -352,8 +352,8 @@ class BlockBuilder:
         if the sealed block breaks a rule of its header."""
         block = seal(self.txs, self.hashes, self.evidence)
         # The seal hashed these very txs into the header: their hash is not checked again.
-        _check_header(Ledger(self._state), app_hash, block, None, self._ctx.config)
-        return block, _finish(self._ctx, block, self._results, self.hashes, self._slashed)
+        _check_header(Ledger(self._state), app_hash, block, self._ctx.config, txs=False)
+        return block, _finish(self._ctx, block, self._results, tuple(self.hashes), self._slashed)
 
 
 def build_block(state: StateReader, app_hash: bytes, config: ChainConfig, candidates: Iterable[bytes],
@@ -415,10 +415,10 @@ def _choose_evidence(ledger: Ledger, candidates: Iterable[DuplicateVoteEvidence]
     return chosen, slashed
 
 
-def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list[bytes] | None,
-                  config: ChainConfig) -> None:
+def _check_header(ledger: Ledger, app_hash: bytes, block: Block, config: ChainConfig, *,
+                  txs: bool = True) -> None:
     """InvalidBlock unless ``block``'s header follows the state of ``ledger`` (whose root
-    is ``app_hash``) and commits to its body; ``tx_hashes``: as for
+    is ``app_hash``) and commits to its body; ``txs``: as for
     :func:`~chain.commits.check_body`."""
     h = block.header
     meta = ledger.meta()
@@ -438,7 +438,7 @@ def _check_header(ledger: Ledger, app_hash: bytes, block: Block, tx_hashes: list
     expect(len(block.evidence) <= BLOCK_EVIDENCE_LIMIT, f"more than {BLOCK_EVIDENCE_LIMIT} evidence")
     expect(sum(len(t) for t in block.txs) <= params.max_block_bytes,
            f"txs exceed max_block_bytes {params.max_block_bytes}")
-    check_body(block, tx_hashes)
+    check_body(block, txs=txs)
     current = validator_set_at(ledger, h.height, config)
     expect(h.validators_hash == validators_hash(current), "validators_hash does not match")
     expect(h.next_validators_hash == validators_hash(validator_set_at(ledger, h.height + 1, config)),

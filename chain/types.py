@@ -13,7 +13,7 @@ not the decoder's: they belong to :mod:`chain.transition`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol, Self, TypeVar
 
@@ -27,6 +27,7 @@ from chain.codec import (
     loads_canonical,
 )
 from chain.errors import DecodeError
+from chain.merkle import merkle_root
 from chain.sizes import (
     ADDRESS_LEN,
     BLOCK_EVIDENCE_LIMIT,
@@ -487,6 +488,37 @@ class Block:
     txs: tuple[bytes, ...]
     evidence: tuple[DuplicateVoteEvidence, ...]
     last_commit: Commit | None
+    # Worked out from ``txs`` on first use: a block is checked, executed and stored by
+    # different parts of the node, and each would otherwise hash every tx again.
+    _tx_hashes: tuple[bytes, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _data_root: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def hashed(cls, header: Header, txs: tuple[bytes, ...], tx_hashes: tuple[bytes, ...],
+               evidence: tuple[DuplicateVoteEvidence, ...], last_commit: Commit | None) -> Block:
+        """The block of these fields whose txs hash to ``tx_hashes``: the caller's own
+        hashes of ``txs`` (the mempool's, say), trusted as such and not computed again."""
+        if len(tx_hashes) != len(txs):
+            raise ValueError(f"{len(tx_hashes)} tx hashes for {len(txs)} txs")
+        block = cls(header, txs, evidence, last_commit)
+        object.__setattr__(block, "_tx_hashes", tx_hashes)
+        return block
+
+    def tx_hashes(self) -> tuple[bytes, ...]:
+        """The hashes of :attr:`txs`, in order (:func:`tx_hash` of each)."""
+        hashes = self._tx_hashes
+        if hashes is None:
+            hashes = tuple([sha256(t) for t in self.txs])
+            object.__setattr__(self, "_tx_hashes", hashes)
+        return hashes
+
+    def data_root(self) -> bytes:
+        """The merkle root of :meth:`tx_hashes`: what ``header.data_hash`` must be."""
+        root = self._data_root
+        if root is None:
+            root = merkle_root(self.tx_hashes())
+            object.__setattr__(self, "_data_root", root)
+        return root
 
     def to_cbor(self) -> list[Any]:
         return [self.header.to_cbor(), list(self.txs), [e.to_cbor() for e in self.evidence],

@@ -39,7 +39,7 @@ from chain.transition import (
     tx_sign_prefix,
     tx_signature,
 )
-from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember, tx_hash
+from chain.types import Block, Commit, DuplicateVoteEvidence, SetMember
 from chain.validatorsets import validator_set_at
 from consensus.proposer import Priorities, initial, next_height, voters
 from node.mempool import Mempool
@@ -378,7 +378,7 @@ class NodeChain:
         nothing: a tx whose signature fails is just not remembered, and the block's
         execution refuses it."""
         prefix = tx_sign_prefix(self.config.chain_id)
-        hashes = [tx_hash(raw) for raw in block.txs]
+        hashes = block.tx_hashes()
         unchecked = [i for i, h in enumerate(hashes) if h not in self.verified]
         if not unchecked:
             return

@@ -112,7 +112,7 @@ class CompactBlock:
 
     @classmethod
     def of(cls, block: Block) -> CompactBlock:
-        return cls(dataclasses.replace(block, txs=tuple(short_id(tx_hash(tx)) for tx in block.txs)))
+        return cls(dataclasses.replace(block, txs=tuple([short_id(h) for h in block.tx_hashes()])))
 
     @property
     def tx_ids(self) -> tuple[bytes, ...]:
@@ -135,9 +135,11 @@ class CompactBlock:
     def rebuilt(self, txs: Sequence[bytes], tx_hashes: Sequence[bytes]) -> Block | None:
         """The block, given its txs and their hashes, if they are the ones its header
         commits to (else None: a short id matched another tx, or the peer lied)."""
-        block = dataclasses.replace(self.block, txs=tuple(txs))
+        compact = self.block
+        block = Block.hashed(compact.header, tuple(txs), tuple(tx_hashes), compact.evidence,
+                             compact.last_commit)
         try:
-            check_body(block, tx_hashes)
+            check_body(block)
         except InvalidBlock:
             return None
         return block
@@ -165,7 +167,7 @@ def _mismatch(block: Block, commit: Commit | None, chain_id: str, *, compact: bo
     if commit is not None and (commit.height != header.height or commit.block_id != block.block_id()):
         return f"the commit of block {header.height} is for another block"
     try:
-        check_body(block, None if compact else [tx_hash(tx) for tx in block.txs])
+        check_body(block, txs=not compact)
     except InvalidBlock as exc:
         return str(exc)
     return None

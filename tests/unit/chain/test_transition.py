@@ -31,6 +31,7 @@ from chain.transition import (
     verify_tx_signature,
 )
 from chain.types import (
+    Block,
     Bond,
     PoiAttest,
     PoiEndorse,
@@ -132,6 +133,27 @@ def test_a_header_that_does_not_match_the_state_is_rejected(field: str, value: A
     bad = dataclasses.replace(block, header=dataclasses.replace(block.header, **{field: value}))
     with pytest.raises(InvalidBlock, match=message):
         apply_block(chain.state, chain.state.app_hash, bad, chain.config)
+
+
+def test_a_block_of_other_txs_does_not_inherit_the_hashes_worked_out_for_its_source() -> None:
+    """A block works out its tx hashes and data root once, and a block made from it with
+    other txs (``dataclasses.replace``, as a compact block is rebuilt) works out its own:
+    a body swapped under a header is still caught."""
+    chain = LocalChain()
+    txs = (chain.tx(chain.users[1], Transfer(bytes(20), 1)),)
+    block = chain.next_block(txs)
+    assert block.tx_hashes() == (sha256(txs[0]),)
+    assert block.data_root() == block.header.data_hash
+    swapped = dataclasses.replace(block, txs=(chain.tx(chain.users[2], Transfer(bytes(20), 1)),))
+    assert swapped.tx_hashes() != block.tx_hashes()
+    with pytest.raises(InvalidBlock, match="data_hash does not match the txs"):
+        apply_block(chain.state, chain.state.app_hash, swapped, chain.config)
+    # What a block has worked out is no part of its value.
+    fresh = Block(block.header, block.txs, block.evidence, block.last_commit)
+    assert fresh == block and hash(fresh) == hash(block)
+    with pytest.raises(ValueError, match="2 tx hashes for 1 txs"):
+        Block.hashed(block.header, txs, (sha256(txs[0]),) * 2, (), None)
+    chain.apply(block)
 
 
 def test_last_commit_needs_more_than_two_thirds() -> None:
