@@ -217,15 +217,20 @@ def address_of(public_key: bytes) -> bytes:
     return hashlib.sha256(public_key).digest()[:ADDRESS_LEN]
 
 
+_BULK = 1024
+"""Hashes handled per hold of :class:`VerifiedCache`'s lock by its bulk methods."""
+
+
 class VerifiedCache:
     """The hashes of txs whose signatures were verified, bounded, least recently used out.
 
     Both adding and finding a hash make it the most recently used; once more than
     ``capacity`` hashes are held, the least recently used one is forgotten (it is then
     just verified again if it comes back). Every operation holds one internal lock for
-    O(1) time, so the cache may be shared by the event loop and worker threads: each
-    call is atomic, though a hash found by ``in`` may be evicted by another thread's
-    ``add`` right after.
+    O(1) time (the bulk ones, :meth:`add_all` and :meth:`unknown`, for ``_BULK`` hashes
+    at a time), so the cache may be shared by the event loop and worker threads: each
+    hash's lookup or addition is atomic, though a hash found may be evicted by another
+    thread's addition right after.
     """
 
     __slots__ = ("_capacity", "_hashes", "_lock")
@@ -245,6 +250,32 @@ class VerifiedCache:
             self._hashes.move_to_end(tx_hash)
             if len(self._hashes) > self._capacity:
                 self._hashes.popitem(last=False)
+
+    def add_all(self, tx_hashes: Sequence[bytes]) -> None:
+        """:meth:`add` each of ``tx_hashes``, in order (the lock taken once per
+        ``_BULK`` of them, so no call holds it long)."""
+        hashes = self._hashes
+        for start in range(0, len(tx_hashes), _BULK):
+            with self._lock:
+                for h in tx_hashes[start:start + _BULK]:
+                    hashes[h] = None
+                    hashes.move_to_end(h)
+                while len(hashes) > self._capacity:
+                    hashes.popitem(last=False)
+
+    def unknown(self, tx_hashes: Sequence[bytes]) -> list[int]:
+        """The positions in ``tx_hashes`` of those not held; those held become the most
+        recently used, as ``in`` makes them (the lock taken as :meth:`add_all` takes it)."""
+        hashes = self._hashes
+        missing = []
+        for start in range(0, len(tx_hashes), _BULK):
+            with self._lock:
+                for i, h in enumerate(tx_hashes[start:start + _BULK], start):
+                    if h in hashes:
+                        hashes.move_to_end(h)
+                    else:
+                        missing.append(i)
+        return missing
 
     def discard(self, tx_hash: bytes) -> None:
         """Forget ``tx_hash`` if it is held."""

@@ -18,7 +18,7 @@ with any bad tx signature is invalid and its outcome discarded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -37,6 +37,7 @@ from chain.crypto import (
     BatchVerifier,
     PrivateKey,
     SignedItem,
+    VerifiedCache,
     address_of,
     verify,
     verify_many_in_background,
@@ -219,7 +220,7 @@ def check_tx_against_state(ledger: Ledger, sender: bytes, tx: Tx) -> Account:
 
 
 def apply_block(state: StateReader, app_hash: bytes, block: Block, config: ChainConfig,
-                verified: Container[bytes] = (),
+                verified: VerifiedCache | None = None,
                 verifier: BatchVerifier = verify_many_in_background,
                 decoded: Decoded | None = None) -> BlockOutcome:
     """Apply ``block`` to ``state`` (whose root is ``app_hash``) and return its outcome.
@@ -239,7 +240,7 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
     members = validator_set_at(ledger, height, config)
 
     prefix = tx_sign_prefix(config.chain_id)
-    unverified = [i for i, h in enumerate(tx_hashes) if h not in verified]
+    unverified = list(range(len(tx_hashes))) if verified is None else verified.unknown(tx_hashes)
     # Sliced from the raw bytes, so checking starts before decoding; a tx that does not
     # decode makes the block invalid anyway, and for one that does the slices are exact.
     pending = verifier([tx_signature(prefix, block.txs[i]) for i in unverified])

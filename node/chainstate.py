@@ -379,13 +379,11 @@ class NodeChain:
         execution refuses it."""
         prefix = tx_sign_prefix(self.config.chain_id)
         hashes = block.tx_hashes()
-        unchecked = [i for i, h in enumerate(hashes) if h not in self.verified]
+        unchecked = self.verified.unknown(hashes)
         if not unchecked:
             return
         checks = self.verifier([tx_signature(prefix, block.txs[i]) for i in unchecked]).result()
-        for i, valid in zip(unchecked, checks, strict=True):
-            if valid:
-                self.verified.add(hashes[i])
+        self.verified.add_all([hashes[i] for i, valid in zip(unchecked, checks, strict=True) if valid])
 
     async def apply_synced(self, block: Block, commit: Commit, *, durable: bool = True) -> None:
         """Check that ``commit`` finalizes ``block`` (the block after :attr:`tip`) with

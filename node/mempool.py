@@ -204,7 +204,7 @@ class Mempool:
         """The hashes of ``entries`` whose signature is invalid; the valid ones join the
         verified cache. Many are checked by the ``verifier``, a few on the event loop
         (where a round trip would cost more than the checks)."""
-        unchecked = [e for e in entries if e[1] not in self.verified]
+        unchecked = [entries[i] for i in self.verified.unknown([h for _, h, _ in entries])]
         if not unchecked:
             return set()
         prefix = tx_sign_prefix(self.config.chain_id)
@@ -213,13 +213,8 @@ class Mempool:
             valid = verify_many(items)
         else:
             valid = await trio.to_thread.run_sync(self.verifier(items).result)
-        forged = set()
-        for (_, h, _), ok in zip(unchecked, valid, strict=True):
-            if ok:
-                self.verified.add(h)
-            else:
-                forged.add(h)
-        return forged
+        self.verified.add_all([h for (_, h, _), ok in zip(unchecked, valid, strict=True) if ok])
+        return {h for (_, h, _), ok in zip(unchecked, valid, strict=True) if not ok}
 
     async def add(self, raw: bytes) -> bytes:
         """Admit ``raw``; its hash. Raises InvalidTx or MempoolFull."""

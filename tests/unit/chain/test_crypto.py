@@ -267,6 +267,26 @@ def test_cache_default_capacity_and_refusal_of_zero() -> None:
         VerifiedCache(capacity=0)
 
 
+def test_cache_bulk_methods_act_as_one_call_per_hash() -> None:
+    """``unknown`` finds what ``in`` finds and refreshes what it finds; ``add_all`` adds
+    in order and evicts as ``add`` does, across the lock's chunks."""
+    hashes = [n.to_bytes(32, "big") for n in range(3_000)]  # more than one chunk
+    cache = VerifiedCache(capacity=2_500)
+    cache.add_all(hashes[:2_000])
+    assert cache.unknown(hashes) == list(range(2_000, 3_000))
+    assert cache.unknown([]) == []
+    cache.add_all(hashes[2_000:])  # 500 of the first evicted, in the order they came
+    assert len(cache) == 2_500
+    assert cache.unknown(hashes) == list(range(500))
+
+    small = VerifiedCache(capacity=3)
+    a, b, c, d = (bytes([n]) * 32 for n in range(4))
+    small.add_all([a, b, c])
+    assert small.unknown([b, a, d]) == [2]  # finding b then a refreshes them: c is the oldest
+    small.add_all([d])
+    assert small.unknown([a, b, c, d]) == [2]
+
+
 def test_cache_from_threads_stays_bounded() -> None:
     cache = VerifiedCache(capacity=500)
 

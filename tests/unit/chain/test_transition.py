@@ -9,7 +9,7 @@ import pytest
 
 from chain import statekeys
 from chain.codec import dumps
-from chain.crypto import address_of
+from chain.crypto import VerifiedCache, address_of
 from chain.errors import ForgedTx, InvalidBlock, InvalidTx
 from chain.ledger import Ledger
 from chain.params import Params
@@ -368,8 +368,9 @@ def test_signatures_checked_at_admission_are_not_checked_again() -> None:
     with pytest.raises(InvalidBlock, match="invalid signature"):
         apply_block(chain.state, chain.state.app_hash, block, chain.config)
     # The mempool's cache vouches for the hash: execution trusts it and skips the check.
-    outcome = apply_block(chain.state, chain.state.app_hash, block, chain.config,
-                          verified={sha256(forged)})
+    verified = VerifiedCache()
+    verified.add(sha256(forged))
+    outcome = apply_block(chain.state, chain.state.app_hash, block, chain.config, verified=verified)
     assert [r.code for r in outcome.results] == [Code.OK]
 
 
