@@ -419,16 +419,19 @@ class StateTree:
             return None
         return leaf[_VALUE_AT:]
 
-    def update(self, changes: Mapping[bytes, bytes | None]) -> bytes:
+    def update(self, changes: Mapping[bytes, bytes | None],
+               key_paths: Mapping[bytes, bytes] | None = None) -> bytes:
         """Apply a batch: a value sets its key, ``None`` deletes it (a no-op when absent).
 
         Returns the new root. Costs ``O(k log n)`` for ``k`` changed keys of ``n``: every
         node on a changed path is recomputed once, after all of its changes. Raises
         ``TypeError`` before changing anything if a value is neither bytes nor ``None``.
+        ``key_paths``, if given, holds :func:`key_path` of every changed key, as the caller
+        worked them out (they are not computed again, nor checked).
         """
         pending: dict[bytes, bytes | None] = {}
         for key, value in changes.items():
-            path = sha256(key).digest()
+            path = sha256(key).digest() if key_paths is None else key_paths[key]
             if value is None:
                 pending[path] = None
             elif type(value) is bytes:

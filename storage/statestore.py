@@ -266,7 +266,7 @@ class StateStore:
         paths = {key: key_path(key) for key in kept}
         deleted = [paths[key] for key, value in kept.items() if value is None]
         before = self.tree.trail(deleted) if deleted else {}
-        root = self.tree.update(kept)
+        root = self.tree.update(kept, paths)
         self._pending = _Pending(height, kept, paths, before, root)
         return root
 

@@ -14,6 +14,7 @@ from chain.statetree import (
     StateProof,
     StateProofNode,
     StateTree,
+    key_path,
     verify_state_proof,
 )
 
@@ -161,14 +162,16 @@ def test_mixed_batch_of_sets_inserts_and_deletes() -> None:
     changes.update({k: None for k in keys[:100]})
     changes.update({k: b"new" for k in keys[100:200]})
     changes.update({rng.randbytes(5): b"added" for _ in range(100)})
+    given_paths = tree_of(state)
     tree.update(changes)
+    given_paths.update(changes, {key: key_path(key) for key in changes})
     for key, value in changes.items():
         if value is None:
             del state[key]
         else:
             state[key] = value
-    assert tree.root() == reference_root(state)
-    assert len(tree) == len(state)
+    assert tree.root() == given_paths.root() == reference_root(state)
+    assert len(tree) == len(given_paths) == len(state)
     assert all(tree.get(k) == v for k, v in state.items())
 
 
