@@ -6,7 +6,8 @@ strictly below ``n``; the root of no items is ``SHA-256(b"")``.
 
 The root is computed bottom-up: pairing neighbours level by level, and lifting an odd
 last node unchanged to the next level, builds exactly the tree of the recursive split,
-so a root costs the ``2n - 1`` hashes and little else.
+so a root costs the ``2n - 1`` hashes and little else; fewer when items repeat: a run of
+one item object is hashed once, and so is a run of one pair at every level above it.
 """
 
 from __future__ import annotations
@@ -37,21 +38,51 @@ def inner_hash(left: bytes, right: bytes) -> bytes:
     return sha256(_INNER_PREFIX + left + right).digest()
 
 
+def _leaves(items: Sequence[bytes]) -> list[bytes]:
+    """The leaf hashes of ``items``; a run of items that are one object is hashed once."""
+    level: list[bytes] = []
+    previous: bytes | None = None
+    leaf = b""
+    for item in items:
+        if item is not previous:
+            leaf = sha256(_LEAF_PREFIX + item).digest()
+            previous = item
+        level.append(leaf)
+    return level
+
+
+def _upper(level: list[bytes]) -> list[bytes]:
+    """The level above ``level``: its neighbours paired, an odd last node lifted as it is.
+    A pair that is the previous pair's two objects again is not hashed again, so a run of
+    equal items (a block's results, mostly alike) costs a hash per level, not per pair."""
+    upper: list[bytes] = []
+    last_left: bytes | None = None
+    last_right: bytes | None = None
+    node = b""
+    for i in range(0, len(level) - 1, 2):
+        left = level[i]
+        right = level[i + 1]
+        if left is not last_left or right is not last_right:
+            node = sha256(_INNER_PREFIX + left + right).digest()
+            last_left = left
+            last_right = right
+        upper.append(node)
+    if len(level) & 1:
+        upper.append(level[-1])
+    return upper
+
+
 def _levels(items: Sequence[bytes]) -> list[list[bytes]]:
     """Every level of the tree of ``items`` (at least one), leaves first, root last.
 
     The node covering leaf ``i`` at level ``L`` is at position ``i >> L``: a lifted odd
     node keeps that rule, since ``(m - 1) >> 1`` is where pairing would put it.
     """
-    level = [sha256(_LEAF_PREFIX + item).digest() for item in items]
+    level = _leaves(items)
     levels = [level]
     while len(level) > 1:
-        upper = [sha256(_INNER_PREFIX + left + right).digest()
-                 for left, right in zip(level[0::2], level[1::2], strict=False)]
-        if len(level) & 1:
-            upper.append(level[-1])
-        levels.append(upper)
-        level = upper
+        level = _upper(level)
+        levels.append(level)
     return levels
 
 
@@ -70,13 +101,9 @@ def merkle_root(items: Sequence[bytes]) -> bytes:
     """The RFC 6962 root of ``items`` (``SHA-256(b"")`` when there are none)."""
     if not items:
         return EMPTY_ROOT
-    level = [sha256(_LEAF_PREFIX + item).digest() for item in items]
+    level = _leaves(items)
     while len(level) > 1:
-        upper = [sha256(_INNER_PREFIX + left + right).digest()
-                 for left, right in zip(level[0::2], level[1::2], strict=False)]
-        if len(level) & 1:
-            upper.append(level[-1])
-        level = upper
+        level = _upper(level)
     return level[0]
 
 

@@ -68,6 +68,29 @@ def test_root_matches_the_recursive_definition(n: int) -> None:
     assert merkle_root(items) == reference_root(items)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 16, 17, 33, 100, 1000])
+def test_runs_of_one_object_give_the_root_of_the_definition(n: int) -> None:
+    """Runs of one item object (a block's results are mostly one leaf), broken by other
+    items and by equal items that are other objects, at every parity of every level."""
+    ok, fail = b"ok", b"fail"
+    alike = bytes(bytearray(ok))  # equal to ok, another object
+    assert alike is not ok
+    patterns = [
+        [ok] * n,
+        [ok] * n + [fail] + [ok] * (n // 2),
+        [fail] + [ok] * n,
+        [ok if i % 7 else alike for i in range(n)],
+        [ok if i % 3 else fail for i in range(n)],
+    ]
+    for items in patterns:
+        root = merkle_root(items)
+        assert root == reference_root(items)
+        if n <= 100:  # the reference aunts cost O(n) each
+            for index, proof in enumerate(merkle_proofs(items)):
+                assert proof == MerkleProof(index, len(items), tuple(reference_aunts(items, index)))
+                verify_merkle_proof(root, items[index], proof)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 16, 17, 33, 100])
 def test_proofs_match_cometbft_aunts_and_verify(n: int) -> None:
     items = items_of(n)
