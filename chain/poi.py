@@ -7,8 +7,14 @@ state transition feeds them what it has read.
 from __future__ import annotations
 
 from math import isqrt
+from typing import TYPE_CHECKING
 
 from chain.params import PPM
+
+if TYPE_CHECKING:
+    # Compiled, ``i64`` is a machine integer; interpreted (and at run time) it is never
+    # looked up: the annotations are not evaluated.
+    from mypy_extensions import i64
 
 ATTESTATION_PENDING = 0
 ATTESTATION_FINALIZED = 1
@@ -20,17 +26,21 @@ INITIAL_REPUTATION = 500_000
 
 
 def attestation_score(
-    dims: tuple[int, int, int, int, int],
-    penalty: int,
-    weights: tuple[int, int, int, int, int],
-    max_penalty: int,
-) -> int:
+    dims: tuple[i64, i64, i64, i64, i64],
+    penalty: i64,
+    weights: tuple[i64, i64, i64, i64, i64],
+    max_penalty: i64,
+) -> i64:
     """``raw = Σ w_i·dims_i // 1e6``; ``score = raw·(1e6 − min(penalty, max_penalty)) // 1e6``.
 
-    Callers check the ranges first (dims and penalty in [0, 1e6]).
+    Callers check the ranges first: dims and penalty in [0, 1e6]; the weights (in
+    [0, 1e6], summing to 1e6) and ``max_penalty`` (at most 1e6) are the chain's params,
+    checked when they are loaded. Every intermediate is then at most 1e12, so the 64-bit
+    arithmetic of the compiled build is exact and equals the interpreted one's. An
+    argument of 2**63 or more is refused (TypeError) by the compiled build.
     """
-    # Typed tuples unpacked, the sum unrolled, no min(): compiled, this is integer
-    # arithmetic on unboxed values, with no generic indexing or call per term.
+    # Typed tuples unpacked, the sum unrolled, no min(): compiled, this is arithmetic on
+    # machine integers, with no generic indexing, call or overflow check per term.
     d0, d1, d2, d3, d4 = dims
     w0, w1, w2, w3, w4 = weights
     cut = penalty if penalty < max_penalty else max_penalty

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from chain.params import Params
@@ -33,6 +35,33 @@ P = Params()
 )
 def test_attestation_score_vectors(dims: tuple[int, int, int, int, int], penalty: int, score: int) -> None:
     assert attestation_score(dims, penalty, P.poi_weights, P.max_penalty) == score
+
+
+def test_attestation_score_is_exact_over_the_whole_range() -> None:
+    """At the ends of every range the params and the callers allow (where the compiled
+    build's 64-bit arithmetic is largest) and at random points inside them, the score is
+    the formula's in Python's unbounded integers."""
+    def formula(dims: tuple[int, ...], penalty: int, weights: tuple[int, ...], max_penalty: int) -> int:
+        raw = sum(w * d for w, d in zip(weights, dims, strict=True)) // 1_000_000
+        return raw * (1_000_000 - min(penalty, max_penalty)) // 1_000_000
+
+    ppm = 1_000_000
+    weight_sets = [P.poi_weights, (ppm, 0, 0, 0, 0), (0, 0, 0, 0, ppm), (200_000,) * 5]
+    rng = random.Random(7)
+    cases = [((d,) * 5, penalty, weights, max_penalty)
+             for d in (0, 1, ppm - 1, ppm) for penalty in (0, 1, ppm) for weights in weight_sets
+             for max_penalty in (0, 150_000, ppm)]
+    for _ in range(2_000):
+        cut = rng.randrange(ppm + 1)
+        rest = sorted(rng.randrange(ppm - cut + 1) for _ in range(3))
+        weights = (cut, rest[0], rest[1] - rest[0], rest[2] - rest[1], ppm - cut - rest[2])
+        d = [rng.randrange(ppm + 1) for _ in range(5)]
+        penalty, max_penalty = rng.randrange(ppm + 1), rng.randrange(ppm + 1)
+        cases.append(((d[0], d[1], d[2], d[3], d[4]), penalty, weights, max_penalty))
+    for dims, penalty, weights, max_penalty in cases:
+        assert sum(weights) == ppm
+        assert attestation_score(dims, penalty, weights, max_penalty) == formula(dims, penalty, weights,
+                                                                                 max_penalty)
 
 
 def test_decision_needs_more_than_two_thirds_of_the_power() -> None:
