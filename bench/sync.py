@@ -21,9 +21,9 @@ decoding, signature checks on every core, execution and state root: what a node 
 per block) and its floor (decode + signature check + hash, signatures on every core).
 Each is taken over ``--repeat`` blocks one after another, as all their txs over all their
 seconds: the sync's rate is a sustained one, and a single block's time (about 60 ms)
-moves by a third between blocks on a shared machine, so the best block of a few would
-compare the sync with the machine's luckiest moment. The best block's rate is reported
-beside it (``sync_to_apply_best``).
+moves by a quarter or more between blocks on a shared machine, so the best block of a
+few would compare the sync with the machine's luckiest moment. The best block's rate is
+reported beside it (``sync_to_apply_best``).
 
 Run: ``python bench/sync.py`` (``--blocks 50 --txs 200`` for a quick run); the syncing
 node's pid is printed when it starts (for a profiler); the last line is one JSON object
