@@ -7,6 +7,7 @@ the progress stays log lines (:class:`node.sync.ProgressLines`)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
 from typing import Never, TextIO
@@ -55,6 +56,16 @@ class SyncBar:
 
 def sync_display(log_format: str, stream: TextIO = sys.stderr) -> SyncDisplay:
     """A bar on ``stream`` if it is a terminal and the logs are text, else log lines."""
-    if log_format == "text" and stream.isatty():
+    if log_format == "text" and stream.isatty() and not _no_width(stream):
         return SyncBar(stream)
     return ProgressLines()
+
+
+def _no_width(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that reports no columns, as one that a container
+    runtime opened does until its client sends a size: tqdm would then drop the bar's
+    format and show a rate of its own (counted from the bar's first drawing)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns == 0
+    except (OSError, ValueError):  # no descriptor (a stream in memory), or a closed one
+        return False

@@ -4,8 +4,12 @@ written meanwhile go above it."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
+import os
+import struct
+import termios
 from collections.abc import Iterator
 
 import pytest
@@ -33,6 +37,21 @@ def test_a_bar_only_on_a_terminal_with_text_logs() -> None:
     assert isinstance(sync_display("text", Terminal()), SyncBar)
     assert isinstance(sync_display("json", Terminal()), ProgressLines)
     assert isinstance(sync_display("text", io.StringIO()), ProgressLines)
+
+
+def test_log_lines_on_a_terminal_that_reports_no_width() -> None:
+    """A terminal opened by a container runtime has no size until its client sends one
+    (a new pseudo-terminal is 0 × 0): a bar there would lose its format."""
+    main, side = os.openpty()
+    try:
+        with open(side, "w", closefd=False) as tty:
+            assert tty.isatty() and os.get_terminal_size(side).columns == 0
+            assert isinstance(sync_display("text", tty), ProgressLines)
+            fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            assert isinstance(sync_display("text", tty), SyncBar)
+    finally:
+        os.close(main)
+        os.close(side)
 
 
 def test_the_bar_shows_height_target_rate_and_eta_and_logs_go_above_it(
