@@ -220,7 +220,7 @@ class Ledger:
         return self._load(keys.SUPPLY, _pair_from) or (0, 0)
 
     def set_supply(self, issued: int, slashed: int) -> None:
-        self._store(keys.SUPPLY, [issued, slashed])
+        self._store(keys.SUPPLY, (issued, slashed))
 
     def was_slashed(self, key: bytes) -> bool:
         return self._load(key, _uint_from) is not None

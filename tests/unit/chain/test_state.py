@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chain.codec import dumps
 from chain.crypto import address_of
 from chain.errors import InvalidProof
 from chain.ledger import Ledger
@@ -43,3 +44,18 @@ def test_a_wallet_can_prove_a_balance_and_an_unknown_address_against_app_hash() 
     with pytest.raises(InvalidProof):
         verify_state_proof(bytes(32), k, value, chain.state.prove(k))
     assert Ledger(chain.state).account(address_of(alice.public_key)).nonce == 1
+
+
+def test_the_supply_reads_back_as_the_pair_it_was_set_to() -> None:
+    """Within the block that sets it and after its commit alike, ``supply()`` is the
+    ``(issued, slashed)`` pair its annotation promises, and it is stored as the array
+    ``[issued, slashed]``."""
+    state = MemoryState()
+    ledger = Ledger(state)
+    assert ledger.supply() == (0, 0)
+    ledger.set_supply(5_000, 7)
+    assert ledger.supply() == (5_000, 7)
+    changes = ledger.diff()
+    assert list(changes.values()) == [dumps([5_000, 7])]
+    state.commit(changes)
+    assert Ledger(state).supply() == (5_000, 7)
