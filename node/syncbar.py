@@ -2,8 +2,9 @@
 terminal redraws in place (tqdm), while the node's log lines scroll above it.
 
 The bar is for a person watching ``bizra-node start`` in a terminal with text logs;
-with JSON logs, or stderr not a terminal (a file, a pipe, a service manager's journal),
-the progress stays log lines (:class:`node.sync.ProgressLines`)."""
+with JSON logs, or stderr not a terminal (a file, a pipe, a service manager's journal)
+or one that reports no width, the progress stays log lines
+(:class:`node.sync.ProgressLines`)."""
 
 from __future__ import annotations
 
