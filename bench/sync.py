@@ -13,7 +13,9 @@ and polls the full node's ``/status`` until it is at height ``--blocks``. Report
 - blocks/s and tx/s, from the full node's first status answer to its last block; the
   seconds from its start to that answer, and to its first synced block;
 - CPU (cores: user + system seconds over wall seconds) and peak RSS of the syncing
-  node, and the CPU of the validator serving the blocks.
+  node, and the CPU of the validator serving the blocks;
+- the latest each node's event loop ran (its ``bizra_node_event_loop_lag_worst_seconds``
+  at the end): while it is late, so are its RPC answers, gossip and votes.
 
 Beside them, after the nodes have stopped, what ``bench/apply_block.py`` measures, here
 for blocks of ``--txs`` transfers over as many accounts: apply (header and commit checks,
@@ -154,6 +156,19 @@ def sync_info(port: int) -> dict[str, Any] | None:
         return None
 
 
+def worst_loop_lag_s(port: int) -> float | None:
+    """The node's ``bizra_node_event_loop_lag_worst_seconds``, or None if it does not answer."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == "bizra_node_event_loop_lag_worst_seconds":
+            return round(float(value), 3)
+    return None
+
+
 def cpu_seconds(process: psutil.Process) -> float:
     """User + system seconds of ``process`` and its children."""
     total = 0.0
@@ -223,6 +238,7 @@ def sync(directory: Path, blocks: int, stall_s: float) -> dict[str, Any]:
             time.sleep(POLL_S)
         done = time.monotonic()
         cpu, served = cpu_seconds(syncing) - cpu_at_answer, cpu_seconds(serving) - serving_at_answer
+        lag_syncing, lag_serving = worst_loop_lag_s(base + 3), worst_loop_lag_s(base + 1)
     finally:
         devnet.stop(processes)
     window = done - answered
@@ -232,7 +248,8 @@ def sync(directory: Path, blocks: int, stall_s: float) -> dict[str, Any]:
             if done > first_block else None,
             "node_reported_blocks_per_s": float(node_rate) if node_rate else None,
             "cpu_cores_syncing": round(cpu / window, 2), "rss_mib_peak_syncing": round(peak_rss),
-            "cpu_cores_serving": round(served / window, 2)}
+            "cpu_cores_serving": round(served / window, 2),
+            "loop_lag_worst_s_syncing": lag_syncing, "loop_lag_worst_s_serving": lag_serving}
 
 
 # --- the floor -----------------------------------------------------------------------
@@ -318,6 +335,8 @@ def main() -> None:
           f"{figures['rss_mib_peak_syncing']:,} MiB; "
           f"serving validator: {figures['cpu_cores_serving']} cores; from its start: first status "
           f"{figures['start_to_status_s']} s, first block {figures['start_to_first_block_s']} s")
+    print(f"event loop at its latest: syncing node {figures['loop_lag_worst_s_syncing']} s, "
+          f"serving validator {figures['loop_lag_worst_s_serving']} s")
     print(f"chain build: {build_s:.0f} s{' (cached)' if cached else ''}")
     print(json.dumps(results))
 

@@ -54,6 +54,8 @@ class _NodeCollector(Collector):
                       node.txs.sends_dropped)
         yield gauge("node_event_loop_lag_seconds", "How late the event loop runs (recent, decaying).",
                     node.loop_lag.seconds)
+        yield gauge("node_event_loop_lag_worst_seconds",
+                    "The latest the event loop has run since the node started.", node.loop_lag.worst)
         pauses = node.gc_pauses
         seconds = CounterMetricFamily("bizra_node_gc_pause_seconds",
                                       "Seconds the garbage collector stopped the node, by generation.",

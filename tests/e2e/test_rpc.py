@@ -362,7 +362,8 @@ def test_probes_and_metrics_answer_as_operators_expect(node: tuple[int, Path]) -
     assert values["bizra_consensus_height"] >= 1 and values["bizra_consensus_validator"] == 1
     for name in ("bizra_consensus_block_interval_seconds", "bizra_consensus_txs_total", "bizra_mempool_size",
                  "bizra_mempool_size_bytes", "bizra_p2p_peers", "bizra_blocksync_syncing",
-                 "bizra_rpc_events_dropped_total", "bizra_consensus_bodies_not_gossiped_total"):
+                 "bizra_rpc_events_dropped_total", "bizra_consensus_bodies_not_gossiped_total",
+                 "bizra_node_event_loop_lag_worst_seconds"):
         assert name in values, name
     assert 'bizra_rpc_request_duration_seconds_count{method="status"}' in text
     # the full collection before the start's objects are frozen was timed
