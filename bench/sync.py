@@ -14,8 +14,9 @@ and polls the full node's ``/status`` until it is at height ``--blocks``. Report
   seconds from its start to that answer, and to its first synced block;
 - CPU (cores: user + system seconds over wall seconds) and peak RSS of the syncing
   node, and the CPU of the validator serving the blocks;
-- the latest each node's event loop ran (its ``bizra_node_event_loop_lag_worst_seconds``
-  at the end): while it is late, so are its RPC answers, gossip and votes.
+- the latest each node's event loop ran (its ``bizra_node_event_loop_lag_worst_seconds``)
+  at the end, and before the sync (at the full node's first status answer): while a
+  loop is late, so are that node's RPC answers, gossip and votes.
 
 Beside them, after the nodes have stopped, what ``bench/apply_block.py`` measures, here
 for blocks of ``--txs`` transfers over as many accounts: apply (header and commit checks,
@@ -214,6 +215,7 @@ def sync(directory: Path, blocks: int, stall_s: float) -> dict[str, Any]:
         answered = first_block = 0.0
         first_height = 0
         cpu_at_answer = serving_at_answer = 0.0
+        lag_at_answer: tuple[float | None, float | None] = (None, None)
         height, progressed, peak_rss = 0, started, 0.0
         node_rate = ""
         while height < blocks:
@@ -226,6 +228,7 @@ def sync(directory: Path, blocks: int, stall_s: float) -> dict[str, Any]:
                 if not answered:
                     answered = now
                     cpu_at_answer, serving_at_answer = cpu_seconds(syncing), cpu_seconds(serving)
+                    lag_at_answer = worst_loop_lag_s(base + 3), worst_loop_lag_s(base + 1)
                 new_height = int(info["latest_block_height"])
                 node_rate = info.get("sync_blocks_per_second", node_rate)
                 if new_height > height:
@@ -249,7 +252,9 @@ def sync(directory: Path, blocks: int, stall_s: float) -> dict[str, Any]:
             "node_reported_blocks_per_s": float(node_rate) if node_rate else None,
             "cpu_cores_syncing": round(cpu / window, 2), "rss_mib_peak_syncing": round(peak_rss),
             "cpu_cores_serving": round(served / window, 2),
-            "loop_lag_worst_s_syncing": lag_syncing, "loop_lag_worst_s_serving": lag_serving}
+            "loop_lag_worst_s_syncing": lag_syncing, "loop_lag_worst_s_serving": lag_serving,
+            "loop_lag_worst_s_syncing_before": lag_at_answer[0],
+            "loop_lag_worst_s_serving_before": lag_at_answer[1]}
 
 
 # --- the floor -----------------------------------------------------------------------
@@ -335,8 +340,9 @@ def main() -> None:
           f"{figures['rss_mib_peak_syncing']:,} MiB; "
           f"serving validator: {figures['cpu_cores_serving']} cores; from its start: first status "
           f"{figures['start_to_status_s']} s, first block {figures['start_to_first_block_s']} s")
-    print(f"event loop at its latest: syncing node {figures['loop_lag_worst_s_syncing']} s, "
-          f"serving validator {figures['loop_lag_worst_s_serving']} s")
+    print(f"event loop at its latest: syncing node {figures['loop_lag_worst_s_syncing']} s "
+          f"({figures['loop_lag_worst_s_syncing_before']} s before the sync), serving validator "
+          f"{figures['loop_lag_worst_s_serving']} s ({figures['loop_lag_worst_s_serving_before']} s before)")
     print(f"chain build: {build_s:.0f} s{' (cached)' if cached else ''}")
     print(json.dumps(results))
 
