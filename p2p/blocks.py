@@ -34,7 +34,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, TypeVarTuple
 
 import trio
 
@@ -146,7 +146,8 @@ class CompactBlock:
 
 
 class BlockSource(Protocol):
-    """The blocks this node can serve (its store, and the proposals it holds)."""
+    """The blocks this node can serve (its store, and the proposals it holds).
+    :meth:`block` and :meth:`commit` are called from worker threads."""
 
     def block(self, height: int) -> Block | None: ...
 
@@ -234,23 +235,12 @@ class BlockExchange:
             count = expect_uint(count, "blocks request count", MAX_BLOCKS_PER_REQUEST)
         except DecodeError as exc:
             raise NetworkError(str(exc)) from None
-        items: list[bytes] = []
-        size = 0
-        for height in range(start, start + count):
-            block, commit = self.source.block(height), self.source.commit(height)
-            if block is None or commit is None:
-                break
-            item = join_array([encode(block), encode(commit)])
-            if items and size + len(item) > RESPONSE_BUDGET_BYTES:
-                break
-            items.append(item)
-            size += len(item)
-            await trio.lowlevel.checkpoint()
-        return join_array(items)
+        # Reading and encoding megabytes of blocks: off the event loop.
+        return await trio.to_thread.run_sync(_blocks_response, self.source, start, count)
 
     async def _serve_block(self, peer: PeerId, request: bytes) -> bytes:
         block = self.source.block_by_id(_block_id_of(request, "block-parts request"))
-        return dumps(None) if block is None else encode(block)
+        return dumps(None) if block is None else await trio.to_thread.run_sync(encode, block)
 
     async def _serve_compact(self, peer: PeerId, request: bytes) -> bytes:
         block_id = _block_id_of(request, "compact-block request")
@@ -295,22 +285,7 @@ class BlockExchange:
         raw = await self.network.request(peer, self.blocks_protocol, dumps([start, count]),
                                          max_response_bytes=self.max_blocks_response,
                                          timeout=REQUEST_TIMEOUT_S)
-        try:
-            items = expect_list(loads_canonical(raw, "blocks response"), "blocks response", count)
-            pairs = []
-            for item in items:
-                block, commit = expect_array(item, 2, "blocks response item")
-                pairs.append((Block.from_cbor(block), Commit.from_cbor(commit)))
-        except DecodeError as exc:
-            raise self._fault(peer, f"unreadable blocks response: {exc}") from None
-        for offset, (block, commit) in enumerate(pairs):
-            if block.header.height != start + offset:
-                raise self._fault(peer, f"sent block {block.header.height} where {start + offset} "
-                                        "was asked for")
-            problem = _mismatch(block, commit, self.chain_id)
-            if problem:
-                raise self._fault(peer, problem)
-        return pairs
+        return await self._read(peer, _read_blocks, raw, start, count, self.chain_id)
 
     async def fetch_block(self, peer: PeerId, block_id: bytes) -> Block | None:
         """The block ``block_id`` from ``peer``, checked against its id; None if
@@ -330,7 +305,7 @@ class BlockExchange:
         against its id (header, evidence and last commit; its txs once rebuilt); None if
         ``peer`` does not have it. NetworkError as :meth:`fetch_blocks`."""
         block = await self._fetch_by_id(peer, self.compact_protocol, block_id, "compact block",
-                                        lambda obj: CompactBlock.decode(obj).block, compact=True)
+                                        _compact_block_of, compact=True)
         return None if block is None else CompactBlock(block)
 
     async def _fetch_by_id(self, peer: PeerId, protocol: str, block_id: bytes, what: str,
@@ -340,19 +315,7 @@ class BlockExchange:
         raw = await self.network.request(peer, protocol, dumps(block_id),
                                          max_response_bytes=self.max_block_response,
                                          timeout=REQUEST_TIMEOUT_S)
-        try:
-            obj = loads_canonical(raw, f"{what} response")
-            block = None if obj is None else decode(obj)
-        except DecodeError as exc:
-            raise self._fault(peer, f"unreadable {what}: {exc}") from None
-        if block is None:
-            return None
-        if block.block_id() != block_id:
-            raise self._fault(peer, f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
-        problem = _mismatch(block, None, self.chain_id, compact=compact)
-        if problem:
-            raise self._fault(peer, problem)
-        return block
+        return await self._read(peer, _read_block, raw, what, decode, block_id, self.chain_id, compact)
 
     async def fetch_txs(self, peer: PeerId, block_id: bytes, ids: dict[int, bytes]) -> list[bytes] | None:
         """The txs of block ``block_id`` at the indexes of ``ids`` (ascending), from
@@ -362,25 +325,109 @@ class BlockExchange:
         raw = await self.network.request(peer, self.txs_protocol, dumps([block_id, indexes]),
                                          max_response_bytes=self.max_block_response,
                                          timeout=REQUEST_TIMEOUT_S)
+        return await self._read(peer, _read_txs, raw, block_id, ids, indexes)
+
+    async def _read(self, peer: PeerId, read: Callable[[bytes, *_Args], _T], raw: bytes, *args: *_Args) -> _T:
+        """``read(raw, *args)``, a response's decoding and checks, on a worker thread: a
+        response may be megabytes of txs to decode and hash, which would hold up the
+        event loop (votes, gossip, RPC) meanwhile. If it is not what was asked for,
+        ``peer`` is penalized and NetworkError raised."""
         try:
-            obj = loads_canonical(raw, "block-txs response")
-            txs = None if obj is None else [expect_bytes(t, "block-txs response tx", max_bytes=TX_BYTES_LIMIT)
-                                            for t in expect_list(obj, "block-txs response", len(indexes))]
-        except DecodeError as exc:
-            raise self._fault(peer, f"unreadable block txs: {exc}") from None
-        if txs is None:
-            return None
-        if len(txs) != len(indexes):
-            raise self._fault(peer, f"sent {len(txs)} txs for {len(indexes)} asked")
-        for i, tx in zip(indexes, txs, strict=True):
-            if short_id(tx_hash(tx)) != ids[i]:
-                raise self._fault(peer, f"sent a tx for index {i} of block {block_id.hex()[:16]}… that is "
-                                        "not the one the block names")
-        return txs
+            return await trio.to_thread.run_sync(read, raw, *args)
+        except _Unfit as exc:
+            raise self._fault(peer, str(exc)) from None
 
     def _fault(self, peer: PeerId, problem: str) -> NetworkError:
         self.network.penalize(peer, INVALID_MESSAGE_PENALTY, problem)
         return NetworkError(f"peer {peer}: {problem}")
+
+
+def _blocks_response(source: BlockSource, start: int, count: int) -> bytes:
+    """The answer to a blocks request ``[start, count]`` from ``source``: see the
+    module docstring."""
+    items: list[bytes] = []
+    size = 0
+    for height in range(start, start + count):
+        block, commit = source.block(height), source.commit(height)
+        if block is None or commit is None:
+            break
+        item = join_array([encode(block), encode(commit)])
+        if items and size + len(item) > RESPONSE_BUDGET_BYTES:
+            break
+        items.append(item)
+        size += len(item)
+    return join_array(items)
+
+
+class _Unfit(Exception):
+    """A response is not what was asked for: why, to penalize its sender with."""
+
+
+_T = TypeVar("_T")
+_Args = TypeVarTuple("_Args")
+
+
+def _read_blocks(raw: bytes, start: int, count: int, chain_id: str) -> list[tuple[Block, Commit]]:
+    """A blocks response to ``[start, count]``: each block with its commit, checked
+    against it and of consecutive heights from ``start``. _Unfit otherwise."""
+    try:
+        items = expect_list(loads_canonical(raw, "blocks response"), "blocks response", count)
+        pairs = []
+        for item in items:
+            block, commit = expect_array(item, 2, "blocks response item")
+            pairs.append((Block.from_cbor(block), Commit.from_cbor(commit)))
+    except DecodeError as exc:
+        raise _Unfit(f"unreadable blocks response: {exc}") from None
+    for offset, (block, commit) in enumerate(pairs):
+        if block.header.height != start + offset:
+            raise _Unfit(f"sent block {block.header.height} where {start + offset} was asked for")
+        problem = _mismatch(block, commit, chain_id)
+        if problem:
+            raise _Unfit(problem)
+    return pairs
+
+
+def _read_block(raw: bytes, what: str, decode: Callable[[object], Block], block_id: bytes, chain_id: str,
+                compact: bool) -> Block | None:
+    """A response naming block ``block_id`` (or null): that block of this chain, with a
+    body that is its header's (``compact``: but for its txs). _Unfit otherwise."""
+    try:
+        obj = loads_canonical(raw, f"{what} response")
+        block = None if obj is None else decode(obj)
+    except DecodeError as exc:
+        raise _Unfit(f"unreadable {what}: {exc}") from None
+    if block is None:
+        return None
+    if block.block_id() != block_id:
+        raise _Unfit(f"sent block {block.block_id().hex()[:16]}… for {block_id.hex()[:16]}…")
+    problem = _mismatch(block, None, chain_id, compact=compact)
+    if problem:
+        raise _Unfit(problem)
+    return block
+
+
+def _compact_block_of(obj: object) -> Block:
+    return CompactBlock.decode(obj).block
+
+
+def _read_txs(raw: bytes, block_id: bytes, ids: dict[int, bytes], indexes: list[int]) -> list[bytes] | None:
+    """A response for the txs at ``indexes`` of block ``block_id`` (or null): each the
+    tx its short id in ``ids`` names. _Unfit otherwise."""
+    try:
+        obj = loads_canonical(raw, "block-txs response")
+        txs = None if obj is None else [expect_bytes(t, "block-txs response tx", max_bytes=TX_BYTES_LIMIT)
+                                        for t in expect_list(obj, "block-txs response", len(indexes))]
+    except DecodeError as exc:
+        raise _Unfit(f"unreadable block txs: {exc}") from None
+    if txs is None:
+        return None
+    if len(txs) != len(indexes):
+        raise _Unfit(f"sent {len(txs)} txs for {len(indexes)} asked")
+    for i, tx in zip(indexes, txs, strict=True):
+        if short_id(tx_hash(tx)) != ids[i]:
+            raise _Unfit(f"sent a tx for index {i} of block {block_id.hex()[:16]}… that is not the one "
+                         "the block names")
+    return txs
 
 
 def _block_id_of(request: bytes, what: str) -> bytes:

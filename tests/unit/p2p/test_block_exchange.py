@@ -4,6 +4,7 @@ range and by id on request/response, every answer checked and a lying peer penal
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,7 @@ import trio.testing
 from gossipkit import accept
 
 import p2p.blocks
-from chain.codec import dumps
+from chain.codec import dumps, loads_canonical
 from chain.errors import NetworkError
 from chain.types import Block, Commit, tx_hash
 from p2p.blocks import MAX_BLOCKS_PER_REQUEST, SHORT_ID_LEN, Announcement, BlockExchange, BlockSource
@@ -218,6 +219,44 @@ async def test_a_block_comes_compact_and_its_txs_by_index(chain_and_store: tuple
         assert await client.fetch_compact(b.local_id, bytes(32)) is None
         assert await client.fetch_txs(b.local_id, bytes(32), {0: ids[0]}) is None
         assert a.score(b.local_id) == 0
+
+
+async def test_the_event_loop_runs_on_while_a_response_is_decoded_and_checked(
+        chain_and_store: tuple[LocalChain, Store], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A response may be megabytes of txs to decode and hash: meanwhile the node's other
+    tasks (votes, gossip, RPC) go on. Each response's decoding here waits for a task of
+    the event loop to run, which it never could if the decoding held the loop."""
+    chain, store = chain_and_store
+    block = store.blocks.block(5)
+    assert block is not None
+    ids = {i: tx_hash(tx)[:SHORT_ID_LEN] for i, tx in enumerate(block.txs)}
+    decoding, loop_ran = threading.Event(), threading.Event()
+    waited: list[bool] = []
+
+    def decode_when_the_loop_has_run(data: bytes, what: str) -> object:
+        if what.endswith("response"):
+            loop_ran.clear()
+            decoding.set()
+            waited.append(loop_ran.wait(timeout=10))
+        return loads_canonical(data, what)
+
+    async def run_while_decoding() -> None:
+        while True:
+            await trio.sleep(0.001)
+            if decoding.is_set():
+                decoding.clear()
+                loop_ran.set()
+
+    monkeypatch.setattr(p2p.blocks, "loads_canonical", decode_when_the_loop_has_run)
+    async with pair(store.blocks, chain.config.chain_id) as (client, _, a, b), trio.open_nursery() as nursery:
+        nursery.start_soon(run_while_decoding)
+        assert len(await client.fetch_blocks(b.local_id, 3, 4)) == 4
+        assert await client.fetch_block(b.local_id, block.block_id()) == block
+        assert await client.fetch_compact(b.local_id, block.block_id()) is not None
+        assert await client.fetch_txs(b.local_id, block.block_id(), ids) == list(block.txs)
+        nursery.cancel_scope.cancel()
+    assert waited == [True] * 4
+    assert a.score(b.local_id) == 0
 
 
 async def test_a_peer_that_sends_txs_other_than_the_block_names_is_penalized(
