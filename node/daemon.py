@@ -27,7 +27,7 @@ from chain.service import TaskStatus
 from chain.snapshot import Descriptor
 from chain.state import chain_config
 from chain.transition import BlockOutcome
-from chain.types import Block, Commit, CommitFlag, Proposal
+from chain.types import Block, CommitFlag, Proposal
 from consensus.driver import ConsensusNetwork, Driver, Screened
 from consensus.equivocation import Equivocator
 from consensus.messages import PeerMessage, VoteMessage
@@ -515,15 +515,15 @@ class _BlockSource:
 
     node: Node
 
-    def block(self, height: int) -> Block | None:
+    def encoded_block(self, height: int) -> bytes | None:
         """None below the lowest height held (after state sync, the anchor block below
         it is not served: peers ask others for the heights below)."""
         blocks = self.node.store.blocks
-        return blocks.block(height) if height >= blocks.base else None
+        return blocks.encoded_block(height) if height >= blocks.base else None
 
-    def commit(self, height: int) -> Commit | None:
+    def encoded_commit(self, height: int) -> bytes | None:
         blocks = self.node.store.blocks
-        return blocks.commit(height) if height >= blocks.base else None
+        return blocks.encoded_commit(height) if height >= blocks.base else None
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         driver = self.node.driver

@@ -147,11 +147,13 @@ class CompactBlock:
 
 class BlockSource(Protocol):
     """The blocks this node can serve (its store, and the proposals it holds).
-    :meth:`block` and :meth:`commit` are called from worker threads."""
+    :meth:`encoded_block` and :meth:`encoded_commit` are called from worker threads."""
 
-    def block(self, height: int) -> Block | None: ...
+    def encoded_block(self, height: int) -> bytes | None:
+        """The canonical encoding of the committed block at ``height``, or None."""
 
-    def commit(self, height: int) -> Commit | None: ...
+    def encoded_commit(self, height: int) -> bytes | None:
+        """The canonical encoding of the commit of ``height``, or None."""
 
     def block_by_id(self, block_id: bytes) -> Block | None: ...
 
@@ -235,7 +237,7 @@ class BlockExchange:
             count = expect_uint(count, "blocks request count", MAX_BLOCKS_PER_REQUEST)
         except DecodeError as exc:
             raise NetworkError(str(exc)) from None
-        # Reading and encoding megabytes of blocks: off the event loop.
+        # Reading megabytes of blocks: off the event loop.
         return await trio.to_thread.run_sync(_blocks_response, self.source, start, count)
 
     async def _serve_block(self, peer: PeerId, request: bytes) -> bytes:
@@ -343,15 +345,15 @@ class BlockExchange:
 
 
 def _blocks_response(source: BlockSource, start: int, count: int) -> bytes:
-    """The answer to a blocks request ``[start, count]`` from ``source``: see the
-    module docstring."""
+    """The answer to a blocks request ``[start, count]`` from ``source`` (see the module
+    docstring): its blocks and commits as stored, neither decoded nor encoded again."""
     items: list[bytes] = []
     size = 0
     for height in range(start, start + count):
-        block, commit = source.block(height), source.commit(height)
+        block, commit = source.encoded_block(height), source.encoded_commit(height)
         if block is None or commit is None:
             break
-        item = join_array([encode(block), encode(commit)])
+        item = join_array([block, commit])
         if items and size + len(item) > RESPONSE_BUDGET_BYTES:
             break
         items.append(item)

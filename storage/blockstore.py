@@ -91,9 +91,19 @@ class BlockStore:
         height = self.block_height(block_id)
         return None if height is None else self.block(height)
 
+    def encoded_block(self, height: int) -> bytes | None:
+        """The canonical encoding of the block at ``height`` as stored (what
+        ``encode(block)`` gives), or ``None``: for peers, with nothing decoded."""
+        return self._kv.get(schema.block(height))
+
     def commit(self, height: int) -> Commit | None:
         """The commit of ``height``: canonical (from block ``height + 1``) when there is
         one, else the seen commit of the latest height; ``None`` beyond either."""
+        raw = self.encoded_commit(height)
+        return None if raw is None else _decode(Commit, raw, f"commit {height}")
+
+    def encoded_commit(self, height: int) -> bytes | None:
+        """:meth:`commit`'s canonical encoding as stored, or ``None``."""
         raw = self._kv.get(schema.commit(height))
         if raw is None:
             raw = self._kv.get(schema.seen_commit(height))
@@ -101,7 +111,7 @@ class BlockStore:
                 # Block height + 1 was written between the two reads: its batch put the
                 # canonical commit in the same write that deleted the seen one.
                 raw = self._kv.get(schema.commit(height))
-        return None if raw is None else _decode(Commit, raw, f"commit {height}")
+        return raw
 
     def seen_commit(self) -> Commit | None:
         """The commit this node saw for the latest height (what the next block carries)."""

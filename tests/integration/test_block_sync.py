@@ -17,7 +17,7 @@ import p2p.blocks
 from chain.codec import loads_canonical
 from chain.crypto import BatchVerifier, SignedItem, VerifiedCache, verify_many, verify_many_in_background
 from chain.errors import BizraError
-from chain.types import Block, Commit
+from chain.types import Block, Commit, encode
 from node.chainstate import NodeChain
 from node.config import MempoolConfig
 from node.mempool import Mempool
@@ -42,11 +42,11 @@ class Blocks:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def block(self, height: int) -> Block | None:
-        return self.store.blocks.block(height)
+    def encoded_block(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_block(height)
 
-    def commit(self, height: int) -> Commit | None:
-        return self.store.blocks.commit(height)
+    def encoded_commit(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_commit(height)
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         return self.store.blocks.block_by_id(block_id)
@@ -64,12 +64,12 @@ async def never(_: PeerId, __: bytes) -> bytes:
 class ForgedCommits(Blocks):
     """What a forger serves: the right blocks, their commits' signatures forged."""
 
-    def commit(self, height: int) -> Commit | None:
+    def encoded_commit(self, height: int) -> bytes | None:
         commit = self.store.blocks.commit(height)
         if commit is None:
             return None
         forged = tuple(dataclasses.replace(s, signature=bytes(64)) for s in commit.signatures)
-        return dataclasses.replace(commit, signatures=forged)
+        return encode(dataclasses.replace(commit, signatures=forged))
 
 
 class WritesKV(GatedKV):

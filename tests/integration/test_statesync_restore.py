@@ -61,11 +61,11 @@ class Source:
     snapshots: SnapshotStore
     lie: str = ""
 
-    def block(self, height: int) -> Block | None:
-        return self.store.blocks.block(height)
+    def encoded_block(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_block(height)
 
-    def commit(self, height: int) -> Commit | None:
-        return self.store.blocks.commit(height)
+    def encoded_commit(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_commit(height)
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         return self.store.blocks.block_by_id(block_id)
@@ -87,7 +87,7 @@ class Source:
         return dumps(pairs)
 
     def light_block(self, height: int) -> LightBlock | None:
-        block, commit = self.block(height), self.commit(height)
+        block, commit = self.store.blocks.block(height), self.store.blocks.commit(height)
         if block is None or commit is None:
             return None
         members = validator_set_at(Ledger(self.store.state), height, self.config)  # type: ignore[arg-type]

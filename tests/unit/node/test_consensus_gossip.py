@@ -37,10 +37,10 @@ class CountingSource:
         self.store = store
         self.asked = 0
 
-    def block(self, height: int) -> Block | None:
-        return self.store.blocks.block(height)
+    def encoded_block(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_block(height)
 
-    def commit(self, height: int) -> None:
+    def encoded_commit(self, height: int) -> None:
         return None
 
     def block_by_id(self, block_id: bytes) -> Block | None:

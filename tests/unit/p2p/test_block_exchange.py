@@ -16,7 +16,7 @@ from gossipkit import accept
 import p2p.blocks
 from chain.codec import dumps, loads_canonical
 from chain.errors import NetworkError
-from chain.types import Block, Commit, tx_hash
+from chain.types import Block, encode, tx_hash
 from p2p.blocks import MAX_BLOCKS_PER_REQUEST, SHORT_ID_LEN, Announcement, BlockExchange, BlockSource
 from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import INVALID_MESSAGE_PENALTY, Validation
@@ -44,23 +44,23 @@ class Forged:
     def __init__(self, store: Store, how: str) -> None:
         self.store, self.how = store, how
 
-    def block(self, height: int) -> Block | None:
+    def encoded_block(self, height: int) -> bytes | None:
         block = self.store.blocks.block(height)
         if block is None:
             return None
         if self.how == "body":
-            return dataclasses.replace(block, txs=block.txs[1:])
+            return encode(dataclasses.replace(block, txs=block.txs[1:]))
         if self.how == "height":
-            return self.store.blocks.block(height + 1)
-        return block
+            return self.store.blocks.encoded_block(height + 1)
+        return encode(block)
 
-    def commit(self, height: int) -> Commit | None:
+    def encoded_commit(self, height: int) -> bytes | None:
         commit = self.store.blocks.commit(height)
         if commit is not None and self.how == "commit":
             other = self.store.blocks.block(height - 1)
             assert other is not None
-            return dataclasses.replace(commit, block_id=other.block_id())
-        return commit
+            return encode(dataclasses.replace(commit, block_id=other.block_id()))
+        return None if commit is None else encode(commit)
 
     def block_by_id(self, block_id: bytes) -> Block | None:
         if self.how == "id":

@@ -459,6 +459,19 @@ def test_a_block_this_node_does_not_have_has_no_size(store: Store, chain: LocalC
     assert store.blocks.block_size(0) is None and store.blocks.block_size(2) is None
 
 
+def test_blocks_and_commits_read_back_encoded_as_peers_get_them(store: Store, chain: LocalChain) -> None:
+    """What a peer is sent: each block's and commit's canonical encoding, the tip's
+    commit the one this node saw, nothing beyond the tip."""
+    blocks = [commit_next(chain, store, transfers(chain, n)) for n in (3, 0, 2)]
+    for block in blocks:
+        height = block.header.height
+        assert store.blocks.encoded_block(height) == encode(block)
+        commit = store.blocks.commit(height)
+        assert commit is not None and store.blocks.encoded_commit(height) == encode(commit)
+    assert chain.last_commit is not None and store.blocks.encoded_commit(3) == encode(chain.last_commit)
+    assert store.blocks.encoded_block(4) is None and store.blocks.encoded_commit(4) is None
+
+
 class Overtaken(MemoryKV):
     """A key/value store whose next read is overtaken by a write: ``then`` runs (it
     commits a block) after the read and before the read returns its old value."""
