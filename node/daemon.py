@@ -162,9 +162,10 @@ class Node:
                                    self.counters)
             self.txs = TxGossip(self.network, self.chain_id, self.intake.check, room=self.mempool.has_room,
                                 keep=self.mempool.keep)
-            self.blocks = BlockExchange(self.network, self.chain_id, _BlockSource(self),
-                                        self._check_announcement,
-                                        max_block_bytes=self.chain_config.params.max_block_bytes)
+            source = _BlockSource(self)
+            self.blocks = BlockExchange(self.network, self.chain_id, source, self._check_announcement,
+                                        max_block_bytes=self.chain_config.params.max_block_bytes,
+                                        known=source.known_block)
             self.consensus_net = ConsensusGossip(self.network, self.chain_id, self.blocks,
                                                  self._screen_consensus, self.mempool.by_short_id)
             self._signer: FileSigner | None = None
@@ -526,9 +527,12 @@ class _BlockSource:
         return blocks.encoded_commit(height) if height >= blocks.base else None
 
     def block_by_id(self, block_id: bytes) -> Block | None:
+        return self.node.store.blocks.block_by_id(block_id)
+
+    def known_block(self, block_id: bytes) -> Block | None:
+        """The block ``block_id`` if consensus holds it (on the event loop only)."""
         driver = self.node.driver
-        known = driver.known_block(block_id) if driver is not None else None
-        return known or self.node.store.blocks.block_by_id(block_id)
+        return driver.known_block(block_id) if driver is not None else None
 
 
 @dataclass

@@ -146,8 +146,7 @@ class CompactBlock:
 
 
 class BlockSource(Protocol):
-    """The blocks this node can serve (its store, and the proposals it holds).
-    :meth:`encoded_block` and :meth:`encoded_commit` are called from worker threads."""
+    """The committed blocks this node can serve (its store); called from worker threads."""
 
     def encoded_block(self, height: int) -> bytes | None:
         """The canonical encoding of the committed block at ``height``, or None."""
@@ -155,7 +154,8 @@ class BlockSource(Protocol):
     def encoded_commit(self, height: int) -> bytes | None:
         """The canonical encoding of the commit of ``height``, or None."""
 
-    def block_by_id(self, block_id: bytes) -> Block | None: ...
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        """The committed block ``block_id``, or None."""
 
 
 AnnouncementCheck = Callable[[PeerId, Announcement], Awaitable[Validation]]
@@ -180,13 +180,17 @@ class BlockExchange:
     """Announces this node's new blocks, serves blocks to peers, and fetches theirs.
 
     ``max_block_bytes`` is the chain's parameter: responses are refused above what a
-    valid block (or a budget of them) can take."""
+    valid block (or a budget of them) can take. A block asked for by id is looked up in
+    ``known`` (the blocks consensus holds in memory, on the event loop), then in
+    ``source`` (on a worker thread: reading and decoding a block of megabytes would hold
+    up the loop)."""
 
     def __init__(self, network: Network, chain_id: str, source: BlockSource, check: AnnouncementCheck, *,
-                 max_block_bytes: int) -> None:
+                 max_block_bytes: int, known: Callable[[bytes], Block | None] | None = None) -> None:
         self.network = network
         self.chain_id = chain_id
         self.source = source
+        self.known = known
         self.check = check
         self.max_block_response = max_block_bytes + BLOCK_OVERHEAD_BYTES
         self.max_blocks_response = RESPONSE_BUDGET_BYTES + self.max_block_response
@@ -240,15 +244,21 @@ class BlockExchange:
         # Reading megabytes of blocks: off the event loop.
         return await trio.to_thread.run_sync(_blocks_response, self.source, start, count)
 
+    async def _block_by_id(self, block_id: bytes) -> Block | None:
+        block = self.known(block_id) if self.known is not None else None
+        if block is None:
+            block = await trio.to_thread.run_sync(self.source.block_by_id, block_id)
+        return block
+
     async def _serve_block(self, peer: PeerId, request: bytes) -> bytes:
-        block = self.source.block_by_id(_block_id_of(request, "block-parts request"))
+        block = await self._block_by_id(_block_id_of(request, "block-parts request"))
         return dumps(None) if block is None else await trio.to_thread.run_sync(encode, block)
 
     async def _serve_compact(self, peer: PeerId, request: bytes) -> bytes:
         block_id = _block_id_of(request, "compact-block request")
         served = self._served.get(block_id)
         if served is None:
-            block = self.source.block_by_id(block_id)
+            block = await self._block_by_id(block_id)
             if block is None:
                 return dumps(None)
             # Hashing and encoding tens of thousands of txs: off the event loop.
@@ -267,14 +277,15 @@ class BlockExchange:
                       for i in expect_list(indexes, "block-txs request indexes")]
         except DecodeError as exc:
             raise NetworkError(str(exc)) from None
-        block = self.source.block_by_id(block_id)
+        block = await self._block_by_id(block_id)
         if block is None:
             return dumps(None)
         if any(b <= a for a, b in itertools.pairwise(wanted)) or \
                 (wanted and wanted[-1] >= len(block.txs)):
             raise NetworkError(f"block-txs request: indexes not ascending or past the block's "
                                f"{len(block.txs)} txs")
-        return dumps([block.txs[i] for i in wanted])
+        txs = block.txs
+        return await trio.to_thread.run_sync(lambda: dumps([txs[i] for i in wanted]))
 
     # --- fetching ------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -73,15 +73,17 @@ class Forged:
 
 @asynccontextmanager
 async def pair(server_source: BlockSource, chain_id: str,
-               check: p2p.blocks.AnnouncementCheck = accept
+               check: p2p.blocks.AnnouncementCheck = accept,
+               known: Callable[[bytes], Block | None] | None = None,
                ) -> AsyncIterator[tuple[BlockExchange, BlockExchange, MemoryNetwork, MemoryNetwork]]:
-    """A client and a server exchange on two connected in-memory nodes, running."""
+    """A client and a server exchange on two connected in-memory nodes, running; the
+    server's blocks in memory are ``known``."""
     hub = MemoryHub()
     a, b = hub.join("client"), hub.join("server")
     hub.connect(a.local_id, b.local_id)
     empty = Store.open(MemoryKV(), LocalChain().genesis, GENESIS_HASH)
     client = BlockExchange(a, chain_id, empty.blocks, check, max_block_bytes=1 << 20)
-    server = BlockExchange(b, chain_id, server_source, check, max_block_bytes=1 << 20)
+    server = BlockExchange(b, chain_id, server_source, check, max_block_bytes=1 << 20, known=known)
     async with trio.open_nursery() as nursery:
         await nursery.start(client.run)
         await nursery.start(server.run)
@@ -256,6 +258,60 @@ async def test_the_event_loop_runs_on_while_a_response_is_decoded_and_checked(
         assert await client.fetch_txs(b.local_id, block.block_id(), ids) == list(block.txs)
         nursery.cancel_scope.cancel()
     assert waited == [True] * 4
+    assert a.score(b.local_id) == 0
+
+
+class LoopWatching:
+    """The blocks of ``store``, each read by id after a task of the event loop has run
+    (``waited`` records whether one did within 10 s: never, if the read held the loop)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reading, self.loop_ran = threading.Event(), threading.Event()
+        self.waited: list[bool] = []
+
+    def encoded_block(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_block(height)
+
+    def encoded_commit(self, height: int) -> bytes | None:
+        return self.store.blocks.encoded_commit(height)
+
+    def block_by_id(self, block_id: bytes) -> Block | None:
+        self.loop_ran.clear()
+        self.reading.set()
+        self.waited.append(self.loop_ran.wait(timeout=10))
+        return self.store.blocks.block_by_id(block_id)
+
+    async def run_while_reading(self) -> None:
+        while True:
+            await trio.sleep(0.001)
+            if self.reading.is_set():
+                self.reading.clear()
+                self.loop_ran.set()
+
+
+async def test_a_block_asked_for_by_id_is_read_off_the_event_loop_or_served_from_memory(
+        chain_and_store: tuple[LocalChain, Store]) -> None:
+    """Reading and decoding a stored block of megabytes for a peer would hold up the
+    node's other tasks: the store is read on a worker thread. A block consensus holds in
+    memory (a proposal) is served from there, the store not asked."""
+    chain, store = chain_and_store
+    block, proposal = store.blocks.block(5), store.blocks.block(7)
+    assert block is not None and proposal is not None
+    source = LoopWatching(store)
+    held = {proposal.block_id(): proposal}
+    async with pair(source, chain.config.chain_id, known=held.get) as (client, _, a, b), \
+            trio.open_nursery() as nursery:
+        nursery.start_soon(source.run_while_reading)
+        assert await client.fetch_block(b.local_id, block.block_id()) == block
+        assert await client.fetch_compact(b.local_id, block.block_id()) is not None
+        first = {0: tx_hash(block.txs[0])[:SHORT_ID_LEN]}
+        assert await client.fetch_txs(b.local_id, block.block_id(), first) == [block.txs[0]]
+        assert source.waited == [True] * 3
+        assert await client.fetch_block(b.local_id, proposal.block_id()) == proposal
+        assert await client.fetch_compact(b.local_id, proposal.block_id()) is not None
+        assert len(source.waited) == 3
+        nursery.cancel_scope.cancel()
     assert a.score(b.local_id) == 0
 
 
