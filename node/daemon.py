@@ -155,7 +155,7 @@ class Node:
             self.events = EventBus(self.chain.members)
             self.network = Libp2pNetwork(node_key.seed, host=config.p2p.host, port=config.p2p.port)
             self.status = StatusService(self.network, self.chain_id, self.genesis_hash, lambda: store.height,
-                                        self.advertised_addresses)
+                                        self.advertised_addresses, lambda: store.blocks.base)
             self.peers = PeerManager(self.network, self.status, self.bootnodes,
                                      target=config.p2p.target_peers, maximum=config.p2p.max_peers)
             self.intake = TxIntake(self.mempool, self.chain_config.params, self.network.penalize,
@@ -175,7 +175,8 @@ class Node:
                 self._address = address_of(self.validator_key.public_key)
             home.wal_dir.parent.mkdir(parents=True, exist_ok=True)
             self.wal = Wal.open(home.wal_dir, start_height=store.height)
-            self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights, sync_display)
+            self.sync = BlockSync(self.chain, self.blocks, self.network, self.peer_heights, sync_display,
+                                  peer_bases=self.peer_bases)
             statesync = config.statesync
             self.snapshots = SnapshotStore(home.snapshots_dir, statesync.snapshot_keep_recent)
             self.snapshot_exchange = SnapshotExchange(self.network, self.chain_id, _SnapshotSource(self))
@@ -339,6 +340,11 @@ class Node:
             if peer in connected:
                 heights[peer] = max(height, heights.get(peer, 0))
         return heights
+
+    def peer_bases(self) -> dict[PeerId, int]:
+        """The lowest height each peer serves blocks from, as its status says (a peer of
+        the first version of the handshake says nothing: 0, from the chain's first)."""
+        return {p: s.base for p, s in self.status.peers.items()}
 
     # --- consensus and sync ----------------------------------------------------------
 

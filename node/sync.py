@@ -117,15 +117,20 @@ class ProgressLines:
 
 
 class BlockSync:
-    """See the module docstring. ``peer_heights`` gives each peer's known height;
-    ``display`` shows the progress of each catch-up (:class:`ProgressLines` if None)."""
+    """See the module docstring. ``peer_heights`` gives each peer's known height, and
+    ``peer_bases`` the lowest height each serves blocks from, where it said (a peer is
+    not asked for blocks below it); ``display`` shows the progress of each catch-up
+    (:class:`ProgressLines` if None)."""
 
     def __init__(self, chain: NodeChain, blocks: BlockExchange, network: Network,
-                 peer_heights: Callable[[], dict[PeerId, int]], display: SyncDisplay | None = None) -> None:
+                 peer_heights: Callable[[], dict[PeerId, int]], display: SyncDisplay | None = None,
+                 peer_bases: Callable[[], dict[PeerId, int]] = dict) -> None:
         self.chain = chain
         self.blocks = blocks
         self.network = network
         self.peer_heights = peer_heights
+        self.peer_bases = peer_bases
+        self._unheld_logged = 0.0
         self.display: SyncDisplay = display if display is not None else ProgressLines()
         self.progress: Progress | None = None
         self._fetched: dict[int, tuple[PeerId, Block, Commit]] = {}
@@ -168,7 +173,8 @@ class BlockSync:
         commit that does not verify is penalized as for an invalid block."""
         start = self.chain.tip + 1
         heights = self.heights()
-        claimers = sorted((p for p, h in heights.items() if h > start), key=heights.__getitem__, reverse=True)
+        claimers = sorted(self._holders(heights, start, least=start + 1), key=heights.__getitem__,
+                          reverse=True)
         proved = False
 
         async def probe(peer: PeerId) -> None:
@@ -246,13 +252,32 @@ class BlockSync:
             end = min(start + RANGE, limit + 1)
             if start > limit or (end - start < RANGE and end <= top):
                 return
-            holders = [p for p, h in heights.items() if h >= start]
+            holders = self._holders(heights, start)
             if not holders:
                 return
             span = range(start, end)
             self._pending.update(span)
             self._requests += 1
             nursery.start_soon(self._fetch, random.choice(holders), span)
+
+    def _holders(self, heights: dict[PeerId, int], start: int, least: int | None = None) -> list[PeerId]:
+        """The peers that hold block ``start`` by what they said: at a height of at least
+        ``least`` (default ``start``), from a base at or below ``start``. If some are past
+        it only from a higher base (they pruned it, or started from a snapshot), a warning
+        says so, once a minute."""
+        bases = self.peer_bases()
+        least = start if least is None else least
+        holders = [p for p, h in heights.items() if h >= least and bases.get(p, 0) <= start]
+        if not holders:
+            above_base = [bases[p] for p, h in heights.items() if h >= start and p in bases]
+            now = trio.current_time()
+            if above_base and now - self._unheld_logged >= DOUBT_S:
+                self._unheld_logged = now
+                log.warning("no peer holds the next block: those ahead serve blocks from a later height only "
+                            "(they pruned older ones, or started from a snapshot); this node needs a peer "
+                            "with them, or to start with --state-sync",
+                            extra={"height": start, "lowest_served": min(above_base)})
+        return holders
 
     def _precheck_more(self, nursery: trio.Nursery) -> None:
         """Check, in worker threads, the tx signatures of the ``PRECHECK_AHEAD`` fetched

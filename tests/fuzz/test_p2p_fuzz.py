@@ -46,6 +46,7 @@ from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Validation, request_protocol
 from p2p.peers import PeerId
 from p2p.status import MAX_STATUS_BYTES, Status, StatusService
+from p2p.status import VERSION as STATUS_VERSION
 from p2p.txgossip import TxGossip
 from storage.memory import MemoryKV
 from storage.store import Store
@@ -391,7 +392,7 @@ def test_fuzzed_tx_gossip_is_taken_or_ignored_or_costs_its_sender(data: bytes) -
     run(scenario)
 
 
-STATUS_PROTOCOL = request_protocol(CHAIN_ID, "status")
+STATUS_PROTOCOL = request_protocol(CHAIN_ID, "status", STATUS_VERSION)
 VALID_STATUSES = [
     Status(CHAIN_ID, GENESIS_HASH, 3, ("/memory/p2p/peer",), ("/memory/p2p/other",)).encode(),
     Status(CHAIN_ID, GENESIS_HASH, 0, (), ()).encode(),

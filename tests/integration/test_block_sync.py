@@ -155,7 +155,10 @@ class Scene:
         mine = BlockExchange(self.me, chain_id, Blocks(self.behind), ignore, max_block_bytes=1 << 22)
         self.blocks_protocol = mine.blocks_protocol
         self.claims: dict[PeerId, int] = {}
-        self.sync = BlockSync(chain, mine, self.me, lambda: dict(self.claims))
+        self.bases: dict[PeerId, int] = {}
+        """The lowest heights the peers say they serve blocks from."""
+        self.sync = BlockSync(chain, mine, self.me, lambda: dict(self.claims),
+                              peer_bases=lambda: dict(self.bases))
 
     def score(self, name: str) -> float:
         return self.me.score(self.peers[name])
@@ -217,6 +220,37 @@ async def test_a_peer_that_never_answers_does_not_hold_back_the_proof_of_another
         assert await sync.confirm_behind()
     assert sync.heights()[peers["stalled"]] == HEIGHTS + 5  # not doubted: only slower
     assert scene.score("honest") == 0 and scene.score("stalled") == 0
+
+
+async def test_a_peer_that_serves_blocks_only_from_a_later_height_is_not_asked_below_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that pruned its old blocks (or started from a snapshot) says from which
+    height it serves them: it is not asked for lower ones, nor doubted, nor does it lose
+    score. While no peer holds the next block, the node waits and says why."""
+    scene = Scene(pruned="nothing", honest="chain")
+    sync, peers = scene.sync, scene.peers
+    scene.claims[peers["pruned"]] = HEIGHTS
+    scene.bases[peers["pruned"]] = 4
+    asked: list[PeerId] = []
+    fetch = scene.sync.blocks.fetch_blocks
+
+    async def counted(peer: PeerId, start: int, count: int) -> list[tuple[Block, Commit]]:
+        asked.append(peer)
+        return await fetch(peer, start, count)
+
+    sync.blocks.fetch_blocks = counted  # type: ignore[method-assign]
+    with trio.move_on_after(1):
+        await sync.catch_up()
+    assert scene.behind.height == 0 and asked == []
+    assert sync.heights()[peers["pruned"]] == HEIGHTS and scene.score("pruned") == 0
+    assert "no peer holds the next block" in caplog.text
+    assert not await sync.confirm_behind() and asked == []  # not a claim it can prove
+
+    scene.claims[peers["honest"]] = HEIGHTS
+    with trio.fail_after(30):
+        await sync.catch_up()
+    assert scene.behind.height == HEIGHTS and set(asked) == {peers["honest"]}
+    assert scene.score("pruned") == 0 and scene.score("honest") == 0
 
 
 async def test_a_range_not_served_after_a_lower_one_keeps_the_lower_cap() -> None:

@@ -4,6 +4,7 @@ disconnected and banned, requests honour limits and deadlines."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -15,7 +16,7 @@ from chain.errors import DecodeError, NetworkError
 from p2p.memory import MemoryHub, MemoryNetwork
 from p2p.network import MAX_GOSSIP_BYTES, Validation, gossip_topic, request_protocol
 from p2p.peers import PeerBook, PeerId
-from p2p.status import Status, StatusService
+from p2p.status import MAX_STATUS_BYTES, Status, StatusService
 
 TOPIC = gossip_topic("bizra-devnet-1", "txs")
 
@@ -179,11 +180,43 @@ async def test_a_peer_with_another_genesis_is_banned_too(autojump_clock: trio.te
     assert a.book.is_banned(b.local_id, trio.current_time())
 
 
+async def test_the_status_says_the_lowest_height_served_and_an_older_node_is_talked_to_in_its_version(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A node tells its peers the lowest height it serves blocks from (one that pruned
+    older blocks, or started from a snapshot, serves none below it). A node of the
+    first version of the handshake, which does not say it, is asked and answered in
+    that version and stays connected; its lowest height is taken as the first."""
+    hub = MemoryHub()
+    ours, pruned, older = hub.join("ours"), hub.join("pruned"), hub.join("older")
+    service = StatusService(ours, "bizra-a", bytes(32), lambda: 7, lambda: [], lambda: 1)
+    StatusService(pruned, "bizra-a", bytes(32), lambda: 90, lambda: [], lambda: 40)
+    old_status = Status("bizra-a", bytes(32), 12, ("/memory/p2p/older",))
+
+    async def answer_in_version_1(peer: PeerId, request: bytes) -> bytes:
+        return old_status.encode(1)
+
+    older.set_handler(request_protocol("bizra-a", "status", 1), answer_in_version_1, max_request_bytes=0)
+    hub.connect(ours.local_id, pruned.local_id)
+    hub.connect(ours.local_id, older.local_id)
+    seen = await service.check(pruned.local_id)
+    assert seen is not None and (seen.height, seen.base) == (90, 40)
+    assert await service.check(older.local_id) == old_status and old_status.base == 0
+    assert sorted(ours.peers()) == sorted([pruned.local_id, older.local_id])
+    # and an older node asking this one gets the first version's five fields
+    answer = await older.request(ours.local_id, request_protocol("bizra-a", "status", 1), b"",
+                                 max_response_bytes=MAX_STATUS_BYTES, timeout=5)
+    assert Status.decode(answer, 1) == dataclasses.replace(service.status(), base=0)
+    with pytest.raises(DecodeError, match="expected 6 fields, got 5"):
+        Status.decode(answer)
+
+
 def test_a_status_that_does_not_decode_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
         Status.decode(b"\x80")
-    status = Status("c", bytes(32), 3, ("x/p2p/a",), ("y/p2p/b",))
+    status = Status("c", bytes(32), 3, ("x/p2p/a",), ("y/p2p/b",), 2)
     assert Status.decode(status.encode()) == status
+    with pytest.raises(DecodeError):
+        Status.decode(status.encode(), 1)
 
 
 async def test_a_link_says_who_dialed_while_the_peers_are_connected() -> None:
