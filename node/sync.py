@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 RANGE = 20
 PARALLEL = 4
 UNSERVED_PENALTY = 5.0
-"""What not serving a range it claimed to have costs a peer (a node that pruned those
-blocks, or a slow one, does it too, so less than an invalid message)."""
+"""What not serving a range it claimed to have costs a peer (a slow node does it too,
+and an older one restored from a snapshot, which does not say its base: so less than an
+invalid message)."""
 DOUBT_S = 60.0
 """How long sync caps the height of a peer that did not serve what it claimed."""
 PROGRESS_EVERY_S = 3.0
@@ -262,21 +263,20 @@ class BlockSync:
 
     def _holders(self, heights: dict[PeerId, int], start: int, least: int | None = None) -> list[PeerId]:
         """The peers that hold block ``start`` by what they said: at a height of at least
-        ``least`` (default ``start``), from a base at or below ``start``. If some are past
-        it only from a higher base (they pruned it, or started from a snapshot), a warning
-        says so, once a minute."""
+        ``least`` (default ``start``), from a base at or below ``start``. If the only peers
+        that high serve blocks from a later base (restored from snapshots, they hold no
+        older blocks), a warning says so, once a minute."""
         bases = self.peer_bases()
         least = start if least is None else least
-        holders = [p for p, h in heights.items() if h >= least and bases.get(p, 0) <= start]
-        if not holders:
-            above_base = [bases[p] for p, h in heights.items() if h >= start and p in bases]
-            now = trio.current_time()
-            if above_base and now - self._unheld_logged >= DOUBT_S:
-                self._unheld_logged = now
-                log.warning("no peer holds the next block: those ahead serve blocks from a later height only "
-                            "(they pruned older ones, or started from a snapshot); this node needs a peer "
-                            "with them, or to start with --state-sync",
-                            extra={"height": start, "lowest_served": min(above_base)})
+        high = [p for p, h in heights.items() if h >= least]
+        holders = [p for p in high if bases.get(p, 0) <= start]
+        now = trio.current_time()
+        if high and not holders and now - self._unheld_logged >= DOUBT_S:
+            self._unheld_logged = now
+            log.warning("no peer holds the next block: the peers ahead serve blocks from a later height only "
+                        "(they were restored from snapshots); this node needs a peer with older blocks, or "
+                        "to start with --state-sync",
+                        extra={"height": start, "lowest_served": min(bases[p] for p in high)})
         return holders
 
     def _precheck_more(self, nursery: trio.Nursery) -> None:

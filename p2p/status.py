@@ -6,9 +6,9 @@ every ``REFRESH_S``. What peers said is kept for block sync (the heights they ho
 peer exchange (:mod:`p2p.peering` dials the addresses they know).
 
 A node of the first version of the handshake (``status/1``, the same without the lowest
-height) is asked that one, and answered in it: a node that pruned its old blocks or
-started from a snapshot serves them no longer, and the lowest height tells its peers
-not to ask it for them (CometBFT's blocksync status carries its ``base`` so).
+height) is asked that one, and answered in it. A node restored from a snapshot (state
+sync) serves blocks from its snapshot's height on only, and the lowest height tells its
+peers not to ask it for older ones (CometBFT's blocksync status carries its ``base`` so).
 """
 
 from __future__ import annotations

@@ -224,13 +224,13 @@ async def test_a_peer_that_never_answers_does_not_hold_back_the_proof_of_another
 
 async def test_a_peer_that_serves_blocks_only_from_a_later_height_is_not_asked_below_it(
         caplog: pytest.LogCaptureFixture) -> None:
-    """A peer that pruned its old blocks (or started from a snapshot) says from which
-    height it serves them: it is not asked for lower ones, nor doubted, nor does it lose
-    score. While no peer holds the next block, the node waits and says why."""
-    scene = Scene(pruned="nothing", honest="chain")
+    """A peer restored from a snapshot (state sync) says from which height it serves
+    blocks: it is not asked for lower ones, nor doubted, nor does it lose score. While no
+    peer holds the next block, the node waits and says why."""
+    scene = Scene(restored="nothing", honest="chain")
     sync, peers = scene.sync, scene.peers
-    scene.claims[peers["pruned"]] = HEIGHTS
-    scene.bases[peers["pruned"]] = 4
+    scene.claims[peers["restored"]] = HEIGHTS
+    scene.bases[peers["restored"]] = 4
     asked: list[PeerId] = []
     fetch = scene.sync.blocks.fetch_blocks
 
@@ -242,7 +242,7 @@ async def test_a_peer_that_serves_blocks_only_from_a_later_height_is_not_asked_b
     with trio.move_on_after(1):
         await sync.catch_up()
     assert scene.behind.height == 0 and asked == []
-    assert sync.heights()[peers["pruned"]] == HEIGHTS and scene.score("pruned") == 0
+    assert sync.heights()[peers["restored"]] == HEIGHTS and scene.score("restored") == 0
     assert "no peer holds the next block" in caplog.text
     assert not await sync.confirm_behind() and asked == []  # not a claim it can prove
 
@@ -250,7 +250,7 @@ async def test_a_peer_that_serves_blocks_only_from_a_later_height_is_not_asked_b
     with trio.fail_after(30):
         await sync.catch_up()
     assert scene.behind.height == HEIGHTS and set(asked) == {peers["honest"]}
-    assert scene.score("pruned") == 0 and scene.score("honest") == 0
+    assert scene.score("restored") == 0 and scene.score("honest") == 0
 
 
 async def test_a_range_not_served_after_a_lower_one_keeps_the_lower_cap() -> None:

@@ -182,26 +182,26 @@ async def test_a_peer_with_another_genesis_is_banned_too(autojump_clock: trio.te
 
 async def test_the_status_says_the_lowest_height_served_and_an_older_node_is_talked_to_in_its_version(
         autojump_clock: trio.testing.MockClock) -> None:
-    """A node tells its peers the lowest height it serves blocks from (one that pruned
-    older blocks, or started from a snapshot, serves none below it). A node of the
+    """A node tells its peers the lowest height it serves blocks from (one restored from
+    a snapshot serves none below it). A node of the
     first version of the handshake, which does not say it, is asked and answered in
     that version and stays connected; its lowest height is taken as the first."""
     hub = MemoryHub()
-    ours, pruned, older = hub.join("ours"), hub.join("pruned"), hub.join("older")
+    ours, restored, older = hub.join("ours"), hub.join("restored"), hub.join("older")
     service = StatusService(ours, "bizra-a", bytes(32), lambda: 7, lambda: [], lambda: 1)
-    StatusService(pruned, "bizra-a", bytes(32), lambda: 90, lambda: [], lambda: 40)
+    StatusService(restored, "bizra-a", bytes(32), lambda: 90, lambda: [], lambda: 40)
     old_status = Status("bizra-a", bytes(32), 12, ("/memory/p2p/older",))
 
     async def answer_in_version_1(peer: PeerId, request: bytes) -> bytes:
         return old_status.encode(1)
 
     older.set_handler(request_protocol("bizra-a", "status", 1), answer_in_version_1, max_request_bytes=0)
-    hub.connect(ours.local_id, pruned.local_id)
+    hub.connect(ours.local_id, restored.local_id)
     hub.connect(ours.local_id, older.local_id)
-    seen = await service.check(pruned.local_id)
+    seen = await service.check(restored.local_id)
     assert seen is not None and (seen.height, seen.base) == (90, 40)
     assert await service.check(older.local_id) == old_status and old_status.base == 0
-    assert sorted(ours.peers()) == sorted([pruned.local_id, older.local_id])
+    assert sorted(ours.peers()) == sorted([restored.local_id, older.local_id])
     # and an older node asking this one gets the first version's five fields
     answer = await older.request(ours.local_id, request_protocol("bizra-a", "status", 1), b"",
                                  max_response_bytes=MAX_STATUS_BYTES, timeout=5)
