@@ -34,6 +34,7 @@ chose a bar), and in ``status`` (``catching_up``) and the metrics.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ class BlockSync:
         self.network = network
         self.peer_heights = peer_heights
         self.peer_bases = peer_bases
-        self._unheld_logged = 0.0
+        self._unheld_logged = -math.inf
         self.display: SyncDisplay = display if display is not None else ProgressLines()
         self.progress: Progress | None = None
         self._fetched: dict[int, tuple[PeerId, Block, Commit]] = {}

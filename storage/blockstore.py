@@ -79,7 +79,7 @@ class BlockStore:
         """The length in bytes of the block at ``height``'s canonical encoding (what
         ``len(encode(block))`` gives), read from the store without decoding the block;
         ``None`` if this node does not have it."""
-        raw = self._kv.get(schema.block(height))
+        raw = self.encoded_block(height)
         return None if raw is None else len(raw)
 
     def block_height(self, block_id: bytes) -> int | None:
