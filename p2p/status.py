@@ -98,6 +98,8 @@ class StatusService:
         self.protocols = {version: request_protocol(chain_id, "status", version) for version in (VERSION, 1)}
         """The handshake's protocol by version, the current first."""
         self.peers: dict[PeerId, Status] = {}
+        self._versions: dict[PeerId, int] = {}
+        """The version each connected peer answered in: the one it is asked in again."""
         for version, protocol in self.protocols.items():
             network.set_handler(protocol, functools.partial(self._answer, version), max_request_bytes=0)
 
@@ -121,6 +123,7 @@ class StatusService:
                     nursery.start_soon(self.check, event.peer)
                 else:
                     self.peers.pop(event.peer, None)
+                    self._versions.pop(event.peer, None)
 
     async def _refresh(self) -> None:
         while True:
@@ -130,16 +133,21 @@ class StatusService:
                     nursery.start_soon(self.check, peer)
 
     async def check(self, peer: PeerId) -> Status | None:
-        """Ask ``peer`` for its status (in the first version of the handshake it serves,
-        the current one first); ban it if it is another chain's (or lies)."""
+        """Ask ``peer`` for its status, in the first version of the handshake it serves:
+        the one it answered in before first, else the current one; ban it if it is another
+        chain's (or lies)."""
+        known = self._versions.get(peer)
+        versions = sorted(self.protocols, key=lambda v: v != known)  # stable: the current next
         try:
-            for version, protocol in self.protocols.items():
+            for version in versions:
+                protocol = self.protocols[version]
                 try:
                     raw = await self.network.request(peer, protocol, b"", max_response_bytes=MAX_STATUS_BYTES,
                                                      timeout=STATUS_TIMEOUT_S)
                 except UnsupportedProtocol:
                     continue
                 status = Status.decode(raw, version)
+                self._versions[peer] = version
                 break
             else:
                 self.network.ban(peer, "it does not speak this chain's status protocol: another chain")

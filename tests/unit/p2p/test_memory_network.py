@@ -202,6 +202,20 @@ async def test_the_status_says_the_lowest_height_served_and_an_older_node_is_tal
     assert seen is not None and (seen.height, seen.base) == (90, 40)
     assert await service.check(older.local_id) == old_status and old_status.base == 0
     assert sorted(ours.peers()) == sorted([restored.local_id, older.local_id])
+    # asked again, it is asked in its version at once
+    asked: list[str] = []
+    request = ours.request
+
+    async def recorded(peer: PeerId, protocol: str, data: bytes, *, max_response_bytes: int,
+                       timeout: float) -> bytes:
+        asked.append(protocol)
+        return await request(peer, protocol, data, max_response_bytes=max_response_bytes, timeout=timeout)
+
+    ours.request = recorded  # type: ignore[method-assign]
+    assert await service.check(older.local_id) == old_status
+    assert await service.check(restored.local_id) is not None
+    assert asked == [request_protocol("bizra-a", "status", 1), request_protocol("bizra-a", "status", 2)]
+    ours.request = request  # type: ignore[method-assign]
     # and an older node asking this one gets the first version's five fields
     answer = await older.request(ours.local_id, request_protocol("bizra-a", "status", 1), b"",
                                  max_response_bytes=MAX_STATUS_BYTES, timeout=5)
