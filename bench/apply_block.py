@@ -7,9 +7,12 @@ and measures:
 
 - apply: ``apply_block`` (header and last-commit checks, decoding, signature checks on
   every core, execution) plus the state-root update, i.e. what a node does per block;
+  as in the node, the root is worked out while the signatures are still being checked
+  and the commit adopts it;
 - floor: on the same txs, decode + signature check + hash, with signatures checked on
   every core while the main thread decodes and hashes;
-- the state-root update alone, for both state sizes, and their ratio;
+- the state root's work, worked out ahead and left at commit, for both state sizes,
+  and the ratio of its totals;
 - with ``--store leveldb``, the state is in a node's store (LevelDB, in a temporary
   directory) rather than in memory: apply reads it there, and each block is then
   written as the node commits it (the write timed apart, not in apply).
@@ -134,12 +137,21 @@ class Bench:
                           last_commit=self.last_commit)
 
     def apply(self, block: Block, verifier: BatchVerifier = verify_many_in_background
-              ) -> tuple[float, float, float]:
-        """Apply and commit ``block``; returns the seconds of apply and root, of the root
-        alone, and of the store's write (0 in memory)."""
+              ) -> tuple[float, float, float, float]:
+        """Apply and commit ``block`` as the node does; returns the seconds of apply and
+        root, of the root worked out while signatures were checked (0 if they were done
+        first), of the root left at commit, and of the store's write (0 in memory)."""
         commit = self.sign_commit(block)
+        ahead = [0.0]
+
+        def prepare_root(app_hash: bytes, changes: dict[bytes, bytes | None]) -> None:
+            started = time.perf_counter()
+            self.state.prepare_root(app_hash, changes)
+            ahead[0] = time.perf_counter() - started
+
         t0 = time.perf_counter()
-        outcome = apply_block(self.state, self.state.app_hash, block, self.config, verifier=verifier)
+        outcome = apply_block(self.state, self.state.app_hash, block, self.config, verifier=verifier,
+                              prepare_root=prepare_root)
         t1 = time.perf_counter()
         if self.store is None:
             assert isinstance(self.state, MemoryState)
@@ -151,7 +163,7 @@ class Bench:
             self.store.commit_block(block, commit, outcome)
             t3 = time.perf_counter()
         self.last_commit = commit
-        return t2 - t0, t2 - t1, t3 - t2
+        return t2 - t0, ahead[0], t2 - t1, t3 - t2
 
     def sign_commit(self, block: Block) -> Commit:
         h = block.header.height
@@ -262,7 +274,7 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
         log(f"building a state of {accounts:,} accounts ...")
         directory = None if args.store == "memory" else Path(tempfile.mkdtemp(prefix="bizra-apply-"))
         bench = Bench(max(accounts, args.txs), senders, rng, directory)
-        applies, roots, floors, writes = [], [], [], []
+        applies, aheads, roots, floors, writes = [], [], [], [], []
         for _ in range(args.repeat):
             ledger = Ledger(bench.state)
             nonces = [ledger.account(address_of(k.public_key)).nonce for k in senders]
@@ -271,8 +283,9 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
             gc.collect()
             floors.append(floor_seconds(bench.config.chain_id, txs, bench.config.params, verifier))
             gc.collect()
-            total, root, write = bench.apply(block, verifier)
+            total, ahead, root, write = bench.apply(block, verifier)
             applies.append(total)
+            aheads.append(ahead)
             roots.append(root)
             writes.append(write)
         best_apply, best_floor = min(applies), min(floors)
@@ -281,6 +294,8 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
             "state_build_s": round(bench.build_s, 2),
             "apply_s_best": round(best_apply, 4), "apply_s_median": round(statistics.median(applies), 4),
             "floor_s_best": round(best_floor, 4),
+            "state_root_ahead_s_best": round(min(aheads), 4),
+            "state_root_work_s_best": round(min(a + r for a, r in zip(aheads, roots, strict=True)), 4),
             "state_root_s_best": round(min(roots), 4),
             "store_write_s_best": round(min(writes), 4) if directory is not None else None,
             "tx_per_s": round(args.txs / best_apply),
@@ -290,7 +305,8 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
         per_size[str(accounts)] = entry
         print(f"{accounts:>10,} accounts: {entry['tx_per_s']:>7,} tx/s verify+apply+root   "
               f"floor {entry['floor_tx_per_s']:>7,} tx/s (decode+verify+hash, {os.cpu_count()} cores)   "
-              f"ratio {entry['ratio']:.2f}   state root {entry['state_root_s_best'] * 1e3:.1f} ms"
+              f"ratio {entry['ratio']:.2f}   state root {entry['state_root_ahead_s_best'] * 1e3:.1f} ms "
+              f"while signatures were checked, {entry['state_root_s_best'] * 1e3:.1f} ms at commit"
               + (f"   store write {min(writes) * 1e3:.1f} ms" if directory is not None else ""),
               flush=True)
         bench.close()
@@ -306,9 +322,10 @@ def run(args: argparse.Namespace, verifier: BatchVerifier) -> None:
     results["ratio"] = headline["ratio"]
     if len(sizes) >= 2:
         results["state_root_ratio_largest_vs_smallest"] = round(
-            sizes[-1]["state_root_s_best"] / sizes[0]["state_root_s_best"], 3)
-        print(f"state root of a {args.txs:,}-tx block: {sizes[-1]['state_root_s_best'] * 1e3:.1f} ms over "
-              f"{args.accounts[-1]:,} accounts vs {sizes[0]['state_root_s_best'] * 1e3:.1f} ms over "
+            sizes[-1]["state_root_work_s_best"] / sizes[0]["state_root_work_s_best"], 3)
+        print(f"state root of a {args.txs:,}-tx block, all its work: "
+              f"{sizes[-1]['state_root_work_s_best'] * 1e3:.1f} ms over "
+              f"{args.accounts[-1]:,} accounts vs {sizes[0]['state_root_work_s_best'] * 1e3:.1f} ms over "
               f"{args.accounts[0]:,} accounts: x{results['state_root_ratio_largest_vs_smallest']}")
     log("compiled vs interpreted ...")
     results["mypyc"] = compiled_vs_interpreted(rng)

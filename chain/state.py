@@ -52,6 +52,13 @@ class MemoryState:
         """An inclusion or absence proof of ``key`` against :attr:`app_hash`."""
         return self.tree.prove(key)
 
+    def prepare_root(self, app_hash: bytes, changes: dict[bytes, bytes | None]) -> None:
+        """Work out the root after ``changes`` ahead of their :meth:`commit`, which then
+        adopts the work, if ``app_hash`` is this state's root (see
+        :func:`chain.transition.apply_block`)."""
+        if app_hash == self.tree.root():
+            self.tree.ahead(changes)
+
     def commit(self, changes: Mapping[bytes, bytes | None]) -> bytes:
         """Apply a block's changes; returns the new state root."""
         for key, value in changes.items():

@@ -141,21 +141,59 @@ def _build(paths: list[bytes], leaves: list[bytes], hashes: list[bytes], lo: int
     return _Node(children, preimage), sha256(preimage).digest()
 
 
+_SET = 0
+_DELETE = 1
+_INSERT = 2
+
+
+class _Undo:
+    """How to take back a batch applied to a trie: the nodes' earlier child lists, as
+    the operations made on them (``(children, position, old child, _SET | _DELETE |
+    _INSERT)``, in order), and their earlier hash preimages (``(preimage, offset, old
+    bytes)``: a child hash at ``offset``, or the whole preimage at ``-1``)."""
+
+    __slots__ = ("children", "preimages")
+
+    def __init__(self) -> None:
+        self.children: list[tuple[list[bytes | _Node], int, bytes | _Node | None, int]] = []
+        self.preimages: list[tuple[bytearray, int, bytes | bytearray]] = []
+
+    def take_back(self) -> None:
+        """Restore every node recorded to what it was before the batch."""
+        for children, pos, old, op in reversed(self.children):
+            if op == _SET:
+                assert old is not None
+                children[pos] = old
+            elif op == _DELETE:
+                assert old is not None
+                children.insert(pos, old)
+            else:
+                del children[pos]
+        for preimage, at, before in self.preimages:
+            if at < 0:
+                preimage[:] = before
+            else:
+                preimage[at:at + HASH_LEN] = before
+
+
 class _Batch:
     """One update's changes, sorted by path, and what applying them does to the trie.
 
     ``leaves[i]`` is the new leaf of ``paths[i]`` (``None``: delete) and ``hashes[i]``
     its leaf hash (empty for a deletion). ``added`` counts keys inserted minus deleted.
+    With ``undo`` given, every change made to a node already in the trie is recorded in
+    it, to be taken back.
     """
 
-    __slots__ = ("added", "hashes", "leaves", "paths")
+    __slots__ = ("added", "hashes", "leaves", "paths", "undo")
 
     def __init__(self, paths: list[bytes], leaves: list[bytes | None],
-                 hashes: list[bytes]) -> None:
+                 hashes: list[bytes], undo: _Undo | None = None) -> None:
         self.paths = paths
         self.leaves = leaves
         self.hashes = hashes
         self.added = 0
+        self.undo = undo
 
     def apply(self, node: bytes | _Node | None, depth: int, lo: int, hi: int,
               in_place_first: bool) -> tuple[bytes | _Node | None, bytes]:
@@ -209,11 +247,16 @@ class _Batch:
                 continue
             if not child.startswith(path, _PATH_AT):
                 return None
+            undo = self.undo
+            if undo is not None:
+                undo.children.append((current.children, pos, child, _SET))
             current.children[pos] = new_leaf
             new_hash = self.hashes[i]
             for k in range(len(trail) - 1, -1, -1):
                 at = _CHILDREN_AT + HASH_LEN * offsets[k]
                 preimage = trail[k].preimage
+                if undo is not None:
+                    undo.preimages.append((preimage, at, preimage[at:at + HASH_LEN]))
                 preimage[at:at + HASH_LEN] = new_hash
                 new_hash = sha256(preimage).digest()
             return new_hash
@@ -224,6 +267,9 @@ class _Batch:
         paths = self.paths
         children = node.children
         preimage = node.preimage
+        undo = self.undo
+        if undo is not None:
+            undo.preimages.append((preimage, -1, bytes(preimage)))
         bitmap = _bitmap(preimage)
         reshaped = False
         i = lo
@@ -236,18 +282,24 @@ class _Batch:
                 child = children[pos]
                 new, new_hash = self.apply(child, depth + 1, i, j, in_place_first)
                 if new is None:
+                    if undo is not None:
+                        undo.children.append((children, pos, child, _DELETE))
                     del children[pos]
                     del preimage[at:at + HASH_LEN]
                     bitmap ^= bit
                     reshaped = True
                 else:
                     if new is not child:
+                        if undo is not None:
+                            undo.children.append((children, pos, child, _SET))
                         children[pos] = new
                         reshaped = True
                     preimage[at:at + HASH_LEN] = new_hash
             else:
                 new, new_hash = self.build(i, j, depth + 1)
                 if new is not None:
+                    if undo is not None:
+                        undo.children.append((children, pos, None, _INSERT))
                     children.insert(pos, new)
                     preimage[at:at] = new_hash
                     bitmap |= bit
@@ -388,23 +440,43 @@ class StateProof:
         return cls(tuple(nodes), leaf)
 
 
+class _Ahead:
+    """A batch applied to the trie ahead of its :meth:`StateTree.update`: the changes
+    (a copy), the trie's root node, hash and size before and after, and the undo."""
+
+    __slots__ = ("changes", "new_hash", "new_size", "old_root", "undo")
+
+    def __init__(self, changes: dict[bytes, bytes | None], old_root: bytes | _Node | None,
+                 new_hash: bytes, new_size: int, undo: _Undo) -> None:
+        self.changes = changes
+        self.old_root = old_root
+        self.new_hash = new_hash
+        self.new_size = new_size
+        self.undo = undo
+
+
 class StateTree:
     """The state's key/value map with its root, updated a batch (a block) at a time.
 
     Keys and values are byte strings. Not thread-safe; an update that raises (a value
     that is not ``bytes``, say) leaves the tree as it was.
+
+    A batch may be worked out ahead (:meth:`ahead`), while its commit is not yet
+    certain: the next :meth:`update` of the same changes then only adopts it, and any
+    other call first takes it back.
     """
 
-    __slots__ = ("_root", "_root_hash", "_size")
+    __slots__ = ("_ahead", "_root", "_root_hash", "_size")
 
     def __init__(self) -> None:
         """An empty tree (root ``SHA-256(b"")``)."""
         self._root: bytes | _Node | None = None
         self._root_hash = EMPTY_ROOT
         self._size = 0
+        self._ahead: _Ahead | None = None
 
     def root(self) -> bytes:
-        """The root hash: what ``app_hash`` carries."""
+        """The root hash: what ``app_hash`` carries (never a batch's worked out ahead)."""
         return self._root_hash
 
     def __len__(self) -> int:
@@ -413,6 +485,7 @@ class StateTree:
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key``, or ``None`` when it is absent (``O(log n)``)."""
+        self._take_back()
         path = key_path(key)
         leaf = self._leaf_on_path(path, None)
         if leaf is None or not leaf.startswith(path, _PATH_AT):
@@ -428,7 +501,63 @@ class StateTree:
         ``TypeError`` before changing anything if a value is neither bytes nor ``None``.
         ``key_paths``, if given, holds :func:`key_path` of every changed key, as the caller
         worked them out (they are not computed again, nor checked).
+
+        If :meth:`ahead` was given equal ``changes`` last, its work is adopted: the update
+        costs a comparison of the changes.
         """
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            if ahead.changes == changes:
+                self._root_hash = ahead.new_hash
+                self._size = ahead.new_size
+                return self._root_hash
+            self._take_back_from(ahead)
+        batch = self._batch(changes, key_paths, None)
+        if batch is None:
+            return self._root_hash
+        root, root_hash = batch.apply(self._root, 0, 0, len(batch.paths), True)
+        self._root = root
+        self._root_hash = EMPTY_ROOT if root is None else root_hash
+        self._size += batch.added
+        return self._root_hash
+
+    def ahead(self, changes: Mapping[bytes, bytes | None],
+              key_paths: Mapping[bytes, bytes] | None = None) -> bytes:
+        """Work out :meth:`update` of ``changes`` (``key_paths`` as there) and return the
+        root it will give, leaving :meth:`root` and ``len`` as they are: the next
+        :meth:`update` with changes equal to these adopts the work; any other call (an
+        update of other changes, :meth:`get`, :meth:`prove`, :meth:`trail`, another
+        :meth:`ahead`) takes it back first, exactly. Raises ``TypeError`` as
+        :meth:`update` does, the tree unchanged.
+        """
+        self._take_back()
+        undo = _Undo()
+        batch = self._batch(changes, key_paths, undo)
+        if batch is None:
+            return self._root_hash
+        old_root = self._root
+        root, root_hash = batch.apply(old_root, 0, 0, len(batch.paths), True)
+        new_hash = EMPTY_ROOT if root is None else root_hash
+        self._root = root
+        self._ahead = _Ahead(dict(changes), old_root, new_hash, self._size + batch.added, undo)
+        return new_hash
+
+    def _take_back(self) -> None:
+        """Undo the batch worked out ahead, if there is one."""
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            self._take_back_from(ahead)
+
+    def _take_back_from(self, ahead: _Ahead) -> None:
+        ahead.undo.take_back()
+        self._root = ahead.old_root
+
+    def _batch(self, changes: Mapping[bytes, bytes | None], key_paths: Mapping[bytes, bytes] | None,
+               undo: _Undo | None) -> _Batch | None:
+        """``changes`` as a batch of leaves sorted by path (``None``: no changes); raises
+        ``TypeError`` for a value that is neither bytes nor ``None``."""
         pending: dict[bytes, bytes | None] = {}
         for key, value in changes.items():
             path = sha256(key).digest() if key_paths is None else key_paths[key]
@@ -440,20 +569,16 @@ class StateTree:
             else:
                 raise TypeError(f"state value must be bytes or None, not {type(value).__name__}")
         if not pending:
-            return self._root_hash
+            return None
         paths = sorted(pending)
         leaves = [pending[p] for p in paths]
         hashes = [b"" if leaf is None else _leaf_hash_of(leaf) for leaf in leaves]
-        batch = _Batch(paths, leaves, hashes)
-        root, root_hash = batch.apply(self._root, 0, 0, len(paths), True)
-        self._root = root
-        self._root_hash = EMPTY_ROOT if root is None else root_hash
-        self._size += batch.added
-        return self._root_hash
+        return _Batch(paths, leaves, hashes, undo)
 
     def prove(self, key: bytes) -> StateProof:
         """A proof of ``key``'s value when it is present, of its absence otherwise; it
         verifies with :func:`verify_state_proof` against :meth:`root`."""
+        self._take_back()
         path = key_path(key)
         nodes: list[StateProofNode] = []
         leaf = self._leaf_on_path(path, nodes)
@@ -470,6 +595,7 @@ class StateTree:
         record is the node's hash preimage ``0x01 || bitmap || child hashes``, so SHA-256
         of the record is the hash its parent holds. Each node is visited once.
         """
+        self._take_back()
         ordered = sorted(set(paths))
         out: dict[bytes, bytes] = {}
         if ordered and isinstance(self._root, _Node):

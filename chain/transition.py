@@ -84,6 +84,10 @@ from chain.validatorsets import validator_set_at
 BLOCK_VERSION = 1
 Decoded = Callable[[bytes], "Tx | None"]
 """Where txs decoded already are found by hash: a tx's decoding, or None."""
+PrepareRoot = Callable[[bytes, dict[bytes, bytes | None]], None]
+"""Given a state's root and a block's changes to it, works out the root after them
+ahead of their commit, which then adopts the work (``prepare_root`` of
+:class:`~chain.state.MemoryState` and :class:`~storage.statestore.StateStore`)."""
 STOP_EVERY = 256
 """How many txs :meth:`BlockBuilder.offer` executes between two questions to its ``stop``."""
 SLASH_REPUTATION = 50_000
@@ -222,14 +226,17 @@ def check_tx_against_state(ledger: Ledger, sender: bytes, tx: Tx) -> Account:
 def apply_block(state: StateReader, app_hash: bytes, block: Block, config: ChainConfig,
                 verified: VerifiedCache | None = None,
                 verifier: BatchVerifier = verify_many_in_background,
-                decoded: Decoded | None = None) -> BlockOutcome:
+                decoded: Decoded | None = None, prepare_root: PrepareRoot | None = None) -> BlockOutcome:
     """Apply ``block`` to ``state`` (whose root is ``app_hash``) and return its outcome.
 
     ``verified`` holds hashes of txs whose signatures were already checked (the
     mempool's cache); the others are handed to ``verifier`` (by default threads on every
     core) while the block executes. ``decoded`` finds txs decoded already (the
-    mempool's) by hash, so that they are not decoded again. Raises InvalidBlock (state
-    untouched) if the block breaks any rule.
+    mempool's) by hash, so that they are not decoded again. ``prepare_root`` is given the
+    block's changes once it has executed while signatures are still being checked, so
+    that the state root after them is worked out meanwhile (not otherwise: without a
+    wait to fill, it is left to the commit). Raises InvalidBlock (state untouched) if
+    the block breaks any rule.
     """
     params = config.params
     ledger = Ledger(state)
@@ -250,6 +257,8 @@ def apply_block(state: StateReader, app_hash: bytes, block: Block, config: Chain
         ctx = _TxContext(ledger, config, epoch, members, decoded)
         results = [ctx.execute(raw, i, tx_hashes[i]) for i, raw in enumerate(block.txs)]
         outcome = _finish(ctx, block, results, tx_hashes, slashed)
+        if prepare_root is not None and unverified and not pending.done():
+            prepare_root(app_hash, outcome.changes)
     finally:
         checks = pending.result()
     if not all(checks):

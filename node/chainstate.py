@@ -369,7 +369,7 @@ class NodeChain:
 
     def _execute(self, block: Block) -> BlockOutcome:
         return apply_block(self.store.state.ahead, self.store.app_hash, block, self.config, self.verified,
-                           self.verifier, self.mempool.decoded)
+                           self.verifier, self.mempool.decoded, self.store.state.prepare_root)
 
     def precheck(self, block: Block) -> None:
         """Check the signatures of ``block``'s txs that are not known to be valid, and

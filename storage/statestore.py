@@ -67,7 +67,8 @@ class StateStore:
     thread may call :meth:`advance`, :meth:`stage` and :meth:`prune`.
     """
 
-    __slots__ = ("_cache", "_generation", "_kv", "_lock", "_pending", "_staged", "base", "height", "tree")
+    __slots__ = ("_cache", "_generation", "_kv", "_lock", "_pending", "_prepared", "_staged", "_tree_lock",
+                 "base", "height", "tree")
 
     def __init__(self, kv: KeyValueStore, height: int, base: int) -> None:
         """The state of a store whose latest committed height is ``height``; call
@@ -77,6 +78,10 @@ class StateStore:
         self.base = base
         self.tree = StateTree()
         self._pending: _Pending | None = None
+        self._prepared: _Prepared | None = None
+        self._tree_lock = threading.Lock()
+        """Held while the tree changes or is read: :meth:`prepare_root` runs on the
+        executing thread, the rest on the committing one."""
         self._staged: dict[bytes, bytes | None] = {}
         self._cache: OrderedDict[bytes, bytes | None] = OrderedDict()
         """Latest values read or written lately (``None``: absent), least recently used
@@ -115,7 +120,9 @@ class StateStore:
         with self._lock:
             self._generation += 1
             self._cache.clear()
-        self.tree = tree
+        with self._tree_lock:
+            self._prepared = None
+            self.tree = tree
         self.base = height
         self.height = height
 
@@ -259,16 +266,43 @@ class StateStore:
         From here until that batch is written this store is ahead of the disk: if it is
         never written, the store must be reopened.
         """
-        if self._pending is not None:
-            raise StorageError(f"height {self._pending.height} was advanced and never stored")
+        with self._tree_lock:
+            if self._pending is not None:
+                raise StorageError(f"height {self._pending.height} was advanced and never stored")
+            prepared, self._prepared = self._prepared, None
+            if prepared is not None and prepared.base == self.tree.root() and prepared.changes == changes:
+                kept, paths, before = prepared.kept, prepared.paths, prepared.before
+            else:
+                kept, paths, before = self._tree_changes(changes)
+            root = self.tree.update(kept, paths)
+            self._pending = _Pending(height, kept, paths, before, root)
+            return root
+
+    def prepare_root(self, app_hash: bytes, changes: dict[bytes, bytes | None]) -> None:
+        """Work out the state root after ``changes`` ahead of their :meth:`advance`,
+        which then only adopts it (from any thread; see
+        :func:`chain.transition.apply_block`). Does nothing unless ``app_hash`` is the
+        tree's root and no height is advanced; work for other changes is taken back by
+        the next :meth:`advance`."""
+        with self._tree_lock:
+            if self._pending is not None or self.tree.root() != app_hash:
+                return
+            self._prepared = None
+            kept, paths, before = self._tree_changes(changes)
+            self.tree.ahead(kept, paths)
+            self._prepared = _Prepared(app_hash, dict(changes), kept, paths, before)
+
+    def _tree_changes(self, changes: dict[bytes, bytes | None]
+                      ) -> tuple[dict[bytes, bytes | None], dict[bytes, bytes], dict[bytes, bytes]]:
+        """What ``changes`` do to the tree: those that change it (a deletion of a key the
+        tree lacks does not), their key paths, and the trie records on the deleted keys'
+        paths before."""
         kept = {key: value for key, value in changes.items()
                 if value is not None or self.tree.get(key) is not None}
         paths = {key: key_path(key) for key in kept}
         deleted = [paths[key] for key, value in kept.items() if value is None]
         before = self.tree.trail(deleted) if deleted else {}
-        root = self.tree.update(kept, paths)
-        self._pending = _Pending(height, kept, paths, before, root)
-        return root
+        return kept, paths, before
 
     def advanced(self, height: int) -> bool:
         """Whether :meth:`advance` has applied ``height`` and :meth:`stage` not yet."""
@@ -283,7 +317,8 @@ class StateStore:
         self._pending = None
         self._staged = pending.changes
         paths = pending.paths
-        after = self.tree.trail(paths.values())
+        with self._tree_lock:
+            after = self.tree.trail(paths.values())
         removed = [position for position in pending.before if position not in after]
         changes = pending.changes
         put = batch.put
@@ -404,3 +439,16 @@ class _Pending:
     paths: dict[bytes, bytes]
     before: dict[bytes, bytes]
     root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Changes worked out ahead in the tree (:meth:`StateStore.prepare_root`), on the
+    tree of root ``base``: the block's ``changes`` (a copy), then as for
+    :class:`_Pending`."""
+
+    base: bytes
+    changes: dict[bytes, bytes | None]
+    kept: dict[bytes, bytes | None]
+    paths: dict[bytes, bytes]
+    before: dict[bytes, bytes]

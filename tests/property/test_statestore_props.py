@@ -71,14 +71,23 @@ def check_nothing_left_behind(kv: MemoryKV, base: int) -> None:
             assert all(r for h, r in old if h < base), (item, versions)
 
 
-@given(st.lists(changes_st, min_size=1, max_size=10), st.integers(1, 4))
+@given(st.lists(changes_st, min_size=1, max_size=10), st.integers(1, 4), st.data())
 def test_reads_proofs_and_pruning_match_the_reference(blocks: list[dict[bytes, bytes | None]],
-                                                      keep: int) -> None:
+                                                      keep: int, data: st.DataObject) -> None:
     kv = MemoryKV()
     state = StateStore(kv, -1, 0)
     current: dict[bytes, bytes] = {}
     snapshots = []
     for height, changes in enumerate(blocks):
+        # The root worked out ahead, for these changes or others (a block that was not
+        # committed), or on a stale root, must change nothing of what is stored.
+        ahead = data.draw(st.sampled_from(["none", "same", "other", "stale"]))
+        if ahead == "same":
+            state.prepare_root(state.app_hash, dict(changes))
+        elif ahead == "other":
+            state.prepare_root(state.app_hash, data.draw(changes_st))
+        elif ahead == "stale":
+            state.prepare_root(bytes(32), dict(changes))
         advanced = state.advance(height, changes)
         batch = kv.write_batch(sync=False)
         root = state.stage(batch, height)

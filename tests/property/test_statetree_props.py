@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chain.errors import InvalidProof
-from chain.statetree import StateProof, StateProofNode, StateTree, verify_state_proof
+from chain.statetree import StateProof, StateProofNode, StateTree, key_path, verify_state_proof
 
 from reference import flip
 from reference import state_reference_root as reference_root
@@ -63,6 +63,56 @@ def test_root_is_independent_of_write_order(state: dict[bytes, bytes], rng: rand
     for start in range(0, len(items), batch_size):
         tree.update(dict(items[start:start + batch_size]))
     assert tree.root() == tree_of(state).root()
+
+
+def shape(tree: StateTree, keys: set[bytes]) -> tuple[object, ...]:
+    """Everything a reader sees of ``tree`` on ``keys``: root, size, values, and the
+    internal nodes on their paths."""
+    return (tree.root(), len(tree), [tree.get(k) for k in sorted(keys)],
+            tree.trail(key_path(k) for k in keys))
+
+
+@given(batches, st.data())
+def test_work_ahead_is_adopted_or_taken_back_exactly(history: list[dict[bytes, bytes | None]],
+                                                     data: st.DataObject) -> None:
+    tree, twin = StateTree(), StateTree()
+    state: dict[bytes, bytes] = {}
+    seen: set[bytes] = set()
+    for changes in history:
+        before = tree.root()
+        expected = dict(state)
+        for key, value in changes.items():
+            if value is None:
+                expected.pop(key, None)
+            else:
+                expected[key] = value
+        assert tree.ahead(changes) == reference_root(expected)
+        assert tree.root() == before  # the root is the committed one until the update
+        seen.update(changes)
+        then = data.draw(st.sampled_from(["adopt", "read", "other"]))
+        if then == "read":  # any read takes the work back: the tree is as it was
+            assert shape(tree, seen) == shape(twin, seen)
+        elif then == "other":  # an update of other changes takes it back, then applies
+            other = data.draw(st.dictionaries(keys, st.none() | values, max_size=25))
+            assert tree.update(other) == twin.update(other)
+            for key, value in other.items():
+                if value is None:
+                    state.pop(key, None)
+                else:
+                    state[key] = value
+            seen.update(other)
+            continue
+        assert tree.update(dict(changes)) == twin.update(changes) == reference_root(expected)
+        state = expected
+        assert shape(tree, seen) == shape(twin, seen)
+
+
+def test_work_ahead_leaves_the_tree_as_it_was_on_a_bad_value() -> None:
+    tree = tree_of({b"a": b"1", b"b": b"2"})
+    root = tree.root()
+    with pytest.raises(TypeError):
+        tree.ahead({b"a": b"3", b"c": "text"})  # type: ignore[dict-item]
+    assert tree.root() == root and tree.get(b"a") == b"1" and tree.get(b"c") is None
 
 
 @given(states, keys)

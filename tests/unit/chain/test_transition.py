@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
 from chain import statekeys
 from chain.codec import dumps
-from chain.crypto import VerifiedCache, address_of
+from chain.crypto import SignedItem, VerifiedCache, address_of, verify_many
 from chain.errors import ForgedTx, InvalidBlock, InvalidTx
 from chain.ledger import Ledger
 from chain.params import Params
@@ -372,6 +374,42 @@ def test_signatures_checked_at_admission_are_not_checked_again() -> None:
     verified.add(sha256(forged))
     outcome = apply_block(chain.state, chain.state.app_hash, block, chain.config, verified=verified)
     assert [r.code for r in outcome.results] == [Code.OK]
+
+
+def test_the_state_root_is_worked_out_while_signatures_are_checked() -> None:
+    chain, twin = LocalChain(), LocalChain()  # the same chain; the twin's root comes at commit
+    alice = chain.users[0]
+    good = [chain.tx(alice, Transfer(bytes([i]) * 20, 1 + i), nonce=i) for i in range(5)]
+    other = chain.tx(alice, Transfer(bytes([9]) * 20, 7), nonce=4)  # to an account no good tx pays
+    forged = [*good[:4], other[:-1] + bytes([other[-1] ^ 1])]
+    committed = chain.state.app_hash
+    checks: list[tuple[Future[list[bool]], Sequence[SignedItem]]] = []
+    worked_out: list[bytes] = []
+
+    def held(items: Sequence[SignedItem]) -> Future[list[bool]]:
+        check: Future[list[bool]] = Future()  # running until the root is worked out
+        checks.append((check, items))
+        return check
+
+    def prepare_root(app_hash: bytes, changes: dict[bytes, bytes | None]) -> None:
+        chain.state.prepare_root(app_hash, changes)
+        worked_out.append(app_hash)
+        assert chain.state.app_hash == committed  # readers still see the committed root
+        check, items = checks.pop()
+        check.set_result(verify_many(items))
+
+    with pytest.raises(InvalidBlock, match="tx 4 has an invalid signature"):
+        apply_block(chain.state, committed, chain.next_block(forged), chain.config, verifier=held,
+                    prepare_root=prepare_root)
+    block = chain.next_block(good)
+    outcome = apply_block(chain.state, committed, block, chain.config, verifier=held,
+                          prepare_root=prepare_root)
+    assert worked_out == [committed, committed] and chain.state.app_hash == committed
+    # The commit adopts the good block's work (the forged one's was taken back): the same
+    # root and state as a commit that worked it all out then.
+    twin.apply(block)
+    assert chain.state.commit(outcome.changes) == twin.state.app_hash
+    assert list(chain.state.items()) == list(twin.state.items())
 
 
 def test_admission_checks_say_what_is_wrong_with_a_tx() -> None:
