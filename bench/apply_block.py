@@ -20,8 +20,9 @@ and measures:
 In both apply and floor, signatures are checked by the node's worker processes
 (``--threads``: by threads in this process, for comparison).
 
-Then the mypyc-compiled against the interpreted build of PoI scoring, the merkle root
-and the state tree (the interpreted one is loaded from the installed ``.py`` files).
+Then the mypyc-compiled against the interpreted build of PoI scoring, the merkle root,
+the state tree and the one-pass tx decoder (the interpreted one is loaded from the
+installed ``.py`` files).
 
 Run: ``python bench/apply_block.py`` (``--help`` for sizes). The last line is one JSON
 object with every figure.
@@ -51,6 +52,7 @@ from typing import Any
 import chain.merkle
 import chain.poi
 import chain.statetree
+import chain.txdecode
 from chain.blocks import make_block
 from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
@@ -222,12 +224,16 @@ def compiled_vs_interpreted(rng: random.Random) -> dict[str, Any]:
     dims = [tuple(rng.randrange(1_000_001) for _ in range(5)) for _ in range(100_000)]
     items = [rng.randbytes(32) for _ in range(10_000)]
     changes: dict[bytes, bytes | None] = {rng.randbytes(21): rng.randbytes(40) for _ in range(20_000)}
+    key = PrivateKey.from_seed(sha256(b"bench-decode"))
+    encoded = [sign_tx("bizra-bench-1", key, n, Transfer(rng.randbytes(ADDRESS_LEN), 1 + n), 2_000)
+               for n in range(10_000)]
     out: dict[str, Any] = {}
     for name, mod, run in (
         ("poi_scoring_100k", chain.poi,
          lambda m: [m.attestation_score(d, 10_000, weights, 150_000) for d in dims]),
         ("merkle_root_10k", chain.merkle, lambda m: m.merkle_root(items)),
         ("state_tree_20k", chain.statetree, lambda m: m.StateTree().update(changes)),
+        ("tx_decode_10k", chain.txdecode, lambda m: [m.read_tx(raw) for raw in encoded]),
     ):
         py = interpreted(mod)
         t_c = best_of(5, lambda run=run, mod=mod: run(mod))  # type: ignore[misc]

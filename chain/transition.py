@@ -55,6 +55,7 @@ from chain.poi import (
     expiry_epoch,
 )
 from chain.sizes import BLOCK_EVIDENCE_LIMIT, PUBLIC_KEY_LEN, SIGNATURE_LEN
+from chain.txdecode import read_tx
 from chain.types import (
     TX_SENDER,
     Account,
@@ -148,10 +149,12 @@ def decode_tx(encoded: bytes, params: Params) -> Tx:
     the mempool and for block execution alike. Raises InvalidTx."""
     if len(encoded) > params.max_tx_bytes:
         raise InvalidTx(f"tx is {len(encoded)} bytes, more than max_tx_bytes {params.max_tx_bytes}")
-    try:
-        tx = decode(Tx, encoded)
-    except DecodeError as exc:
-        raise InvalidTx(str(exc)) from None
+    tx = read_tx(encoded) if type(encoded) is bytes else None
+    if tx is None:
+        try:
+            tx = decode(Tx, encoded)
+        except DecodeError as exc:
+            raise InvalidTx(str(exc)) from None
     due = fee_due(params, len(encoded))
     if tx.fee < due:
         raise InvalidTx(f"fee {tx.fee} is below {due}: min_fee {params.min_fee} + fee_per_byte "
