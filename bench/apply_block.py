@@ -49,10 +49,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import chain.fastcodec
 import chain.merkle
 import chain.poi
 import chain.statetree
-import chain.txdecode
 from chain.blocks import make_block
 from chain.codec import dumps
 from chain.commits import median_time, vote_sign_bytes
@@ -233,7 +233,7 @@ def compiled_vs_interpreted(rng: random.Random) -> dict[str, Any]:
          lambda m: [m.attestation_score(d, 10_000, weights, 150_000) for d in dims]),
         ("merkle_root_10k", chain.merkle, lambda m: m.merkle_root(items)),
         ("state_tree_20k", chain.statetree, lambda m: m.StateTree().update(changes)),
-        ("tx_decode_10k", chain.txdecode, lambda m: [m.read_tx(raw) for raw in encoded]),
+        ("tx_decode_10k", chain.fastcodec, lambda m: [m.read_tx(raw) for raw in encoded]),
     ):
         py = interpreted(mod)
         t_c = best_of(5, lambda run=run, mod=mod: run(mod))  # type: ignore[misc]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from importlib.machinery import EXTENSION_SUFFIXES
 
-COMPILED_MODULES: tuple[str, ...] = ("chain.merkle", "chain.poi", "chain.statetree", "chain.txdecode")
+COMPILED_MODULES: tuple[str, ...] = ("chain.merkle", "chain.poi", "chain.statetree", "chain.fastcodec")
 
 
 def module_file(name: str) -> str | None:

@@ -15,6 +15,7 @@ import cbor2
 
 from chain import statekeys as keys
 from chain.codec import dumps, expect_array, expect_bytes, expect_list, expect_uint
+from chain.fastcodec import encode_account, read_account
 from chain.sizes import ADDRESS_LEN
 from chain.types import Account, Attestation, ChainMeta, SetMember, Validator
 
@@ -101,7 +102,12 @@ class Ledger:
         out: dict[bytes, bytes | None] = {}
         for key in self._dirty:
             value = self._cache[key]
-            out[key] = None if value is None else dumps(_to_cbor(value))
+            if value is None:
+                out[key] = None
+            elif type(value) is Account:
+                out[key] = encode_account(value)
+            else:
+                out[key] = dumps(_to_cbor(value))
         return out
 
     # -- records ----------------------------------------------------------------------
@@ -120,7 +126,9 @@ class Ledger:
         cached = self._cache.get(key, _ABSENT)
         if cached is _ABSENT:
             raw = self._base.get(key)
-            cached = None if raw is None else Account.from_cbor(cbor2.loads(raw))
+            cached = None if raw is None else read_account(raw)
+            if cached is None and raw is not None:
+                cached = Account.from_cbor(cbor2.loads(raw))
             self._cache[key] = cached
         return cached or _EMPTY_ACCOUNT
 

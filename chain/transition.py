@@ -44,6 +44,7 @@ from chain.crypto import (
 )
 from chain.epoch import end_epoch
 from chain.errors import DecodeError, ForgedTx, InvalidBlock, InvalidEvidence, InvalidTx
+from chain.fastcodec import read_tx
 from chain.ledger import Ledger, StateReader
 from chain.params import PPM, ChainConfig, Params
 from chain.poi import (
@@ -55,7 +56,6 @@ from chain.poi import (
     expiry_epoch,
 )
 from chain.sizes import BLOCK_EVIDENCE_LIMIT, PUBLIC_KEY_LEN, SIGNATURE_LEN
-from chain.txdecode import read_tx
 from chain.types import (
     TX_SENDER,
     Account,
