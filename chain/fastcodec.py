@@ -77,7 +77,7 @@ def put_uint(out: bytearray, value: int) -> None:
 
 class _Reader:
     """A cursor over canonical CBOR; a read that finds anything else marks it failed
-    (``ok`` false) and returns a placeholder."""
+    (``ok`` false) and returns 0 or empty bytes, which the caller then discards."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
