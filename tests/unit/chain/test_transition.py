@@ -92,6 +92,29 @@ def test_a_tx_failing_its_rule_is_included_and_charged() -> None:
     assert Ledger(chain.state).account(addr(alice)).nonce == 1
 
 
+def test_a_transfer_of_zero_is_included_and_charged() -> None:
+    chain = LocalChain()
+    alice = chain.users[0]
+    start = balance(chain, addr(alice))
+    raw = chain.tx(alice, Transfer(addr(chain.users[1]), 0))
+    outcome = chain.run([raw])
+    assert outcome.results[0].code == Code.ZERO_AMOUNT
+    assert balance(chain, addr(alice)) == start - fee(raw)
+    assert Ledger(chain.state).account(addr(alice)).nonce == 1
+
+
+def test_a_transfer_to_oneself_costs_only_the_fee() -> None:
+    chain = LocalChain()
+    alice = chain.users[0]
+    start = balance(chain, addr(alice))
+    first = chain.tx(alice, Transfer(addr(alice), 5 * SEED))
+    everything = chain.tx(alice, Transfer(addr(alice), start - fee(first) - 2 * 2_000))
+    outcome = chain.run([first, everything])
+    assert [r.code for r in outcome.results] == [Code.OK, Code.OK]
+    assert balance(chain, addr(alice)) == start - fee(first) - fee(everything)
+    assert Ledger(chain.state).account(addr(alice)).nonce == 2
+
+
 @pytest.mark.parametrize(
     ("make_tx", "message"),
     [
