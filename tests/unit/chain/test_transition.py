@@ -80,25 +80,18 @@ def test_transfer_moves_funds_and_pays_the_fee_to_the_proposer() -> None:
     assert Ledger(chain.state).account(addr(alice)).nonce == 1
 
 
-def test_a_tx_failing_its_rule_is_included_and_charged() -> None:
+@pytest.mark.parametrize(("everything", "code", "log"), [
+    (True, Code.INSUFFICIENT_FUNDS, "less than"),  # the fee leaves too little
+    (False, Code.ZERO_AMOUNT, "transfer of zero"),
+])
+def test_a_tx_failing_its_rule_is_included_and_charged(everything: bool, code: Code, log: str) -> None:
     chain = LocalChain()
     alice = chain.users[0]
     start = balance(chain, addr(alice))
-    raw = chain.tx(alice, Transfer(addr(chain.users[1]), start))
+    raw = chain.tx(alice, Transfer(addr(chain.users[1]), start if everything else 0))
     outcome = chain.run([raw])
-    assert outcome.results[0].code == Code.INSUFFICIENT_FUNDS
-    assert "less than" in outcome.results[0].log
-    assert balance(chain, addr(alice)) == start - fee(raw)
-    assert Ledger(chain.state).account(addr(alice)).nonce == 1
-
-
-def test_a_transfer_of_zero_is_included_and_charged() -> None:
-    chain = LocalChain()
-    alice = chain.users[0]
-    start = balance(chain, addr(alice))
-    raw = chain.tx(alice, Transfer(addr(chain.users[1]), 0))
-    outcome = chain.run([raw])
-    assert outcome.results[0].code == Code.ZERO_AMOUNT
+    assert outcome.results[0].code == code
+    assert log in outcome.results[0].log
     assert balance(chain, addr(alice)) == start - fee(raw)
     assert Ledger(chain.state).account(addr(alice)).nonce == 1
 
